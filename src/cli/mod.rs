@@ -1,0 +1,75 @@
+//! Command-line parsing and dispatch. Each subcommand has its own file with an
+//! `Args` struct and an `exec` function; `exec` validates input, calls the
+//! library, and returns the process exit code. No command opens a connection itself.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod check;
+pub mod dist;
+pub mod facts;
+pub mod lab;
+
+/// Deploy and operate a distributed WSO2 API Manager 1.9 cluster over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "apim-deploy", version, about, long_about = None)]
+pub struct Cli {
+    /// More output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output: errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate an inventory and print the derived topology.
+    Check(check::Args),
+    /// Connect to every host and print what is there.
+    Facts(facts::Args),
+    /// A throwaway cluster of real hosts on this machine (root, Linux).
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
+}
+
+/// Parses the process arguments, runs the command and returns its exit code.
+/// Errors are printed once, here.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check::exec(args),
+        Command::Facts(args) => facts::exec(args),
+        Command::Lab(cmd) => lab::exec(cmd),
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("APIM_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}

@@ -1,0 +1,1 @@
+//! The inventory: the operator's TOML, parsed and validated (issue #2).

@@ -1,0 +1,10 @@
+//! apim-deploy: deploys and operates a distributed WSO2 API Manager 1.9 cluster over SSH.
+//!
+//! See ARCHITECTURE.md for the map. In brief: `inventory` reads the operator's TOML,
+//! `topology` derives every per-node fact once, and the commands in `cli` hand that
+//! topology to the engine. Transports, the XML patcher, the lab and the stand-in
+//! distribution are crates of their own under `crates/`.
+
+pub mod cli;
+pub mod inventory;
+pub mod topology;

@@ -1,0 +1,1 @@
+//! The topology derived once from a validated inventory (issue #2).
