@@ -1,0 +1,764 @@
+//! `Lab`: bringing a lab up and down, inspecting it, and injecting faults.
+//!
+//! `up` writes `lab.json` into the state dir before it creates anything, so `down` (or the
+//! next `up`) can clean up a half-built or crashed lab. Teardown finds the lab's processes by
+//! mount namespace, its links and netns by their tagged names, and its mounts by path; it
+//! refuses to delete the state dir while anything is still mounted under it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::db;
+use crate::error::{LabError, Result};
+use crate::host::{self, DeployUser, HostPaths};
+use crate::inventory;
+use crate::keys;
+use crate::net;
+use crate::procs;
+use crate::run::{command, output_with_input, run, run_with_input};
+use crate::spec::{Host, LabSpec};
+
+const STATE_FILE: &str = "lab.json";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(15);
+const SSHD_TIMEOUT: Duration = Duration::from_secs(15);
+/// nft table a `cut` adds inside the host's netns (never touches anyone else's rules).
+const CUT_TABLE: &str = "apimlab_cut";
+
+/// What `lab.json` records: enough to find and tear down everything of the lab.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    spec: LabSpec,
+    hosts: Vec<Host>,
+    deploy_uid: u32,
+    deploy_gid: u32,
+}
+
+/// A running lab. Dropping it does not stop it (the CLI's `up` leaves it running);
+/// call [`Lab::down`], or use [`crate::testing::TestLab`] which downs on drop.
+#[derive(Debug)]
+pub struct Lab {
+    spec: LabSpec,
+    hosts: Vec<Host>,
+    /// The `unshare` anchors when this process started them: waited on by `down` so
+    /// they never linger as zombies of a long-running test process.
+    anchors: Mutex<Vec<Child>>,
+}
+
+/// The database admin account `up` created, for tests and the inventory.
+#[derive(Debug, Clone)]
+pub struct DbAdmin {
+    pub host: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub user: String,
+    /// Mode 0600 file holding the password (never printed).
+    pub password_file: PathBuf,
+}
+
+/// One host's state, as `lab status` reports it.
+#[derive(Debug, Clone)]
+pub struct HostStatus {
+    pub host: Host,
+    /// Processes in the host (its init, the anchor, sshd, sessions, daemons).
+    pub processes: usize,
+    pub sshd_running: bool,
+    /// Some process of the host is stopped (after `freeze`).
+    pub frozen: bool,
+    /// Traffic dropped (after `cut`).
+    pub cut: bool,
+    /// For the db host: mariadbd answers on its socket.
+    pub db_running: Option<bool>,
+}
+
+/// Which processes `kill` targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillScope {
+    /// The host's sshd and its sessions ("connection refused"; nohup'd daemons live on).
+    Sshd,
+    /// Every process but the host's init: like a crash with the machine still up.
+    All,
+}
+
+impl Lab {
+    /// Builds the lab `spec` describes. An existing state dir is torn down first, so a
+    /// crashed run is cleaned up by running `up` again.
+    pub fn up(spec: &LabSpec) -> Result<Lab> {
+        spec.validate()?;
+        ensure_root()?;
+        Lab::down_dir(&spec.state_dir)?;
+        ensure_prefix_free(spec)?;
+        let hosts = spec.plan();
+        let user = host::deploy_user(&spec.deploy_user)?;
+        mkdir_private(&spec.state_dir)?;
+        write_state(spec, &hosts, &user)?;
+        let lab = Lab {
+            spec: spec.clone(),
+            hosts,
+            anchors: Mutex::new(Vec::new()),
+        };
+        match lab.build(&user) {
+            Ok(()) => Ok(lab),
+            Err(err) => {
+                if let Err(cleanup) = lab.down() {
+                    tracing::warn!("cleaning up the failed lab also failed: {cleanup}");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Re-opens the lab recorded in `state_dir` (for `lab status`, `lab freeze`, ...).
+    pub fn open(state_dir: &Path) -> Result<Lab> {
+        let state = read_state(state_dir)?.ok_or_else(|| LabError::State {
+            path: state_dir.to_path_buf(),
+            problem: "no lab here (no lab.json); run `apim-deploy lab up` first".into(),
+        })?;
+        Ok(Lab {
+            spec: state.spec,
+            hosts: state.hosts,
+            anchors: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Stops every process of the lab and removes its mounts, namespaces, links, firewall
+    /// rules and state dir. Running it again is a no-op.
+    pub fn down(&self) -> Result<()> {
+        let anchors = std::mem::take(&mut *self.anchors.lock().unwrap_or_else(|e| e.into_inner()));
+        teardown(&self.spec, &self.hosts, anchors)
+    }
+
+    /// Tears down whatever lab lives in `state_dir`; nothing to do if it does not exist.
+    pub fn down_dir(state_dir: &Path) -> Result<()> {
+        if !state_dir.exists() {
+            return Ok(());
+        }
+        match read_state(state_dir)? {
+            Some(state) => teardown(&state.spec, &state.hosts, Vec::new()),
+            None if is_empty_dir(state_dir) => {
+                fs::remove_dir(state_dir).map_err(LabError::io(state_dir))
+            }
+            None => Err(LabError::NotALab {
+                path: state_dir.to_path_buf(),
+            }),
+        }
+    }
+
+    fn build(&self, user: &DeployUser) -> Result<()> {
+        let spec = &self.spec;
+        keys::generate(spec, &self.hosts)?;
+        let lab_key = keys::lab_public_key(spec)?;
+        for host in &self.hosts {
+            host::prepare(&self.paths(host), host, &self.hosts, spec, &lab_key, user)?;
+        }
+        net::create(spec, &self.hosts)?;
+        private_ns_dir(&spec.state_dir.join("ns"))?;
+        self.boot_all()?;
+        let secrets = inventory::write_secrets(spec)?;
+        std::thread::scope(|scope| {
+            let db_job = self.hosts.iter().find(|h| h.is_db).map(|db_host| {
+                scope.spawn(move || self.start_db(db_host, &secrets.db_admin_password))
+            });
+            let sshd = self.start_all_sshd();
+            let db = db_job.map_or(Ok(()), |job| job.join().expect("db thread panicked"));
+            sshd.and(db)
+        })?;
+        keys::write_known_hosts(spec, &self.hosts)?;
+        keys::write_ssh_config(spec, &self.hosts)?;
+        inventory::write(spec, &self.hosts)?;
+        Ok(())
+    }
+
+    fn boot_all(&self) -> Result<()> {
+        let mut anchors = self.anchors.lock().unwrap_or_else(|e| e.into_inner());
+        for host in &self.hosts {
+            anchors.push(host::boot(&self.spec, &self.paths(host), host)?);
+        }
+        for (host, anchor) in self.hosts.iter().zip(anchors.iter_mut()) {
+            let paths = self.paths(host);
+            host::wait_booted(&paths, anchor, BOOT_TIMEOUT)?;
+            let ns = procs::mntns_of(anchor.id() as i32).ok_or_else(|| LabError::Host {
+                host: host.name.clone(),
+                problem: "its anchor process vanished while booting".into(),
+                log: paths.log("init.log"),
+            })?;
+            fs::write(paths.mntns_file(), ns.to_string())
+                .map_err(LabError::io(paths.mntns_file()))?;
+        }
+        Ok(())
+    }
+
+    fn start_all_sshd(&self) -> Result<()> {
+        for host in &self.hosts {
+            host::start_sshd(&self.spec, &self.paths(host))?;
+        }
+        for host in &self.hosts {
+            wait_for_port(host, 22, SSHD_TIMEOUT, &self.paths(host).log("sshd.log"))?;
+        }
+        Ok(())
+    }
+
+    fn start_db(&self, db_host: &Host, admin_password: &str) -> Result<()> {
+        let paths = self.paths(db_host);
+        db::install(&self.spec, &paths)?;
+        db::start(&self.spec, &paths)?;
+        db::create_admin(&self.spec, &paths, admin_password)?;
+        wait_for_port(db_host, 3306, SSHD_TIMEOUT, &paths.log("mariadbd.log"))
+    }
+
+    // ----- accessors -----
+
+    pub fn spec(&self) -> &LabSpec {
+        &self.spec
+    }
+
+    /// Every host, app hosts first, then `db`.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The host named `name` (`app1`, ..., `db`).
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| LabError::UnknownHost {
+                name: name.to_string(),
+                known: self
+                    .hosts
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.spec.state_dir
+    }
+
+    /// The controller's own address on the lab network (connections from it come from here).
+    pub fn controller_address(&self) -> Ipv4Addr {
+        self.spec.controller_address()
+    }
+
+    /// Private key (ed25519, no passphrase) accepted for root and the deploy user on every host.
+    pub fn ssh_key_path(&self) -> PathBuf {
+        self.spec.state_dir.join("id_ed25519")
+    }
+
+    /// Every host key, as `name,address type key` lines.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.spec.state_dir.join("known_hosts")
+    }
+
+    /// OpenSSH client config with a `Host` block per lab host.
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.spec.state_dir.join("ssh_config")
+    }
+
+    pub fn inventory_path(&self) -> PathBuf {
+        inventory::path(&self.spec)
+    }
+
+    /// Non-root user with passwordless sudo and the lab key on every host.
+    pub fn deploy_user(&self) -> &str {
+        &self.spec.deploy_user
+    }
+
+    /// The MariaDB admin account, if the lab has a db host.
+    pub fn db_admin(&self) -> Option<DbAdmin> {
+        let db_host = self.hosts.iter().find(|h| h.is_db)?;
+        Some(DbAdmin {
+            host: db_host.name.clone(),
+            address: db_host.address,
+            port: 3306,
+            user: db::ADMIN_USER.to_string(),
+            password_file: inventory::secret_path(&self.spec, inventory::DB_ADMIN_PASSWORD),
+        })
+    }
+
+    /// Where a path inside one of the host's private dirs (/opt, /etc, /tmp, /var/log, ...)
+    /// lives on the controller, for assertions that do not go through the host.
+    pub fn host_path(&self, name: &str, inside: &str) -> Result<PathBuf> {
+        let host = self.host(name)?;
+        Ok(self.paths(host).private(inside))
+    }
+
+    /// Directory with the host's logs (sshd.log, mariadbd.log, init.log, install-db.log).
+    pub fn log_dir(&self, name: &str) -> Result<PathBuf> {
+        let host = self.host(name)?;
+        Ok(self.paths(host).dir.join("log"))
+    }
+
+    // ----- inside hosts -----
+
+    /// Runs `argv` inside the host (its namespaces, as root, cwd /), without SSH. The exit
+    /// status is in the output, not an error.
+    pub fn exec(&self, name: &str, argv: &[&str]) -> Result<Output> {
+        self.exec_with_stdin(name, argv, None)
+    }
+
+    /// Like [`Lab::exec`], feeding `stdin` to the command (the way to pass secrets).
+    pub fn exec_with_stdin(
+        &self,
+        name: &str,
+        argv: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output> {
+        let host = self.host(name)?;
+        output_with_input(&mut host::enter(&self.spec, &self.paths(host), argv), stdin)
+    }
+
+    /// Pids (as the controller sees them) of every process of the host.
+    pub fn pids(&self, name: &str) -> Result<Vec<i32>> {
+        Ok(procs::pids_in(self.mntns(self.host(name)?)?))
+    }
+
+    /// The host's sshd listener pid (controller view), if it runs.
+    pub fn sshd_pid(&self, name: &str) -> Result<Option<i32>> {
+        let host = self.host(name)?;
+        let ns = self.mntns(host)?;
+        Ok(procs::pid_from_file(
+            ns,
+            &self.paths(host).private("/run/sshd.pid"),
+        ))
+    }
+
+    // ----- status -----
+
+    /// One scan of /proc, then each host's state.
+    pub fn status(&self) -> Result<Vec<HostStatus>> {
+        let ids: Vec<u64> = self
+            .hosts
+            .iter()
+            .filter_map(|h| self.mntns(h).ok())
+            .collect();
+        let mut by_ns: HashMap<u64, Vec<i32>> = HashMap::new();
+        for (pid, ns) in procs::scan(&ids) {
+            by_ns.entry(ns).or_default().push(pid);
+        }
+        let mut report = Vec::new();
+        for host in &self.hosts {
+            let paths = self.paths(host);
+            let ns = self.mntns(host).ok();
+            let pids = ns
+                .and_then(|ns| by_ns.get(&ns).cloned())
+                .unwrap_or_default();
+            let frozen = pids
+                .iter()
+                .any(|&p| procs::status_of(p).is_some_and(|s| s.state == 'T' || s.state == 't'));
+            let sshd_running = ns.is_some_and(|ns| {
+                procs::pid_from_file(ns, &paths.private("/run/sshd.pid")).is_some()
+            });
+            let db_running = host.is_db.then(|| db::answering(&paths));
+            report.push(HostStatus {
+                host: host.clone(),
+                processes: pids.len(),
+                sshd_running,
+                frozen,
+                cut: paths.dir.join("cut").exists(),
+                db_running,
+            });
+        }
+        Ok(report)
+    }
+
+    // ----- faults -----
+
+    /// SIGSTOP every process of the host: TCP still connects (the kernel answers), but
+    /// nothing responds, e.g. ssh fails with "Connection timed out during banner exchange".
+    pub fn freeze(&self, name: &str) -> Result<()> {
+        let ns = self.mntns(self.host(name)?)?;
+        // Twice: a process forked between the scan and the signals is caught the second time.
+        for _ in 0..2 {
+            procs::signal_all(&procs::pids_in(ns), libc::SIGSTOP);
+        }
+        Ok(())
+    }
+
+    /// SIGCONT every process of the host.
+    pub fn thaw(&self, name: &str) -> Result<()> {
+        let ns = self.mntns(self.host(name)?)?;
+        procs::signal_all(&procs::pids_in(ns), libc::SIGCONT);
+        Ok(())
+    }
+
+    /// SIGKILL the host's sshd and its sessions (new connections are refused at once), or
+    /// with [`KillScope::All`] every process but the host's init.
+    pub fn kill(&self, name: &str, scope: KillScope) -> Result<()> {
+        let host = self.host(name)?;
+        let ns = self.mntns(host)?;
+        let pids = procs::pids_in(ns);
+        let victims: Vec<i32> = match scope {
+            KillScope::Sshd => {
+                let Some(listener) =
+                    procs::pid_from_file(ns, &self.paths(host).private("/run/sshd.pid"))
+                else {
+                    return Ok(());
+                };
+                let sshd_exe = fs::read_link(format!("/proc/{listener}/exe")).ok();
+                procs::with_descendants(listener, &pids)
+                    .into_iter()
+                    .filter(|&p| {
+                        p == listener || fs::read_link(format!("/proc/{p}/exe")).ok() == sshd_exe
+                    })
+                    .collect()
+            }
+            KillScope::All => pids
+                .into_iter()
+                .filter(|&p| {
+                    // Keep the anchor (outside the host's pid namespace) and the init (pid 1 inside).
+                    procs::status_of(p)
+                        .is_some_and(|s| s.ns_pids.len() > 1 && s.ns_pids.last() != Some(&1))
+                })
+                .collect(),
+        };
+        procs::signal_all(&victims, libc::SIGKILL);
+        wait_until(Duration::from_secs(5), || {
+            victims.iter().all(|&p| {
+                procs::status_of(p).is_none_or(|s| s.state == 'Z' || procs::mntns_of(p) != Some(ns))
+            })
+        });
+        Ok(())
+    }
+
+    /// Restarts what `kill` stopped: sshd, and on the db host mariadbd.
+    pub fn revive(&self, name: &str) -> Result<()> {
+        let host = self.host(name)?;
+        let paths = self.paths(host);
+        if self.sshd_pid(name)?.is_none() {
+            host::start_sshd(&self.spec, &paths)?;
+            wait_for_port(host, 22, SSHD_TIMEOUT, &paths.log("sshd.log"))?;
+        }
+        if host.is_db && !db::answering(&paths) {
+            db::start(&self.spec, &paths)?;
+        }
+        Ok(())
+    }
+
+    /// Drops all of the host's traffic in both directions: an nft table inside the host's
+    /// netns (connections to and from it time out); without nft, its veth goes down.
+    pub fn cut(&self, name: &str) -> Result<()> {
+        let host = self.host(name)?;
+        let paths = self.paths(host);
+        let marker = paths.dir.join("cut");
+        if marker.exists() {
+            return Ok(());
+        }
+        let how = if nft_available() {
+            let rules = format!(
+                "table inet {CUT_TABLE} {{\n\
+                   chain input {{ type filter hook input priority -300; policy accept; iifname \"eth0\" drop; }}\n\
+                   chain output {{ type filter hook output priority -300; policy accept; oifname \"eth0\" drop; }}\n\
+                 }}\n"
+            );
+            run_with_input(
+                &mut self.in_netns(host, &["nft", "-f", "-"]),
+                Some(rules.as_bytes()),
+            )?;
+            "nft"
+        } else {
+            run(command("ip").args(["link", "set", &self.spec.veth_name(&host.name), "down"]))?;
+            "link"
+        };
+        fs::write(&marker, how).map_err(LabError::io(&marker))
+    }
+
+    /// Undoes `cut`.
+    pub fn heal(&self, name: &str) -> Result<()> {
+        let host = self.host(name)?;
+        let marker = self.paths(host).dir.join("cut");
+        match fs::read_to_string(&marker).ok().as_deref() {
+            Some("nft") => {
+                run(&mut self.in_netns(host, &["nft", "delete", "table", "inet", CUT_TABLE]))?;
+            }
+            Some(_) => {
+                run(command("ip").args(["link", "set", &self.spec.veth_name(&host.name), "up"]))?;
+            }
+            None => return Ok(()),
+        }
+        fs::remove_file(&marker).map_err(LabError::io(&marker))
+    }
+
+    // ----- internals -----
+
+    fn paths(&self, host: &Host) -> HostPaths {
+        HostPaths::new(&self.spec.state_dir, &host.name)
+    }
+
+    fn mntns(&self, host: &Host) -> Result<u64> {
+        let file = self.paths(host).mntns_file();
+        fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or(LabError::State {
+                path: file,
+                problem: format!("host {} has not booted (no mount namespace id)", host.name),
+            })
+    }
+
+    fn in_netns(&self, host: &Host, argv: &[&str]) -> std::process::Command {
+        let mut cmd = command("nsenter");
+        cmd.arg(format!("--net={}", net::netns_path(&self.spec, &host.name)))
+            .arg("--")
+            .args(argv);
+        cmd
+    }
+}
+
+/// Stops processes, then removes links and netns, then unmounts, then deletes the state dir.
+/// The order matters: a live process or netns handle keeps the mounts busy.
+fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>) -> Result<()> {
+    let ids = namespace_ids(spec, hosts);
+    stop_processes(&ids);
+    for anchor in &mut anchors {
+        let _ = anchor.wait();
+    }
+    wait_for_anchors(spec, hosts);
+    net::destroy(spec)?;
+    unmount_under(&spec.state_dir)?;
+    if spec.state_dir.exists() {
+        fs::remove_dir_all(&spec.state_dir).map_err(LabError::io(&spec.state_dir))?;
+    }
+    Ok(())
+}
+
+/// Mount namespace ids of the lab's hosts: recorded ids plus whatever handle is still bound.
+fn namespace_ids(spec: &LabSpec, hosts: &[Host]) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for host in hosts {
+        let paths = HostPaths::new(&spec.state_dir, &host.name);
+        if let Some(id) = fs::read_to_string(paths.mntns_file())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            ids.push(id);
+        }
+        // A bound handle is an nsfs inode; an unbound one is the plain file on the state fs.
+        let state_dev = fs::metadata(&spec.state_dir).map(|m| m.dev()).ok();
+        if let Ok(meta) = fs::metadata(paths.handle("mnt"))
+            && Some(meta.dev()) != state_dev
+            && !ids.contains(&meta.ino())
+        {
+            ids.push(meta.ino());
+        }
+    }
+    ids
+}
+
+/// SIGTERM (plus SIGCONT for frozen ones) to every lab process, SIGKILL after 3 s.
+fn stop_processes(ids: &[u64]) {
+    let pids: Vec<i32> = procs::scan(ids).into_iter().map(|(p, _)| p).collect();
+    if pids.is_empty() {
+        return;
+    }
+    procs::signal_all(&pids, libc::SIGTERM);
+    procs::signal_all(&pids, libc::SIGCONT);
+    let gone = |ids: &[u64]| procs::scan(ids).is_empty();
+    if !wait_until(Duration::from_secs(3), || gone(ids)) {
+        let left: Vec<i32> = procs::scan(ids).into_iter().map(|(p, _)| p).collect();
+        procs::signal_all(&left, libc::SIGKILL);
+        wait_until(Duration::from_secs(3), || gone(ids));
+    }
+}
+
+/// Anchors started by another process (the CLI's `up`) are reaped by the machine's pid 1,
+/// sometimes a second later; wait for that so `down` really leaves no process behind.
+fn wait_for_anchors(spec: &LabSpec, hosts: &[Host]) {
+    let me = std::process::id() as i32;
+    let anchors: Vec<i32> = hosts
+        .iter()
+        .filter_map(|h| {
+            fs::read_to_string(HostPaths::new(&spec.state_dir, &h.name).anchor_file())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect();
+    for &pid in &anchors {
+        let Some(status) = procs::status_of(pid) else {
+            continue;
+        };
+        if status.ppid == me && status.state == 'Z' {
+            let mut code = 0;
+            // SAFETY: waitpid on our own zombie child; no memory is shared.
+            unsafe { libc::waitpid(pid, &mut code, libc::WNOHANG) };
+        }
+    }
+    // Only a zombie anchor can remain (its namespaces are gone); don't wait on live pids we
+    // do not own (the pid may have been reused).
+    wait_until(Duration::from_secs(3), || {
+        anchors
+            .iter()
+            .all(|&p| procs::status_of(p).is_none_or(|s| s.state != 'Z'))
+    });
+}
+
+/// Unmounts everything at or under `dir`, deepest first; errors if anything stays mounted.
+fn unmount_under(dir: &Path) -> Result<()> {
+    for _ in 0..3 {
+        let mounts = mounts_under(dir);
+        if mounts.is_empty() {
+            return Ok(());
+        }
+        for mount in mounts.iter().rev() {
+            let Ok(c_path) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
+                continue;
+            };
+            // SAFETY: umount2 with a valid NUL-terminated path.
+            let rc = unsafe { libc::umount2(c_path.as_ptr(), 0) };
+            if rc != 0 {
+                // Busy (a handle open somewhere): detach it so nothing under dir is reachable.
+                unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
+    let left = mounts_under(dir);
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(LabError::StillMounted {
+            dir: dir.to_path_buf(),
+            mounts: left
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// Mount points at or under `dir` in this process's mount namespace, in mount order.
+pub(crate) fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// `unshare --mount=FILE` needs FILE on a non-shared mount: make the ns dir a private bind.
+fn private_ns_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+    run(command("mount").arg("--bind").arg(dir).arg(dir))?;
+    run(command("mount").arg("--make-private").arg(dir))?;
+    Ok(())
+}
+
+fn wait_for_port(host: &Host, port: u16, timeout: Duration, log: &Path) -> Result<()> {
+    let addr = SocketAddr::from((host.address, port));
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(LabError::Host {
+        host: host.name.clone(),
+        problem: format!("nothing listening on {addr} after {} s", timeout.as_secs()),
+        log: log.to_path_buf(),
+    })
+}
+
+/// Polls `done` every 10 ms; false on timeout.
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Root on Linux, or a clear error.
+pub fn ensure_root() -> Result<()> {
+    if !cfg!(target_os = "linux") {
+        return Err(LabError::NotPermitted {
+            reason: format!(
+                "this is {}, and the lab uses Linux namespaces",
+                std::env::consts::OS
+            ),
+        });
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        return Err(LabError::NotPermitted {
+            reason: format!("running as uid {euid}; run as root (e.g. with sudo)"),
+        });
+    }
+    Ok(())
+}
+
+/// Another lab (other state dir) already using this prefix would share routes and names.
+fn ensure_prefix_free(spec: &LabSpec) -> Result<()> {
+    let links = net::lab_links(spec)?;
+    let netns = net::lab_netns(spec);
+    if links.is_empty() && netns.is_empty() {
+        return Ok(());
+    }
+    Err(LabError::State {
+        path: spec.state_dir.clone(),
+        problem: format!(
+            "prefix {} (tag {}) is in use by another lab (links {links:?}, netns {netns:?}): \
+             run `apim-deploy lab down` with that lab's --state-dir, or pick another --prefix",
+            spec.prefix, spec.tag
+        ),
+    })
+}
+
+fn nft_available() -> bool {
+    Path::new("/usr/sbin/nft").exists() || Path::new("/sbin/nft").exists()
+}
+
+fn mkdir_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(LabError::io(dir))
+}
+
+fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+fn write_state(spec: &LabSpec, hosts: &[Host], user: &DeployUser) -> Result<()> {
+    let state = State {
+        spec: spec.clone(),
+        hosts: hosts.to_vec(),
+        deploy_uid: user.uid,
+        deploy_gid: user.gid,
+    };
+    let path = spec.state_dir.join(STATE_FILE);
+    let text = serde_json::to_string_pretty(&state).expect("state serializes");
+    host::write(&path, &text, 0o600)
+}
+
+fn read_state(state_dir: &Path) -> Result<Option<State>> {
+    let path = state_dir.join(STATE_FILE);
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|err| LabError::State {
+            path,
+            problem: format!("unreadable lab.json: {err}"),
+        })
+}

@@ -1,0 +1,392 @@
+//! What a lab should look like: the spec a caller writes, its validation, and the
+//! host plan derived from it (names, addresses, roles, interface names). Pure data: no IO,
+//! so every naming and addressing rule is unit-tested without root.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LabError, Result};
+
+/// Last octet of the database host's address.
+pub const DB_OCTET: u8 = 250;
+/// Last octet of the controller's address on the lab bridge.
+pub const CONTROLLER_OCTET: u8 = 254;
+/// Most app hosts a lab may have (addresses .1 to .200 stay clear of the db and controller).
+pub const MAX_APP_HOSTS: usize = 200;
+
+/// A WSO2 API Manager role a host carries in the generated inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Keymanager,
+    Gateway,
+    Publisher,
+    Store,
+    Database,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Keymanager => "keymanager",
+            Role::Gateway => "gateway",
+            Role::Publisher => "publisher",
+            Role::Store => "store",
+            Role::Database => "database",
+        }
+    }
+}
+
+/// How the four API Manager roles are spread over the app hosts in the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// app1 keymanager, app2 gateway, app3 publisher, app4 store; further hosts are gateways.
+    #[default]
+    OnePerHost,
+    /// Every role on app1; further hosts are spares (in the lab, not in the inventory).
+    AllInOne,
+    /// keymanager, gateway, gateway, publisher, store; further hosts are gateways.
+    TwoGateways,
+}
+
+impl Layout {
+    /// The roles of app host `index` (0-based) in a lab of `app_hosts` hosts.
+    pub fn roles_of(self, index: usize) -> Vec<Role> {
+        use Role::*;
+        let sequence: &[Role] = match self {
+            Layout::OnePerHost => &[Keymanager, Gateway, Publisher, Store],
+            Layout::TwoGateways => &[Keymanager, Gateway, Gateway, Publisher, Store],
+            Layout::AllInOne => {
+                return if index == 0 {
+                    vec![Keymanager, Gateway, Publisher, Store]
+                } else {
+                    Vec::new()
+                };
+            }
+        };
+        vec![sequence.get(index).copied().unwrap_or(Gateway)]
+    }
+
+    /// The fewest app hosts that carry every role.
+    pub fn min_app_hosts(self) -> usize {
+        match self {
+            Layout::OnePerHost => 4,
+            Layout::AllInOne => 1,
+            Layout::TwoGateways => 5,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::OnePerHost => "one-per-host",
+            Layout::AllInOne => "all-in-one",
+            Layout::TwoGateways => "two-gateways",
+        }
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "one-per-host" => Ok(Layout::OnePerHost),
+            "all-in-one" => Ok(Layout::AllInOne),
+            "two-gateways" => Ok(Layout::TwoGateways),
+            other => Err(format!(
+                "unknown layout `{other}` (allowed: one-per-host, all-in-one, two-gateways)"
+            )),
+        }
+    }
+}
+
+/// SSH host key types a lab host gets. RSA costs about 0.5 s of CPU per host to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKeyType {
+    Ed25519,
+    Ecdsa,
+    Rsa,
+}
+
+impl HostKeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKeyType::Ed25519 => "ed25519",
+            HostKeyType::Ecdsa => "ecdsa",
+            HostKeyType::Rsa => "rsa",
+        }
+    }
+    pub const ALL: [HostKeyType; 3] = [HostKeyType::Ed25519, HostKeyType::Ecdsa, HostKeyType::Rsa];
+}
+
+/// What to build. `LabSpec::new` fills the defaults; adjust fields, then `Lab::up(&spec)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabSpec {
+    /// First three octets of the lab's /24, inside 127.0.0.0/8 (e.g. "127.0.10").
+    pub prefix: String,
+    /// Number of app hosts (app1..appN at .1..N).
+    pub app_hosts: usize,
+    /// Whether to add the database host `db` (.250) running MariaDB.
+    pub with_db: bool,
+    /// Where everything of this lab lives; deleted by `down`.
+    pub state_dir: PathBuf,
+    /// Short name ([a-z0-9], at most 6) in the lab's link and netns names, so labs never collide.
+    pub tag: String,
+    pub layout: Layout,
+    pub host_key_types: Vec<HostKeyType>,
+    /// Name of the non-root login user with passwordless sudo on every host.
+    pub deploy_user: String,
+}
+
+impl LabSpec {
+    /// Defaults: 4 app hosts, a db host, one role per host, all host key types, user `deploy`,
+    /// and a tag derived from the prefix.
+    pub fn new(prefix: &str, state_dir: impl Into<PathBuf>) -> LabSpec {
+        LabSpec {
+            prefix: prefix.to_string(),
+            app_hosts: 4,
+            with_db: true,
+            state_dir: state_dir.into(),
+            tag: tag_for_prefix(prefix),
+            layout: Layout::OnePerHost,
+            host_key_types: HostKeyType::ALL.to_vec(),
+            deploy_user: "deploy".to_string(),
+        }
+    }
+
+    /// Checks every field; the error names the field and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let octets = parse_prefix(&self.prefix)?;
+        if octets[2] == 0 && octets[1] == 0 {
+            return Err(spec_err(
+                "prefix",
+                "127.0.0 holds 127.0.0.1; pick another /24 such as 127.0.10",
+            ));
+        }
+        if self.app_hosts == 0 || self.app_hosts > MAX_APP_HOSTS {
+            return Err(spec_err(
+                "app_hosts",
+                format!(
+                    "{} is out of range (allowed: 1..={MAX_APP_HOSTS})",
+                    self.app_hosts
+                ),
+            ));
+        }
+        if self.tag.is_empty()
+            || self.tag.len() > 6
+            || !self
+                .tag
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(spec_err(
+                "tag",
+                format!("`{}`: allowed are 1 to 6 of [a-z0-9]", self.tag),
+            ));
+        }
+        let dir = self.state_dir.to_string_lossy();
+        if !self.state_dir.is_absolute()
+            || dir
+                .chars()
+                .any(|c| c.is_whitespace() || c == '\\' || c == '"')
+            || dir == "/"
+        {
+            return Err(spec_err(
+                "state_dir",
+                format!(
+                    "`{dir}`: must be an absolute path without whitespace, quotes or backslashes, not /"
+                ),
+            ));
+        }
+        if self.host_key_types.is_empty() {
+            return Err(spec_err(
+                "host_key_types",
+                "at least one key type is needed",
+            ));
+        }
+        if !self
+            .deploy_user
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || self.deploy_user.is_empty()
+            || self.deploy_user == "root"
+        {
+            return Err(spec_err(
+                "deploy_user",
+                format!("`{}`: a non-root name of [a-z0-9_]", self.deploy_user),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The hosts this spec builds, app hosts first.
+    pub fn plan(&self) -> Vec<Host> {
+        let mut hosts: Vec<Host> = (0..self.app_hosts)
+            .map(|i| Host {
+                name: format!("app{}", i + 1),
+                address: self.address(i as u8 + 1),
+                roles: self.layout.roles_of(i),
+                is_db: false,
+            })
+            .collect();
+        if self.with_db {
+            hosts.push(Host {
+                name: "db".to_string(),
+                address: self.address(DB_OCTET),
+                roles: vec![Role::Database],
+                is_db: true,
+            });
+        }
+        hosts
+    }
+
+    /// `<prefix>.<last>`; only call after `validate`.
+    pub fn address(&self, last: u8) -> Ipv4Addr {
+        let o = parse_prefix(&self.prefix).expect("validated prefix");
+        Ipv4Addr::new(o[0], o[1], o[2], last)
+    }
+
+    pub fn controller_address(&self) -> Ipv4Addr {
+        self.address(CONTROLLER_OCTET)
+    }
+
+    /// The bridge on the controller joining this lab's hosts.
+    pub fn bridge_name(&self) -> String {
+        format!("al{}-br", self.tag)
+    }
+
+    /// The controller's end of a host's veth pair (at most 15 characters).
+    pub fn veth_name(&self, host: &str) -> String {
+        format!("al{}-{host}", self.tag)
+    }
+
+    /// Prefix shared by this lab's veths (and only by them).
+    pub fn veth_prefix(&self) -> String {
+        format!("al{}-", self.tag)
+    }
+
+    /// The host's named network namespace (`/run/netns/<name>`).
+    pub fn netns_name(&self, host: &str) -> String {
+        format!("{}{host}", self.netns_prefix())
+    }
+
+    pub fn netns_prefix(&self) -> String {
+        format!("apimlab-{}-", self.tag)
+    }
+}
+
+/// One host of a lab: what a test or the inventory needs to reach it. SSH is on port 22.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub roles: Vec<Role>,
+    pub is_db: bool,
+}
+
+/// "127.0.10" -> "000a": unique per prefix, so two labs with different prefixes never share names.
+pub fn tag_for_prefix(prefix: &str) -> String {
+    match parse_prefix(prefix) {
+        Ok(o) => format!("{:02x}{:02x}", o[1], o[2]),
+        Err(_) => "lab".to_string(),
+    }
+}
+
+fn parse_prefix(prefix: &str) -> Result<[u8; 3]> {
+    let parts: Vec<&str> = prefix.split('.').collect();
+    let octets: Vec<u8> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+    if parts.len() != 3 || octets.len() != 3 {
+        return Err(spec_err(
+            "prefix",
+            format!("`{prefix}`: expected three octets such as 127.0.10"),
+        ));
+    }
+    if octets[0] != 127 {
+        return Err(spec_err(
+            "prefix",
+            format!("`{prefix}`: only 127.0.0.0/8 (loopback) addresses may be used by the lab"),
+        ));
+    }
+    Ok([octets[0], octets[1], octets[2]])
+}
+
+fn spec_err(field: &'static str, problem: impl Into<String>) -> LabError {
+    LabError::Spec {
+        field,
+        problem: problem.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> LabSpec {
+        LabSpec::new("127.0.10", "/tmp/apimlab")
+    }
+
+    #[test]
+    fn default_plan_has_four_apps_and_db() {
+        let plan = spec().plan();
+        let names: Vec<_> = plan
+            .iter()
+            .map(|h| (h.name.as_str(), h.address.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("app1", "127.0.10.1".to_string()),
+                ("app2", "127.0.10.2".to_string()),
+                ("app3", "127.0.10.3".to_string()),
+                ("app4", "127.0.10.4".to_string()),
+                ("db", "127.0.10.250".to_string()),
+            ]
+        );
+        assert_eq!(plan[0].roles, [Role::Keymanager]);
+        assert_eq!(plan[3].roles, [Role::Store]);
+        assert_eq!(plan[4].roles, [Role::Database]);
+    }
+
+    #[test]
+    fn rejects_addresses_outside_loopback() {
+        let mut s = spec();
+        s.prefix = "10.0.10".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("only 127.0.0.0/8"), "{err}");
+    }
+
+    #[test]
+    fn rejects_long_tags_and_relative_state_dirs() {
+        let mut s = spec();
+        s.tag = "toolongtag".into();
+        assert!(s.validate().unwrap_err().to_string().contains("tag"));
+        let mut s = spec();
+        s.state_dir = "rel/dir".into();
+        assert!(s.validate().unwrap_err().to_string().contains("state_dir"));
+    }
+
+    #[test]
+    fn link_names_fit_the_kernel_limit() {
+        let mut s = spec();
+        s.tag = "abcdef".into();
+        assert!(s.veth_name("app200").len() <= 15);
+        assert!(s.bridge_name().len() <= 15);
+    }
+
+    #[test]
+    fn labs_with_different_prefixes_get_different_tags() {
+        assert_ne!(tag_for_prefix("127.0.10"), tag_for_prefix("127.0.11"));
+        assert_ne!(tag_for_prefix("127.1.0"), tag_for_prefix("127.0.1"));
+    }
+
+    #[test]
+    fn layouts_spread_roles() {
+        assert_eq!(Layout::TwoGateways.roles_of(2), [Role::Gateway]);
+        assert_eq!(Layout::AllInOne.roles_of(0).len(), 4);
+        assert!(Layout::AllInOne.roles_of(1).is_empty());
+        assert_eq!(Layout::OnePerHost.roles_of(7), [Role::Gateway]);
+    }
+}
