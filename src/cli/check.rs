@@ -1,14 +1,211 @@
-//! `apim-deploy check INVENTORY`: validate and print the topology.
+//! `apim-deploy check INVENTORY`: validate an inventory and print the derived topology.
+//!
+//! Runs every check that needs no network: the file (syntax, keys, values, roles), the
+//! secret references (resolved once, values discarded) and the topology (port
+//! collisions). Problems of all three are reported together. On success it prints the
+//! nodes with their directories, offsets and ports, then who talks to whom; `--json`
+//! prints the [`Topology`] instead. The topology holds no secrets, so neither output can.
+//! Exit status: 0 valid, 1 invalid.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::inventory::{Inventory, InventoryError};
+use crate::topology::Topology;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The inventory file (TOML).
     pub inventory: PathBuf,
+    /// Print the topology as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not resolve secret references (for checking a layout without the secrets at hand).
+    #[arg(long)]
+    pub skip_secrets: bool,
 }
 
-pub fn exec(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`check` is being built (issue #2)")
+pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    run(&args, color, &mut stdout, &mut stderr)
+}
+
+/// The command with its output streams passed in (tests give it buffers).
+pub fn run(
+    args: &Args,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    match validate(args) {
+        Ok(topology) if args.json => {
+            serde_json::to_writer_pretty(&mut *out, &topology)?;
+            writeln!(out)?;
+        }
+        Ok(topology) => write!(out, "{}", report(&topology))?,
+        Err(error) => {
+            write!(err, "{}", error.render(color))?;
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the inventory and derives the topology, collecting the secret and topology
+/// problems of a parseable inventory into one error.
+pub fn validate(args: &Args) -> Result<Topology, InventoryError> {
+    let inventory = Inventory::load_unresolved(&args.inventory)?;
+    let mut problems = if args.skip_secrets {
+        Vec::new()
+    } else {
+        inventory.secret_problems()
+    };
+    match Topology::from_inventory(&inventory) {
+        Ok(topology) if problems.is_empty() => Ok(topology),
+        Ok(_) => Err(inventory.error(problems)),
+        Err(error) => {
+            problems.extend(error.problems);
+            Err(inventory.error(problems))
+        }
+    }
+}
+
+/// The human-readable report: nodes, shared settings, then who talks to whom.
+pub fn report(topology: &Topology) -> String {
+    let mut out = String::new();
+    out.push_str("Nodes\n");
+    let mut rows = vec![row([
+        "NODE",
+        "ADDRESS",
+        "DIR",
+        "OFFSET",
+        "HTTPS",
+        "HTTP",
+        "NIO HTTP",
+        "NIO HTTPS",
+        "JMX",
+        "THRIFT",
+        "HAZELCAST",
+    ])];
+    for node in &topology.nodes {
+        let p = &node.ports;
+        let offset = format!(
+            "{}{}",
+            node.offset,
+            if node.offset_from_inventory {
+                " (set)"
+            } else {
+                ""
+            }
+        );
+        rows.push(vec![
+            node.id.clone(),
+            node.address.to_string(),
+            node.dir.clone(),
+            offset,
+            p.https.to_string(),
+            p.http.to_string(),
+            p.nio_http.to_string(),
+            p.nio_https.to_string(),
+            format!("{}/{}", p.jmx_rmi_registry, p.jmx_rmi_server),
+            p.thrift_server.map_or("-".to_owned(), |t| t.to_string()),
+            p.hazelcast.map_or("-".to_owned(), |h| h.to_string()),
+        ]);
+    }
+    out.push_str(&table(&rows));
+
+    let db = &topology.database;
+    out.push_str(&format!(
+        "\nDatabase {} ({}:{}), charset {}, app user {}\n",
+        db.host,
+        db.address.url_host(),
+        db.port,
+        db.charset,
+        db.app_user
+    ));
+    let mut rows = vec![row(["DATABASE", "HOST NAME", "USED BY", "GRANT HOSTS"])];
+    for spec in &db.databases {
+        rows.push(vec![
+            spec.name.to_string(),
+            spec.hostname.to_string(),
+            spec.used_by.join(", "),
+            spec.grant_hosts
+                .iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    out.push_str(&table(&rows));
+
+    let kv = &topology.key_validation;
+    out.push_str(&format!("\nKey validation: {:?}", kv.client_type));
+    if let Some(url) = &kv.load_balancer_url {
+        out.push_str(&format!(" through the load balancer {url}"));
+    }
+    out.push('\n');
+    out.push_str("Gateway environments:\n");
+    for env in &topology.gateway_environments {
+        out.push_str(&format!(
+            "  {}: {} endpoints {}\n",
+            env.name, env.server_url, env.endpoint
+        ));
+    }
+    if !topology.clusters.is_empty() {
+        out.push_str("Clusters:\n");
+        for cluster in &topology.clusters {
+            out.push_str(&format!(
+                "  {} ({}): {}\n",
+                cluster.domain,
+                cluster.purpose,
+                cluster.nodes.join(", ")
+            ));
+        }
+    }
+
+    out.push_str("\nWho talks to whom\n");
+    let mut rows = vec![row(["FROM", "TO", "PURPOSE", "TARGET"])];
+    for link in &topology.links {
+        rows.push(vec![
+            link.from.clone(),
+            link.to.clone(),
+            link.purpose.to_owned(),
+            link.target.clone(),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_owned()).collect()
+}
+
+/// Left-aligned columns separated by two spaces, indented by two.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
+            .collect();
+        out.push_str("  ");
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -1,1 +1,872 @@
-//! The inventory: the operator's TOML, parsed and validated (issue #2).
+//! The inventory: the operator's TOML file, parsed and validated (issue #2).
+//!
+//! This module owns the schema (documented in `docs/inventory.md`) and every check that
+//! can be made from the file alone: syntax, unknown keys, value syntax (see [`values`]),
+//! secret references (see [`secret`]), duplicate hosts and addresses, and the presence of
+//! the roles a deployment needs. Everything derived (ports, offsets, URLs, who talks to
+//! whom) belongs to `crate::topology`, which takes a validated [`Inventory`].
+//!
+//! Parsing is strict (`deny_unknown_fields` everywhere) and keeps the byte spans of the
+//! values later checks may need to point at ([`toml::Spanned`]), so that a semantic error
+//! found in the topology can still underline the offending value in the file.
+//!
+//! Entry points: [`Inventory::load`] (read, parse, check, resolve every secret once to prove
+//! it is there) and [`Inventory::parse`] (pure: no file system, no environment).
+
+pub mod error;
+pub mod secret;
+pub mod values;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+pub use error::{InventoryError, Origin, Problem, ProblemKind};
+pub use secret::{Secret, SecretError, SecretRef};
+pub use values::{
+    Address, DbIdent, DnsName, GrantHost, HostName, HttpUrl, JumpHost, RemotePath, Sha256Hex,
+    UserName,
+};
+
+/// A role a host can play. The four WSO2 roles each become one server instance (a node);
+/// `database` marks the MySQL/MariaDB host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Key Manager: OAuth endpoints, key validation (Thrift or web service).
+    KeyManager,
+    /// Gateway: the API traffic (NIO pass-through ports 8280/8243 + offset).
+    Gateway,
+    /// Publisher: API design and publishing to the gateways.
+    Publisher,
+    /// Store: the developer portal.
+    Store,
+    /// The database server (not a WSO2 node).
+    Database,
+}
+
+impl Role {
+    /// The WSO2 roles in their canonical order, which is also the order of automatic port
+    /// offsets on a shared host and the start order (KM, GW, Publisher, Store).
+    pub const WSO2: [Role; 4] = [
+        Role::KeyManager,
+        Role::Gateway,
+        Role::Publisher,
+        Role::Store,
+    ];
+
+    /// Whether this role runs a WSO2 server.
+    pub fn is_wso2(self) -> bool {
+        self != Role::Database
+    }
+
+    /// The name used in the inventory (`keymanager`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::KeyManager => "keymanager",
+            Role::Gateway => "gateway",
+            Role::Publisher => "publisher",
+            Role::Store => "store",
+            Role::Database => "database",
+        }
+    }
+
+    /// The directory of the unpacked distribution under the install root (as in the
+    /// WSO2 clustering guide): `KeyManager`, `Gateway`, `Publisher`, `Store`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Role::KeyManager => "KeyManager",
+            Role::Gateway => "Gateway",
+            Role::Publisher => "Publisher",
+            Role::Store => "Store",
+            Role::Database => "Database",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A parsed inventory. Construct with [`Inventory::load`] or [`Inventory::parse`]; both
+/// return only inventories that passed every file-level check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// How to reach the hosts.
+    #[serde(default)]
+    pub ssh: Ssh,
+    /// The WSO2 API Manager 1.9.0 zip.
+    pub distribution: Artifact,
+    /// The MySQL Connector/J jar copied into `repository/components/lib`.
+    pub jdbc_driver: Artifact,
+    /// Where and as whom WSO2 is installed on the hosts.
+    #[serde(default)]
+    pub install: Install,
+    /// The shared databases.
+    pub database: Database,
+    /// The WSO2 admin account.
+    pub admin: Admin,
+    /// Deployment options.
+    #[serde(default)]
+    pub options: Options,
+    /// The hosts and their roles.
+    pub hosts: Vec<Host>,
+    /// The file this came from (for error messages that point into it).
+    #[serde(skip)]
+    pub origin: Origin,
+    /// The directory relative local paths are resolved against (the inventory's directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[ssh]`: defaults for every host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ssh {
+    /// Login user (default `root`); a host's `user` overrides it.
+    pub user: UserName,
+    /// SSH port (default 22); a host's `port` overrides it.
+    pub port: u16,
+    /// Private key file on the machine running apim-deploy.
+    pub identity_file: Option<PathBuf>,
+    /// known_hosts file to check host keys against (and to add to with `accept-new`).
+    pub known_hosts: Option<PathBuf>,
+    /// Host key checking.
+    pub host_key_policy: HostKeyPolicy,
+    /// Passphrase of the identity file.
+    pub passphrase: Option<Spanned<SecretRef>>,
+    /// Password authentication.
+    pub password: Option<Spanned<SecretRef>>,
+    /// A jump host, `user@address:port`.
+    pub jump: Option<JumpHost>,
+    /// Run privileged commands through `sudo -n`.
+    pub sudo: bool,
+    /// Seconds to wait for a TCP connection and SSH handshake.
+    pub connect_timeout_secs: u64,
+    /// Seconds a single remote command may run.
+    pub command_timeout_secs: u64,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Self {
+            user: UserName::parse("root").expect("valid"),
+            port: 22,
+            identity_file: None,
+            known_hosts: None,
+            host_key_policy: HostKeyPolicy::Strict,
+            passphrase: None,
+            password: None,
+            jump: None,
+            sudo: false,
+            connect_timeout_secs: 10,
+            command_timeout_secs: 600,
+        }
+    }
+}
+
+/// How unknown SSH host keys are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// The host key must already be in `known_hosts`.
+    Strict,
+    /// Unknown hosts are added to `known_hosts`; changed keys are still refused.
+    AcceptNew,
+}
+
+/// A file to install: from a local path or a URL, checked against its SHA-256.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    /// Local file (relative paths are relative to the inventory's directory).
+    pub path: Option<Spanned<PathBuf>>,
+    /// Download URL.
+    pub url: Option<Spanned<HttpUrl>>,
+    /// Expected SHA-256 of the file.
+    pub sha256: Sha256Hex,
+    /// Who fetches the file (default `push`).
+    pub mode: Option<Spanned<ArtifactMode>>,
+}
+
+impl Artifact {
+    /// Who fetches the file.
+    pub fn mode(&self) -> ArtifactMode {
+        self.mode
+            .as_ref()
+            .map_or(ArtifactMode::Push, |m| *m.get_ref())
+    }
+}
+
+/// Who fetches an artifact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactMode {
+    /// apim-deploy reads (or downloads) the file and uploads it to each host.
+    #[default]
+    Push,
+    /// Each host downloads `url` itself (needs `url`).
+    Remote,
+}
+
+/// `[install]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Install {
+    /// Directory holding one unpacked distribution per role (default `/opt/wso2`).
+    pub root: RemotePath,
+    /// Unix user that owns the files and runs the servers (default `wso2carbon`).
+    pub service_user: UserName,
+    /// JAVA_HOME on the hosts; `None` means: detect it.
+    pub java_home: Option<RemotePath>,
+}
+
+impl Default for Install {
+    fn default() -> Self {
+        Self {
+            root: RemotePath::parse("/opt/wso2").expect("valid"),
+            service_user: UserName::parse("wso2carbon").expect("valid"),
+            java_home: None,
+        }
+    }
+}
+
+/// `[database]`: one MySQL/MariaDB server holding the three WSO2 databases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// Name of the `[[hosts]]` entry with the `database` role.
+    pub host: Spanned<HostName>,
+    /// Server port (default 3306).
+    #[serde(default = "default_db_port")]
+    pub port: u16,
+    /// Account that may create databases and users.
+    pub admin_user: UserName,
+    /// Its password.
+    pub admin_password: Spanned<SecretRef>,
+    /// Account the WSO2 nodes connect as.
+    pub app_user: UserName,
+    /// Its password.
+    pub app_password: Spanned<SecretRef>,
+    /// Character set of the created databases (default `latin1`: MySQL's key length limits).
+    #[serde(default = "default_charset")]
+    pub charset: DbIdent,
+    /// Host part of the app account; default: one account per connecting node address.
+    pub grant_host: Option<GrantHost>,
+    /// Database names.
+    #[serde(default)]
+    pub names: DatabaseNames,
+    /// The DNS names the nodes use in their JDBC URLs (mapped in `/etc/hosts`).
+    #[serde(default)]
+    pub hostnames: DatabaseHostnames,
+}
+
+fn default_db_port() -> u16 {
+    3306
+}
+
+fn default_charset() -> DbIdent {
+    DbIdent::parse("latin1").expect("valid")
+}
+
+/// `[database.names]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseNames {
+    /// API Manager database (default `apimgtdb`).
+    pub apimgt: DbIdent,
+    /// User store database (default `userdb`).
+    pub user: DbIdent,
+    /// Shared registry database (default `regdb`).
+    pub reg: DbIdent,
+}
+
+impl Default for DatabaseNames {
+    fn default() -> Self {
+        let id = |s| DbIdent::parse(s).expect("valid");
+        Self {
+            apimgt: id("apimgtdb"),
+            user: id("userdb"),
+            reg: id("regdb"),
+        }
+    }
+}
+
+/// `[database.hostnames]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseHostnames {
+    /// Default `apimgtdb.mysql-wso2.com`.
+    pub apimgt: DnsName,
+    /// Default `userdb.mysql-wso2.com`.
+    pub user: DnsName,
+    /// Default `regdb.mysql-wso2.com`.
+    pub reg: DnsName,
+}
+
+impl Default for DatabaseHostnames {
+    fn default() -> Self {
+        let name = |s| DnsName::parse(s).expect("valid");
+        Self {
+            apimgt: name("apimgtdb.mysql-wso2.com"),
+            user: name("userdb.mysql-wso2.com"),
+            reg: name("regdb.mysql-wso2.com"),
+        }
+    }
+}
+
+/// `[admin]`: the WSO2 super admin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Default `admin`.
+    #[serde(default = "default_admin_user")]
+    pub username: UserName,
+    /// The admin password.
+    pub password: Spanned<SecretRef>,
+}
+
+fn default_admin_user() -> UserName {
+    UserName::parse("admin").expect("valid")
+}
+
+/// `[options]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// Tenants in use: the gateway also gets the user store, gateway and key manager the
+    /// shared registry.
+    pub multi_tenancy: bool,
+    /// The key managers sit behind a load balancer: key validation switches to WSClient
+    /// (Thrift cannot be balanced) and every node uses `key_manager_url`.
+    pub key_manager_behind_lb: Option<Spanned<bool>>,
+    /// The load balancer's admin-services URL, e.g. `https://km-lb:9443/services/`.
+    pub key_manager_url: Option<Spanned<HttpUrl>>,
+    /// Generate JWTs for back ends (`APIConsumerAuthentication/EnableTokenGeneration`).
+    pub jwt: bool,
+}
+
+impl Options {
+    /// Whether the key managers sit behind a load balancer.
+    pub fn key_manager_behind_lb(&self) -> bool {
+        self.key_manager_behind_lb
+            .as_ref()
+            .is_some_and(|b| *b.get_ref())
+    }
+}
+
+/// A `[[hosts]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Unique name of the host.
+    pub name: Spanned<HostName>,
+    /// Unique address (what SSH connects to and what the other nodes use).
+    pub address: Spanned<Address>,
+    /// Roles on this host; each WSO2 role is one node.
+    pub roles: Spanned<Vec<Spanned<Role>>>,
+    /// SSH port override.
+    pub port: Option<u16>,
+    /// SSH user override.
+    pub user: Option<UserName>,
+    /// Port offset per role, overriding the automatic ones.
+    #[serde(default)]
+    pub offsets: BTreeMap<Role, Spanned<u16>>,
+    /// Hazelcast `localMemberPort` per clustering role, overriding the automatic 4000, 4001, ...
+    #[serde(default)]
+    pub member_ports: BTreeMap<Role, Spanned<u16>>,
+}
+
+impl Host {
+    /// The host's name.
+    pub fn name(&self) -> &HostName {
+        self.name.get_ref()
+    }
+
+    /// The host's address.
+    pub fn address(&self) -> &Address {
+        self.address.get_ref()
+    }
+
+    /// The roles, in inventory order.
+    pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
+        self.roles.get_ref().iter().map(|r| *r.get_ref())
+    }
+
+    /// Whether the host has `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles().any(|r| r == role)
+    }
+
+    /// The span of `role` in this host's `roles` list (or of the list).
+    pub fn role_span(&self, role: Role) -> std::ops::Range<usize> {
+        self.roles
+            .get_ref()
+            .iter()
+            .find(|r| *r.get_ref() == role)
+            .map_or_else(|| self.roles.span(), |r| r.span())
+    }
+}
+
+/// The largest port offset accepted (keeps every offset port below 65536 with room to spare).
+pub const MAX_OFFSET: u16 = 1000;
+
+impl Inventory {
+    /// Reads `path`, parses it, runs every file-level check and resolves every secret
+    /// reference once (the values are dropped; callers resolve again where they need them).
+    /// All semantic problems, secret ones included, are reported together.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let inventory = Self::load_unresolved(path)?;
+        inventory.check_secrets()?;
+        Ok(inventory)
+    }
+
+    /// Like [`Inventory::load`] but without resolving secrets (for tools that only need the
+    /// layout, such as `check --json` in CI without the secrets at hand).
+    pub fn load_unresolved(path: &Path) -> Result<Inventory, InventoryError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            let problem = Problem {
+                kind: ProblemKind::Read,
+                message: format!("cannot read the inventory: {err}"),
+                span: None,
+                label: String::new(),
+                help: None,
+            };
+            InventoryError::new(Origin::new(name.clone(), ""), vec![problem])
+        })?;
+        let mut inventory = Self::parse(&text, &name)?;
+        inventory.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(inventory)
+    }
+
+    /// Parses and checks inventory `text` (named `name` in messages). Pure: it reads no
+    /// files and no environment; secrets are checked by [`Inventory::check_secrets`].
+    pub fn parse(text: &str, name: &str) -> Result<Inventory, InventoryError> {
+        let origin = Origin::new(name, text);
+        let mut inventory: Inventory = toml::from_str(text)
+            .map_err(|err| InventoryError::new(origin.clone(), vec![Problem::from_toml(&err)]))?;
+        inventory.origin = origin;
+        inventory.base_dir = PathBuf::from(".");
+        let problems = inventory.semantic_problems();
+        if problems.is_empty() {
+            Ok(inventory)
+        } else {
+            Err(inventory.error(problems))
+        }
+    }
+
+    /// Resolves every secret reference once and reports those that fail.
+    pub fn check_secrets(&self) -> Result<(), InventoryError> {
+        let problems = self.secret_problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error(problems))
+        }
+    }
+
+    /// The problems of every secret reference that does not resolve.
+    pub fn secret_problems(&self) -> Vec<Problem> {
+        self.secret_refs()
+            .into_iter()
+            .filter_map(|(field, reference)| {
+                let err = reference.get_ref().resolve().err()?;
+                Some(
+                    Problem::new(
+                        ProblemKind::UnresolvedSecret,
+                        format!("{field}: {err}"),
+                        reference.span(),
+                    )
+                    .label("this secret does not resolve")
+                    .help(err.help()),
+                )
+            })
+            .collect()
+    }
+
+    /// Every secret reference with its dotted field name.
+    pub fn secret_refs(&self) -> Vec<(&'static str, &Spanned<SecretRef>)> {
+        let mut refs = vec![
+            ("database.admin_password", &self.database.admin_password),
+            ("database.app_password", &self.database.app_password),
+            ("admin.password", &self.admin.password),
+        ];
+        if let Some(passphrase) = &self.ssh.passphrase {
+            refs.push(("ssh.passphrase", passphrase));
+        }
+        if let Some(password) = &self.ssh.password {
+            refs.push(("ssh.password", password));
+        }
+        refs.sort_by_key(|(_, r)| r.span().start);
+        refs
+    }
+
+    /// An [`InventoryError`] about this inventory's file.
+    pub fn error(&self, problems: Vec<Problem>) -> InventoryError {
+        InventoryError::new(self.origin.clone(), problems)
+    }
+
+    /// A local path from the inventory, resolved against the inventory's directory.
+    pub fn local_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &HostName) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name() == name)
+    }
+
+    /// The host `database.host` names (present in every checked inventory).
+    pub fn database_host(&self) -> &Host {
+        self.host(self.database.host.get_ref())
+            .expect("checked by Inventory::parse")
+    }
+
+    /// Every check that needs only the parsed file.
+    fn semantic_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        problems.extend(self.duplicate_problems());
+        for host in &self.hosts {
+            problems.extend(host_problems(host));
+        }
+        problems.extend(self.missing_role_problems());
+        problems.extend(self.database_host_problems());
+        problems.extend(artifact_problems(
+            "distribution",
+            &self.distribution,
+            self.origin.text.as_ref(),
+        ));
+        problems.extend(artifact_problems(
+            "jdbc_driver",
+            &self.jdbc_driver,
+            self.origin.text.as_ref(),
+        ));
+        problems.extend(self.option_problems());
+        problems
+    }
+
+    fn duplicate_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut names: HashMap<&HostName, &Host> = HashMap::new();
+        let mut addresses: HashMap<&Address, &Host> = HashMap::new();
+        for host in &self.hosts {
+            if let Some(first) = names.insert(host.name(), host) {
+                let (line, _) = self.origin.line_col(first.name.span().start);
+                problems.push(
+                    Problem::new(
+                        ProblemKind::DuplicateHostName,
+                        format!("duplicate host name `{}`", host.name()),
+                        host.name.span(),
+                    )
+                    .label("used again here")
+                    .help(format!(
+                        "host names must be unique; `{}` is first used on line {line}",
+                        host.name()
+                    )),
+                );
+            }
+            if let Some(first) = addresses.insert(host.address(), host) {
+                let (line, _) = self.origin.line_col(first.address.span().start);
+                problems.push(
+                    Problem::new(
+                        ProblemKind::DuplicateAddress,
+                        format!(
+                            "duplicate address `{}` (hosts `{}` and `{}`)",
+                            host.address(),
+                            first.name(),
+                            host.name()
+                        ),
+                        host.address.span(),
+                    )
+                    .label("used again here")
+                    .help(format!(
+                        "each host needs its own address; put several roles on one host instead (first used on line {line})"
+                    )),
+                );
+            }
+        }
+        problems
+    }
+
+    fn missing_role_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let has = |role| self.hosts.iter().any(|h| h.has_role(role));
+        let whole = self.hosts_span();
+        let all_roles = "roles: keymanager, gateway, publisher, store, database";
+        if !has(Role::KeyManager) {
+            problems.push(
+                Problem::new(
+                    ProblemKind::MissingRole,
+                    "no host has the role `keymanager`",
+                    whole.clone(),
+                )
+                .label("no key manager among these hosts")
+                .help(format!(
+                    "add `keymanager` to a host's roles; every deployment needs one ({all_roles})"
+                )),
+            );
+        }
+        if !has(Role::Gateway) {
+            let publisher = self.hosts.iter().find(|h| h.has_role(Role::Publisher));
+            let problem = match publisher {
+                Some(host) => Problem::new(
+                    ProblemKind::MissingRole,
+                    format!(
+                        "the publisher on `{}` has no gateway to publish to",
+                        host.name()
+                    ),
+                    host.role_span(Role::Publisher),
+                )
+                .label("publisher without a gateway"),
+                None => Problem::new(
+                    ProblemKind::MissingRole,
+                    "no host has the role `gateway`",
+                    whole.clone(),
+                )
+                .label("no gateway among these hosts"),
+            };
+            problems.push(problem.help(format!("add `gateway` to a host's roles ({all_roles})")));
+        }
+        if !has(Role::Database) {
+            problems.push(
+                Problem::new(ProblemKind::MissingRole, "no host has the role `database`", whole)
+                    .label("no database host among these hosts")
+                    .help(format!(
+                        "add a host with roles = [\"database\"] and name it in `database.host` ({all_roles})"
+                    )),
+            );
+        }
+        problems
+    }
+
+    fn database_host_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let named = self.database.host.get_ref();
+        let database_hosts: Vec<&Host> = self
+            .hosts
+            .iter()
+            .filter(|h| h.has_role(Role::Database))
+            .collect();
+        match self.host(named) {
+            None => {
+                let known = self
+                    .hosts
+                    .iter()
+                    .map(|h| format!("`{}`", h.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                problems.push(
+                    Problem::new(
+                        ProblemKind::DatabaseHost,
+                        format!("database.host `{named}` is not the name of a [[hosts]] entry"),
+                        self.database.host.span(),
+                    )
+                    .label("unknown host")
+                    .help(format!(
+                        "name the host with the `database` role; hosts: {known}"
+                    )),
+                );
+            }
+            Some(host) if !host.has_role(Role::Database) => problems.push(
+                Problem::new(
+                    ProblemKind::DatabaseHost,
+                    format!("database.host `{named}` names a host without the `database` role"),
+                    self.database.host.span(),
+                )
+                .label("not a database host")
+                .help(format!(
+                    "add \"database\" to the roles of `{named}` (line {})",
+                    self.origin.line_col(host.roles.span().start).0
+                )),
+            ),
+            Some(_) => {}
+        }
+        for other in database_hosts.iter().filter(|h| h.name() != named) {
+            problems.push(
+                Problem::new(
+                    ProblemKind::DatabaseHost,
+                    format!(
+                        "host `{}` has the `database` role but database.host is `{named}`",
+                        other.name()
+                    ),
+                    other.role_span(Role::Database),
+                )
+                .label("second database host")
+                .help("apim-deploy manages one database host: the one named in `database.host`"),
+            );
+        }
+        problems
+    }
+
+    fn option_problems(&self) -> Vec<Problem> {
+        let Some(behind_lb) = &self.options.key_manager_behind_lb else {
+            return Vec::new();
+        };
+        if *behind_lb.get_ref() && self.options.key_manager_url.is_none() {
+            return vec![
+                Problem::new(
+                    ProblemKind::BadOption,
+                    "key_manager_behind_lb = true needs key_manager_url",
+                    behind_lb.span(),
+                )
+                .label("no load balancer URL")
+                .help("add `key_manager_url = \"https://<load balancer>:<port>/services/\"` to [options]"),
+            ];
+        }
+        Vec::new()
+    }
+
+    /// The span used for problems about the host list as a whole: the first `[[hosts]]`
+    /// header (or the end of the file when there is none).
+    fn hosts_span(&self) -> std::ops::Range<usize> {
+        let text = self.origin.text.as_ref();
+        match text.find("[[hosts]]") {
+            Some(start) => start..start + "[[hosts]]".len(),
+            None => text.len()..text.len(),
+        }
+    }
+}
+
+fn host_problems(host: &Host) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let roles = host.roles.get_ref();
+    if roles.is_empty() {
+        problems.push(
+            Problem::new(
+                ProblemKind::BadRoleList,
+                format!("host `{}` has no roles", host.name()),
+                host.roles.span(),
+            )
+            .label("empty")
+            .help("roles: keymanager, gateway, publisher, store, database"),
+        );
+    }
+    for (i, role) in roles.iter().enumerate() {
+        if roles[..i].iter().any(|r| r.get_ref() == role.get_ref()) {
+            problems.push(
+                Problem::new(
+                    ProblemKind::BadRoleList,
+                    format!(
+                        "role `{}` is listed twice on host `{}`",
+                        role.get_ref(),
+                        host.name()
+                    ),
+                    role.span(),
+                )
+                .label("listed again")
+                .help("each role runs at most once per host"),
+            );
+        }
+    }
+    for (table, map) in [
+        ("offsets", &host.offsets),
+        ("member_ports", &host.member_ports),
+    ] {
+        for (role, value) in map {
+            if !role.is_wso2() || !host.has_role(*role) {
+                problems.push(
+                    Problem::new(
+                        ProblemKind::BadRoleList,
+                        format!(
+                            "{table} sets `{role}` but host `{}` has no WSO2 role `{role}`",
+                            host.name()
+                        ),
+                        value.span(),
+                    )
+                    .label("no such node on this host")
+                    .help(format!(
+                        "{table} keys are roles of this host other than database: {}",
+                        host.roles()
+                            .filter(|r| r.is_wso2())
+                            .map(|r| format!("`{r}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                );
+            }
+        }
+    }
+    for value in host.offsets.values() {
+        if *value.get_ref() > MAX_OFFSET {
+            problems.push(
+                Problem::new(
+                    ProblemKind::InvalidValue,
+                    format!("port offset {} is too large", value.get_ref()),
+                    value.span(),
+                )
+                .label("out of range")
+                .help(format!("offsets are 0-{MAX_OFFSET}")),
+            );
+        }
+    }
+    for value in host.member_ports.values() {
+        if *value.get_ref() == 0 {
+            problems.push(
+                Problem::new(
+                    ProblemKind::InvalidValue,
+                    "member port 0 is not a port",
+                    value.span(),
+                )
+                .label("out of range")
+                .help("member ports are 1-65535 (the default is 4000, 4001, ... per host)"),
+            );
+        }
+    }
+    problems
+}
+
+fn artifact_problems(section: &str, artifact: &Artifact, text: &str) -> Vec<Problem> {
+    let header = format!("[{section}]");
+    let header_span = text.find(&header).map_or(0..0, |s| s..s + header.len());
+    let mut problems = Vec::new();
+    match (&artifact.path, &artifact.url) {
+        (None, None) => problems.push(
+            Problem::new(
+                ProblemKind::BadOption,
+                format!("[{section}] needs `path` or `url`"),
+                header_span.clone(),
+            )
+            .label("neither path nor url")
+            .help("set `path = \"local/file\"` or `url = \"https://...\"`"),
+        ),
+        (Some(_), Some(url)) => problems.push(
+            Problem::new(
+                ProblemKind::BadOption,
+                format!("[{section}] has both `path` and `url`"),
+                url.span(),
+            )
+            .label("second source")
+            .help("keep one of `path` and `url`"),
+        ),
+        _ => {}
+    }
+    if let Some(mode) = &artifact.mode
+        && *mode.get_ref() == ArtifactMode::Remote
+        && artifact.url.is_none()
+    {
+        problems.push(
+            Problem::new(
+                ProblemKind::BadOption,
+                format!("[{section}] mode = \"remote\" needs `url`"),
+                mode.span(),
+            )
+            .label("hosts download the file themselves")
+            .help("set `url`, or use mode = \"push\" to upload a local file"),
+        );
+    }
+    problems
+}

@@ -1,0 +1,266 @@
+//! Secrets: references in the inventory, values only when resolved.
+//!
+//! The inventory never holds a secret itself. A secret field is a [`SecretRef`], either
+//! `{ env = "VAR" }` or `{ file = "/abs/path" }`; an inline string is rejected at parse
+//! time, because an inventory is a file people commit, copy and paste into tickets.
+//! [`SecretRef::resolve`] reads the value into a [`Secret`], whose `Debug` and `Display`
+//! print `********`, so a secret cannot leak through logging or `{:?}` by accident.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::values::AbsolutePath;
+
+/// The message of the parse error for an inline secret. `error.rs` recognises it to classify
+/// the problem (and the value itself is never echoed).
+pub(crate) const INLINE_SECRET_MESSAGE: &str = "a secret must be a reference, not an inline string";
+
+/// What a secret field accepts, shown as help for an inline secret.
+pub(crate) const SECRET_FORMS_HELP: &str = "write `{ env = \"VAR\" }` (read from the environment \
+     variable VAR) or `{ file = \"/absolute/path\" }` (a file of mode 0600 holding the secret)";
+
+/// Where a secret comes from. Holds no secret material, so it may be printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretRef {
+    /// An environment variable of the apim-deploy process.
+    Env(String),
+    /// A local file that only its owner may read (no group/other permission bits).
+    /// One trailing newline is stripped.
+    File(PathBuf),
+}
+
+/// A resolved secret. `Debug` and `Display` print `********`; use [`Secret::expose`] at the
+/// single point where the value is written (e.g. into a config file's bytes).
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a value (tests and lab setup; production code gets secrets from [`SecretRef::resolve`]).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
+    }
+
+    /// The secret text. Call only where the value must be written out.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// Why a secret reference could not be resolved. Never contains the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable `{var}` is not set")]
+    EnvNotSet { var: String },
+    #[error("environment variable `{var}` is empty")]
+    EnvEmpty { var: String },
+    #[error("environment variable `{var}` is not valid UTF-8")]
+    EnvNotUnicode { var: String },
+    #[error("cannot read secret file `{}`: {source}", path.display())]
+    FileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("secret file `{}` is not a regular file", path.display())]
+    FileNotRegular { path: PathBuf },
+    #[error("secret file `{}` has mode {mode:04o}; it must not be accessible by group or others", path.display())]
+    FileMode { path: PathBuf, mode: u32 },
+    #[error("secret file `{}` is empty", path.display())]
+    FileEmpty { path: PathBuf },
+    #[error("secret file `{}` is not valid UTF-8", path.display())]
+    FileNotUnicode { path: PathBuf },
+}
+
+impl SecretError {
+    /// What the operator can do about it.
+    pub fn help(&self) -> String {
+        match self {
+            Self::EnvNotSet { var } | Self::EnvEmpty { var } | Self::EnvNotUnicode { var } => {
+                format!(
+                    "export {var}=... before running apim-deploy, or use `{{ file = \"/absolute/path\" }}`"
+                )
+            }
+            Self::FileMode { path, .. } => format!("run `chmod 600 {}`", path.display()),
+            Self::FileUnreadable { .. }
+            | Self::FileNotRegular { .. }
+            | Self::FileEmpty { .. }
+            | Self::FileNotUnicode { .. } => {
+                "create the file with the secret on its first line, then `chmod 600` it".to_owned()
+            }
+        }
+    }
+}
+
+impl SecretRef {
+    /// Reads the secret now. Environment variables and files are read each time, so call
+    /// this where the value is needed rather than caching it.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        match self {
+            Self::Env(var) => resolve_env(var),
+            Self::File(path) => resolve_file(path),
+        }
+    }
+}
+
+fn resolve_env(var: &str) -> Result<Secret, SecretError> {
+    match std::env::var(var) {
+        Ok(value) if value.is_empty() => Err(SecretError::EnvEmpty {
+            var: var.to_owned(),
+        }),
+        Ok(value) => Ok(Secret::new(value)),
+        Err(std::env::VarError::NotPresent) => Err(SecretError::EnvNotSet {
+            var: var.to_owned(),
+        }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::EnvNotUnicode {
+            var: var.to_owned(),
+        }),
+    }
+}
+
+fn resolve_file(path: &std::path::Path) -> Result<Secret, SecretError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path_buf = || path.to_path_buf();
+    let meta = std::fs::metadata(path).map_err(|source| SecretError::FileUnreadable {
+        path: path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(SecretError::FileNotRegular { path: path_buf() });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::FileMode {
+            path: path_buf(),
+            mode,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|source| SecretError::FileUnreadable {
+        path: path_buf(),
+        source,
+    })?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| SecretError::FileNotUnicode { path: path_buf() })?;
+    let value = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if value.is_empty() {
+        return Err(SecretError::FileEmpty { path: path_buf() });
+    }
+    Ok(Secret::new(value))
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretRefVisitor)
+    }
+}
+
+struct SecretRefVisitor;
+
+impl<'de> Visitor<'de> for SecretRefVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret reference `{ env = \"VAR\" }` or `{ file = \"/absolute/path\" }`")
+    }
+
+    // The value is deliberately not echoed: it is the secret.
+    fn visit_str<E: de::Error>(self, _value: &str) -> Result<SecretRef, E> {
+        Err(E::custom(INLINE_SECRET_MESSAGE))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom(
+                "empty secret reference: expected `{ env = \"VAR\" }` or `{ file = \"/absolute/path\" }`",
+            ));
+        };
+        let reference = match key.as_str() {
+            "env" => SecretRef::Env(env_var_name(map.next_value()?)?),
+            "file" => SecretRef::File(map.next_value::<AbsolutePath>()?.as_path().to_path_buf()),
+            other => return Err(de::Error::unknown_field(other, &["env", "file"])),
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!(
+                "a secret reference has exactly one key, `env` or `file`; `{extra}` is one too many"
+            )));
+        }
+        Ok(reference)
+    }
+}
+
+fn env_var_name<E: de::Error>(name: String) -> Result<String, E> {
+    let mut bytes = name.bytes();
+    let ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(E::custom(format!(
+            "invalid environment variable name `{name}`: expected letters, digits and `_`, not starting with a digit"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secret_never_prints_its_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret} {secret:?}"), "******** ********");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn file_secret_requires_owner_only_mode_and_strips_one_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = SecretRef::File(path.clone()).resolve().unwrap_err();
+        assert!(err.to_string().contains("has mode 0644"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secret = SecretRef::File(path).resolve().unwrap();
+        assert_eq!(secret.expose(), "s3cret");
+    }
+
+    #[test]
+    fn missing_file_and_unset_env_are_errors() {
+        let err = SecretRef::File("/nonexistent/apim/pw".into())
+            .resolve()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read secret file `/nonexistent/apim/pw`")
+        );
+        let err = SecretRef::Env("APIM_TEST_SURELY_UNSET_VAR".into())
+            .resolve()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable `APIM_TEST_SURELY_UNSET_VAR` is not set"
+        );
+    }
+}
