@@ -88,6 +88,12 @@ pub fn apply(doc: &Document, ops: &[Op]) -> Result<Patched, XmlError> {
     })
 }
 
+/// How inserted markup is laid out: the file's line ending and indentation unit.
+struct Style<'a> {
+    eol: &'a str,
+    unit: String,
+}
+
 /// One replacement of a byte range of the current text.
 struct Edit {
     range: Range<usize>,
@@ -165,6 +171,10 @@ impl Work<'_> {
                 deepest: matches.deepest,
             });
         }
+        let style = || Style {
+            eol: self.eol,
+            unit: indent_unit(&self.text, idx),
+        };
         let mut edits = Vec::new();
         for &elem in &matches.elems {
             let e = &idx.elems[elem];
@@ -196,10 +206,10 @@ impl Work<'_> {
                         position,
                         if_present: *if_present,
                     };
-                    ensure(&ctx, &self.text, self.eol, idx, elem, &spec)?
+                    ensure(&ctx, &self.text, &style(), idx, elem, &spec)?
                 }
                 Op::ReplaceContent { content, .. } => {
-                    replace_content(&ctx, &self.text, self.eol, idx, e, content)?
+                    replace_content(&ctx, &self.text, &style(), idx, e, content)?
                 }
                 Op::Remove { .. } => remove(&ctx, &self.text, e)?,
             };
@@ -316,11 +326,12 @@ struct EnsureSpec<'a> {
 fn ensure(
     ctx: &OpCtx<'_>,
     text: &str,
-    eol: &str,
+    st: &Style<'_>,
     idx: &Index,
     parent: usize,
     spec: &EnsureSpec<'_>,
 ) -> Result<Option<Edit>, XmlError> {
+    let (eol, unit) = (st.eol, st.unit.as_str());
     let key = parse_step(spec.key)?;
     let frag = parse_fragment(ctx, spec.fragment)?;
     if !key.matches(&frag, &frag.elems[0]) {
@@ -331,13 +342,18 @@ fn ensure(
     }
     let existing = key.children_matching(idx, parent);
     match existing.as_slice() {
-        [] => insert_child(ctx, text, eol, idx, parent, spec.position, spec.fragment).map(Some),
+        [] => insert_child(ctx, text, st, idx, parent, spec.position, spec.fragment).map(Some),
         [one] => {
             let e = &idx.elems[*one];
             if spec.if_present == IfPresent::Keep || same_element(idx, e, &frag, &frag.elems[0]) {
                 return Ok(None);
             }
-            let body = reindent(spec.fragment, line_indent(text, e.start_tag.start), eol);
+            let body = reindent(
+                spec.fragment,
+                line_indent(text, e.start_tag.start),
+                unit,
+                eol,
+            );
             Ok(Some(edit(e.span(), body)))
         }
         many => Err(ctx.not_applicable(format!(
@@ -352,15 +368,16 @@ fn ensure(
 fn insert_child(
     ctx: &OpCtx<'_>,
     text: &str,
-    eol: &str,
+    st: &Style<'_>,
     idx: &Index,
     parent: usize,
     position: &Position,
     fragment: &str,
 ) -> Result<Edit, XmlError> {
+    let (eol, unit) = (st.eol, st.unit.as_str());
     let p = &idx.elems[parent];
     if p.children.is_empty() {
-        return Ok(insert_into_childless(text, eol, idx, p, fragment));
+        return Ok(insert_into_childless(text, st, p, fragment));
     }
     let anchor_of = |step: &str, last: bool| -> Result<usize, XmlError> {
         let step: Step = parse_step(step)?;
@@ -375,19 +392,22 @@ fn insert_child(
         Position::First => {
             let at = p.start_tag.end;
             Ok(match own_line_indent(text, first_child.start_tag.start) {
-                Some(ci) => edit(at..at, format!("{eol}{ci}{}", reindent(fragment, ci, eol))),
-                None => edit(at..at, reindent(fragment, line_indent(text, at), eol)),
+                Some(ci) => edit(
+                    at..at,
+                    format!("{eol}{ci}{}", reindent(fragment, ci, unit, eol)),
+                ),
+                None => edit(at..at, reindent(fragment, line_indent(text, at), unit, eol)),
             })
         }
         Position::Last => Ok(insert_after(
             text,
-            eol,
+            st,
             &idx.elems[*p.children.last().expect("non-empty")],
             fragment,
         )),
         Position::After(step) => Ok(insert_after(
             text,
-            eol,
+            st,
             &idx.elems[anchor_of(step, true)?],
             fragment,
         )),
@@ -397,26 +417,34 @@ fn insert_child(
             Ok(match own_line_indent(text, at) {
                 Some(ci) => {
                     let ls = line_start(text, at);
-                    edit(ls..ls, format!("{ci}{}{eol}", reindent(fragment, ci, eol)))
+                    edit(
+                        ls..ls,
+                        format!("{ci}{}{eol}", reindent(fragment, ci, unit, eol)),
+                    )
                 }
-                None => edit(at..at, reindent(fragment, line_indent(text, at), eol)),
+                None => edit(at..at, reindent(fragment, line_indent(text, at), unit, eol)),
             })
         }
     }
 }
 
-fn insert_after(text: &str, eol: &str, anchor: &Elem, fragment: &str) -> Edit {
+fn insert_after(text: &str, st: &Style<'_>, anchor: &Elem, fragment: &str) -> Edit {
+    let (eol, unit) = (st.eol, st.unit.as_str());
     let at = anchor.span().end;
     match own_line_indent(text, anchor.start_tag.start) {
-        Some(ci) => edit(at..at, format!("{eol}{ci}{}", reindent(fragment, ci, eol))),
-        None => edit(at..at, reindent(fragment, line_indent(text, at), eol)),
+        Some(ci) => edit(
+            at..at,
+            format!("{eol}{ci}{}", reindent(fragment, ci, unit, eol)),
+        ),
+        None => edit(at..at, reindent(fragment, line_indent(text, at), unit, eol)),
     }
 }
 
-fn insert_into_childless(text: &str, eol: &str, idx: &Index, p: &Elem, fragment: &str) -> Edit {
+fn insert_into_childless(text: &str, st: &Style<'_>, p: &Elem, fragment: &str) -> Edit {
+    let (eol, unit) = (st.eol, st.unit.as_str());
     let pi = line_indent(text, p.start_tag.start);
-    let ci = format!("{pi}{}", indent_unit(text, idx));
-    let body = reindent(fragment, &ci, eol);
+    let ci = format!("{pi}{unit}");
+    let body = reindent(fragment, &ci, unit, eol);
     match &p.end_tag {
         None => open_empty_element(text, p, &format!("{eol}{ci}{body}{eol}{pi}")),
         Some(end) => match own_line_indent(text, end.start) {
@@ -432,11 +460,12 @@ fn insert_into_childless(text: &str, eol: &str, idx: &Index, p: &Elem, fragment:
 fn replace_content(
     ctx: &OpCtx<'_>,
     text: &str,
-    eol: &str,
+    st: &Style<'_>,
     idx: &Index,
     e: &Elem,
     content: &str,
 ) -> Result<Option<Edit>, XmlError> {
+    let (eol, unit) = (st.eol, st.unit.as_str());
     let wrapped = format!("<xmlpatch-content>{content}</xmlpatch-content>");
     let frag = parse_fragment(ctx, &wrapped)?;
     if same_content(idx, e, &frag, &frag.elems[0]) {
@@ -451,8 +480,8 @@ fn replace_content(
             .first()
             .and_then(|&c| own_line_indent(text, idx.elems[c].start_tag.start))
             .map(str::to_string)
-            .unwrap_or_else(|| format!("{pi}{}", indent_unit(text, idx)));
-        format!("{eol}{ci}{}{eol}{pi}", reindent(content, &ci, eol))
+            .unwrap_or_else(|| format!("{pi}{unit}"));
+        format!("{eol}{ci}{}{eol}{pi}", reindent(content, &ci, unit, eol))
     };
     Ok(Some(match e.content() {
         Some(range) => edit(range, inner),

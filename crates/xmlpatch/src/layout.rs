@@ -52,38 +52,60 @@ pub(crate) fn indent_unit(text: &str, idx: &Index) -> String {
     "    ".to_string()
 }
 
-/// Re-indents a multi-line fragment: its common indentation is removed, every line after the
-/// first is prefixed with `indent`, and lines are joined with `eol`. The first line gets no
-/// prefix because the caller places it after existing (or inserted) indentation.
-pub(crate) fn reindent(fragment: &str, indent: &str, eol: &str) -> String {
+/// Re-indents a multi-line fragment: leading and trailing blank lines and the common
+/// indentation are removed; nesting is kept, converted from the fragment's own indentation unit
+/// to `unit` (the file's) when the fragment indents consistently; every line after the first
+/// is prefixed with `indent`; lines are joined with `eol`. The first line gets no prefix
+/// because the caller places it after existing (or inserted) indentation.
+pub(crate) fn reindent(fragment: &str, indent: &str, unit: &str, eol: &str) -> String {
     let normalized = fragment.replace("\r\n", "\n");
-    let lines: Vec<&str> = normalized
-        .trim_matches(|c| c == '\n')
+    let all: Vec<&str> = normalized
         .split('\n')
         .map(|l| l.trim_end_matches([' ', '\t']))
         .collect();
-    let first_indent = lines.first().map_or(0, |l| l.len() - l.trim_start().len());
-    let common = lines
-        .iter()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start_matches([' ', '\t']).len())
-        .chain(std::iter::once(first_indent))
-        .min()
-        .unwrap_or(0);
+    let first = all.iter().position(|l| !l.trim().is_empty()).unwrap_or(0);
+    let last = all.iter().rposition(|l| !l.trim().is_empty()).unwrap_or(0);
+    let lines = &all[first..=last.max(first)];
+    let depth_of = |l: &str| l.len() - l.trim_start_matches([' ', '\t']).len();
+    let nonblank = || lines.iter().filter(|l| !l.trim().is_empty());
+    let common = nonblank().map(|l| depth_of(l)).min().unwrap_or(0);
+    let relative: Vec<&str> = nonblank()
+        .map(|l| &l[common..common + (depth_of(l) - common)])
+        .collect();
+    let frag_unit = fragment_unit(&relative);
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {
-        if i == 0 {
-            out.push_str(line.trim_start());
+        if i > 0 {
+            out.push_str(eol);
+        }
+        if line.trim().is_empty() {
             continue;
         }
-        out.push_str(eol);
-        if !line.trim().is_empty() {
+        if i > 0 {
             out.push_str(indent);
-            out.push_str(&line[common.min(line.len())..]);
+            let rel = &line[common..depth_of(line)];
+            match frag_unit {
+                Some(fu) => out.push_str(&unit.repeat(rel.len() / fu.len())),
+                None => out.push_str(rel),
+            }
         }
+        out.push_str(line.trim_start_matches([' ', '\t']));
     }
     out
+}
+
+/// The fragment's indentation unit, when every relative indent is a whole number of it.
+fn fragment_unit<'a>(relative: &[&'a str]) -> Option<&'a str> {
+    let unit = relative
+        .iter()
+        .filter(|r| !r.is_empty())
+        .min_by_key(|r| r.len())?;
+    let ch = unit.chars().next()?;
+    let uniform = unit.chars().all(|c| c == ch)
+        && relative
+            .iter()
+            .all(|r| r.chars().all(|c| c == ch) && r.len() % unit.len() == 0);
+    uniform.then_some(*unit)
 }
 
 #[cfg(test)]
@@ -91,18 +113,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reindent_strips_common_indent_and_uses_eol() {
-        let frag = "\n    <a>\n        <b>1</b>\n\n    </a>\n";
+    fn reindent_strips_blank_edges_and_common_indent_and_uses_eol() {
+        let frag = "\n    <a>\n        <b>1</b>\n\n    </a>\n   ";
         assert_eq!(
-            reindent(frag, "\t", "\r\n"),
-            "<a>\r\n\t    <b>1</b>\r\n\r\n\t</a>"
+            reindent(frag, "\t", "\t", "\r\n"),
+            "<a>\r\n\t\t<b>1</b>\r\n\r\n\t</a>"
         );
     }
 
     #[test]
-    fn reindent_handles_unindented_first_line() {
-        let frag = "<a>\n  <b/>\n</a>";
-        assert_eq!(reindent(frag, "  ", "\n"), "<a>\n    <b/>\n  </a>");
+    fn reindent_converts_the_fragment_unit_to_the_file_unit() {
+        let frag = "<a>\n  <b>\n    <c/>\n  </b>\n</a>";
+        assert_eq!(
+            reindent(frag, "  ", "    ", "\n"),
+            "<a>\n      <b>\n          <c/>\n      </b>\n  </a>"
+        );
+    }
+
+    #[test]
+    fn reindent_keeps_irregular_indentation_as_written() {
+        let frag = "<a>\n  <b/>\n   <c/>\n</a>";
+        assert_eq!(reindent(frag, "", "\t", "\n"), frag);
     }
 
     #[test]

@@ -146,13 +146,13 @@ fn later_ops_see_earlier_results() {
 }
 
 #[test]
-fn ensure_inserts_last_with_sibling_indentation() {
+fn ensure_inserts_last_with_sibling_indentation_in_the_file_unit() {
     let doc = "<r>\n    <ds>\n        <d><name>A</name></d>\n        <!--d><name>S</name></d-->\n    </ds>\n</r>\n";
     let frag = "<d>\n  <name>B</name>\n  <url>u</url>\n</d>";
     let out = patch(doc, &[Op::ensure("/r/ds", "d[name='B']", frag)]);
     assert_eq!(
         out,
-        "<r>\n    <ds>\n        <d><name>A</name></d>\n        <d>\n          <name>B</name>\n          <url>u</url>\n        </d>\n        <!--d><name>S</name></d-->\n    </ds>\n</r>\n"
+        "<r>\n    <ds>\n        <d><name>A</name></d>\n        <d>\n            <name>B</name>\n            <url>u</url>\n        </d>\n        <!--d><name>S</name></d-->\n    </ds>\n</r>\n"
     );
 }
 
