@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::inventory::{Inventory, InventoryError};
+use crate::inventory::{InventoryError, Secrets};
 use crate::topology::Topology;
 
 #[derive(Debug, clap::Args)]
@@ -54,23 +54,14 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the inventory and derives the topology, collecting the secret and topology
-/// problems of a parseable inventory into one error.
+/// Loads the inventory and derives the topology, with every problem found.
 pub fn validate(args: &Args) -> Result<Topology, InventoryError> {
-    let inventory = Inventory::load_unresolved(&args.inventory)?;
-    let mut problems = if args.skip_secrets {
-        Vec::new()
+    let secrets = if args.skip_secrets {
+        Secrets::Skip
     } else {
-        inventory.secret_problems()
+        Secrets::Resolve
     };
-    match Topology::from_inventory(&inventory) {
-        Ok(topology) if problems.is_empty() => Ok(topology),
-        Ok(_) => Err(inventory.error(problems)),
-        Err(error) => {
-            problems.extend(error.problems);
-            Err(inventory.error(problems))
-        }
-    }
+    Topology::load(&args.inventory, secrets).map(|(_, topology)| topology)
 }
 
 /// The human-readable report: nodes, shared settings, then who talks to whom.

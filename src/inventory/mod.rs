@@ -414,6 +414,15 @@ impl Host {
     }
 }
 
+/// Whether loading resolves the secret references (to prove they resolve).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Resolve each reference once and report those that fail.
+    Resolve,
+    /// Leave them alone (no environment or file access).
+    Skip,
+}
+
 /// The largest port offset accepted (keeps every offset port below 65536 with room to spare).
 pub const MAX_OFFSET: u16 = 1000;
 
@@ -422,14 +431,32 @@ impl Inventory {
     /// reference once (the values are dropped; callers resolve again where they need them).
     /// All semantic problems, secret ones included, are reported together.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let inventory = Self::load_unresolved(path)?;
-        inventory.check_secrets()?;
-        Ok(inventory)
+        Self::load_with(path, Secrets::Resolve)
     }
 
     /// Like [`Inventory::load`] but without resolving secrets (for tools that only need the
-    /// layout, such as `check --json` in CI without the secrets at hand).
+    /// layout, such as `check --skip-secrets` in CI without the secrets at hand).
     pub fn load_unresolved(path: &Path) -> Result<Inventory, InventoryError> {
+        Self::load_with(path, Secrets::Skip)
+    }
+
+    /// [`Inventory::load`] or [`Inventory::load_unresolved`].
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Inventory, InventoryError> {
+        let (inventory, problems) = Self::load_with_problems(path, secrets)?;
+        match problems.is_empty() {
+            true => Ok(inventory),
+            false => Err(inventory.error(problems)),
+        }
+    }
+
+    /// Reads and parses `path`, returning the inventory together with its semantic (and,
+    /// with [`Secrets::Resolve`], secret) problems; `Err` only when it cannot be read or
+    /// parsed. The inventory is unchecked when problems are returned: derive nothing from
+    /// it unless they are all [`ProblemKind::UnresolvedSecret`].
+    pub fn load_with_problems(
+        path: &Path,
+        secrets: Secrets,
+    ) -> Result<(Inventory, Vec<Problem>), InventoryError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|err| {
             let problem = Problem {
@@ -441,28 +468,41 @@ impl Inventory {
             };
             InventoryError::new(Origin::new(name.clone(), ""), vec![problem])
         })?;
-        let mut inventory = Self::parse(&text, &name)?;
+        let (mut inventory, problems) = Self::parse_with_problems(&text, &name, secrets)?;
         inventory.base_dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        Ok(inventory)
+        Ok((inventory, problems))
     }
 
     /// Parses and checks inventory `text` (named `name` in messages). Pure: it reads no
     /// files and no environment; secrets are checked by [`Inventory::check_secrets`].
     pub fn parse(text: &str, name: &str) -> Result<Inventory, InventoryError> {
+        let (inventory, problems) = Self::parse_with_problems(text, name, Secrets::Skip)?;
+        match problems.is_empty() {
+            true => Ok(inventory),
+            false => Err(inventory.error(problems)),
+        }
+    }
+
+    /// The text counterpart of [`Inventory::load_with_problems`] (relative local paths
+    /// resolve against the current directory).
+    pub fn parse_with_problems(
+        text: &str,
+        name: &str,
+        secrets: Secrets,
+    ) -> Result<(Inventory, Vec<Problem>), InventoryError> {
         let origin = Origin::new(name, text);
         let mut inventory: Inventory = toml::from_str(text)
             .map_err(|err| InventoryError::new(origin.clone(), vec![Problem::from_toml(&err)]))?;
         inventory.origin = origin;
         inventory.base_dir = PathBuf::from(".");
-        let problems = inventory.semantic_problems();
-        if problems.is_empty() {
-            Ok(inventory)
-        } else {
-            Err(inventory.error(problems))
+        let mut problems = inventory.semantic_problems();
+        if secrets == Secrets::Resolve {
+            problems.extend(inventory.secret_problems());
         }
+        Ok((inventory, problems))
     }
 
     /// Resolves every secret reference once and reports those that fail.

@@ -18,12 +18,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::inventory::{
     Address, DbIdent, DnsName, GrantHost, HostName, Inventory, InventoryError, Problem,
-    ProblemKind, Role, UserName,
+    ProblemKind, Role, Secrets, UserName,
 };
 
 /// Servlet HTTPS port before the offset (management console, admin services, OAuth).
@@ -417,6 +418,46 @@ impl Topology {
             return Err(inventory.error(problems));
         }
         Ok(build(inventory, placed))
+    }
+
+    /// Loads `path` and derives its topology, reporting the file's semantic and secret
+    /// problems and the port collisions together where possible. The one call a command
+    /// needs: `let (inventory, topology) = Topology::load(path, Secrets::Resolve)?;`
+    pub fn load(path: &Path, secrets: Secrets) -> Result<(Inventory, Topology), InventoryError> {
+        let (inventory, problems) = Inventory::load_with_problems(path, secrets)?;
+        Self::derive_collecting(inventory, problems)
+    }
+
+    /// [`Topology::load`] for inventory text named `name`.
+    pub fn from_text(
+        text: &str,
+        name: &str,
+        secrets: Secrets,
+    ) -> Result<(Inventory, Topology), InventoryError> {
+        let (inventory, problems) = Inventory::parse_with_problems(text, name, secrets)?;
+        Self::derive_collecting(inventory, problems)
+    }
+
+    /// Derives the topology unless the inventory has structural problems; unresolved
+    /// secrets do not affect the layout, so port collisions are reported along with them.
+    fn derive_collecting(
+        inventory: Inventory,
+        mut problems: Vec<Problem>,
+    ) -> Result<(Inventory, Topology), InventoryError> {
+        if problems
+            .iter()
+            .any(|p| p.kind != ProblemKind::UnresolvedSecret)
+        {
+            return Err(inventory.error(problems));
+        }
+        match Topology::from_inventory(&inventory) {
+            Ok(topology) if problems.is_empty() => Ok((inventory, topology)),
+            Ok(_) => Err(inventory.error(problems)),
+            Err(error) => {
+                problems.extend(error.problems);
+                Err(inventory.error(problems))
+            }
+        }
     }
 
     /// The node with id `id`.
@@ -1016,3 +1057,6 @@ fn gateway_links(node: &Node, environments: &[GatewayEnvironment]) -> Vec<Link> 
     });
     links
 }
+
+#[cfg(test)]
+mod tests;
