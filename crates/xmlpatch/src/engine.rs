@@ -42,9 +42,11 @@ pub struct Patched {
 }
 
 impl Patched {
-    /// Whether any op changed anything.
+    /// Whether the result differs from the input. (Per-op flags are in `changes`; an op list
+    /// that sets the same target twice to different values reports op-level changes on every
+    /// run although the final bytes are stable.)
     pub fn changed(&self) -> bool {
-        self.changes.iter().any(|c| c.changed)
+        self.new_text != self.old_text
     }
 
     /// The patched text, decoded (ISO-8859-1 bytes as chars).
