@@ -192,7 +192,10 @@ enum SetOp {
     Attr(usize, String, String),
 }
 
-fn doc_and_ops() -> impl Strategy<Value = (Node, bool, bool, Vec<(usize, bool, String, String)>)> {
+/// (target index, is set_text, attribute name, value) before mapping onto the document.
+type RawOp = (usize, bool, String, String);
+
+fn doc_and_ops() -> impl Strategy<Value = (Node, bool, bool, Vec<RawOp>)> {
     (
         node(),
         any::<bool>(),
@@ -259,10 +262,10 @@ fn expected(original: &str, spans: &Spans, ops: &[SetOp]) -> String {
         edits.push((range, 0, new));
     }
     for (key, v) in &attr_final {
-        if let Some((range, q)) = spans.attr.get(key) {
-            if spans.attr_value[key] != *v {
-                edits.push((range.clone(), 0, escape_attr(v, *q)));
-            }
+        if let Some((range, q)) = spans.attr.get(key)
+            && spans.attr_value[key] != *v
+        {
+            edits.push((range.clone(), 0, escape_attr(v, *q)));
         }
     }
     for (seq, key) in new_attr_order.iter().enumerate() {
