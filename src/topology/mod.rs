@@ -575,8 +575,9 @@ fn take_lowest_free(used: &mut BTreeSet<u16>, from: u16) -> u16 {
     free
 }
 
-/// Two listeners on one host with the same port: one problem per clash, pointing at the
-/// explicit offset or member port that caused it (or at the role when both are automatic).
+/// Two listeners on one host with the same port: one problem per pair of clashing nodes
+/// (listing every shared port), pointing at the explicit offset or member port that caused
+/// it, or at the role when the value is automatic.
 fn port_collisions(inventory: &Inventory, placed: &[Placed]) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (host_index, host) in inventory.hosts.iter().enumerate() {
@@ -586,32 +587,79 @@ fn port_collisions(inventory: &Inventory, placed: &[Placed]) -> Vec<Problem> {
         }
         for node in placed.iter().filter(|p| p.host_index == host_index) {
             let id = format!("{}/{}", host.name(), node.role);
+            // Clashes of this node, grouped by the node it clashes with.
+            let mut clashes: BTreeMap<String, Vec<Clash>> = BTreeMap::new();
             for (purpose, port) in node.ports().all() {
-                let Some((other, other_purpose)) = seen.get(&port) else {
-                    seen.insert(port, (id.clone(), purpose));
-                    continue;
-                };
-                let span = match purpose {
-                    "hazelcast" => node.member_span.clone(),
-                    _ => node.offset_span.clone(),
+                match seen.get(&port) {
+                    Some((other, other_purpose)) => {
+                        clashes.entry(other.clone()).or_default().push(Clash {
+                            port,
+                            purpose,
+                            other_purpose,
+                        })
+                    }
+                    None => {
+                        seen.insert(port, (id.clone(), purpose));
+                    }
                 }
-                .unwrap_or_else(|| host.role_span(node.role));
-                problems.push(
-                    Problem::new(
-                        ProblemKind::PortCollision,
-                        format!(
-                            "port {port} on host `{}` is used twice: {other} {other_purpose} and {id} {purpose}",
-                            host.name()
-                        ),
-                        span,
-                    )
-                    .label(format!("{id} {purpose} would listen on {port}"))
-                    .help(collision_help(purpose, other_purpose)),
-                );
+            }
+            for (other, clashes) in clashes {
+                problems.push(collision_problem(host, node, &id, &other, &clashes));
             }
         }
     }
     problems
+}
+
+/// One port two listeners want.
+struct Clash {
+    port: u16,
+    purpose: &'static str,
+    other_purpose: &'static str,
+}
+
+fn collision_problem(
+    host: &crate::inventory::Host,
+    node: &Placed,
+    id: &str,
+    other: &str,
+    clashes: &[Clash],
+) -> Problem {
+    let first = &clashes[0];
+    let message = match clashes {
+        [one] => format!(
+            "port {} on host `{}` is used twice: {other} {} and {id} {}",
+            one.port,
+            host.name(),
+            one.other_purpose,
+            one.purpose
+        ),
+        _ => {
+            let list: Vec<String> = clashes
+                .iter()
+                .map(|c| match c.purpose == c.other_purpose {
+                    true => format!("{} ({})", c.port, c.purpose),
+                    false => format!("{} ({} / {})", c.port, c.other_purpose, c.purpose),
+                })
+                .collect();
+            format!(
+                "ports {} on host `{}` are used by both {other} and {id}",
+                list.join(", "),
+                host.name()
+            )
+        }
+    };
+    let span = match first.purpose {
+        "hazelcast" => node.member_span.clone(),
+        _ => node.offset_span.clone(),
+    }
+    .unwrap_or_else(|| host.role_span(node.role));
+    Problem::new(ProblemKind::PortCollision, message, span)
+        .label(format!(
+            "{id} would listen on {} already taken by {other}",
+            first.port
+        ))
+        .help(collision_help(first.purpose, first.other_purpose))
 }
 
 fn collision_help(purpose: &str, other_purpose: &str) -> String {
