@@ -100,9 +100,6 @@ impl HostPaths {
     pub fn handle(&self, kind: &str) -> PathBuf {
         self.ns_dir.join(format!("{}.{kind}", self.name))
     }
-    pub fn mntns_file(&self) -> PathBuf {
-        self.dir.join("mntns.id")
-    }
     pub fn anchor_file(&self) -> PathBuf {
         self.dir.join("anchor.pid")
     }
@@ -253,7 +250,7 @@ fn prepare_db_files(paths: &HostPaths) -> Result<()> {
     write(&conf.join("99-apimlab.cnf"), MARIADB_CNF, 0o644)
 }
 
-const MARIADB_CNF: &str = "# apim-lab: the db host's MariaDB (private datadir, reachable from the lab hosts)\n\
+pub(crate) const MARIADB_CNF: &str = "# apim-lab: the db host's MariaDB (private datadir, reachable from the lab hosts)\n\
 [mysqld]\n\
 bind-address = 0.0.0.0\n\
 port = 3306\n\

@@ -153,14 +153,18 @@ impl Lab {
 
     fn build(&self, user: &DeployUser) -> Result<()> {
         let spec = &self.spec;
+        let t0 = Instant::now();
         keys::generate(spec, &self.hosts)?;
+        tracing::debug!("lab: keys after {:?}", t0.elapsed());
         let lab_key = keys::lab_public_key(spec)?;
         for host in &self.hosts {
             host::prepare(&self.paths(host), host, &self.hosts, spec, &lab_key, user)?;
         }
         net::create(spec, &self.hosts)?;
         private_ns_dir(&spec.state_dir.join("ns"))?;
+        tracing::debug!("lab: prepared+net after {:?}", t0.elapsed());
         self.boot_all()?;
+        tracing::debug!("lab: booted after {:?}", t0.elapsed());
         let secrets = inventory::write_secrets(spec)?;
         std::thread::scope(|scope| {
             let db_job = self.hosts.iter().find(|h| h.is_db).map(|db_host| {
@@ -170,6 +174,7 @@ impl Lab {
             let db = db_job.map_or(Ok(()), |job| job.join().expect("db thread panicked"));
             sshd.and(db)
         })?;
+        tracing::debug!("lab: daemons after {:?}", t0.elapsed());
         keys::write_known_hosts(spec, &self.hosts)?;
         keys::write_ssh_config(spec, &self.hosts)?;
         inventory::write(spec, &self.hosts)?;
@@ -184,13 +189,13 @@ impl Lab {
         for (host, anchor) in self.hosts.iter().zip(anchors.iter_mut()) {
             let paths = self.paths(host);
             host::wait_booted(&paths, anchor, BOOT_TIMEOUT)?;
-            let ns = procs::mntns_of(anchor.id() as i32).ok_or_else(|| LabError::Host {
-                host: host.name.clone(),
-                problem: "its anchor process vanished while booting".into(),
-                log: paths.log("init.log"),
-            })?;
-            fs::write(paths.mntns_file(), ns.to_string())
-                .map_err(LabError::io(paths.mntns_file()))?;
+            if host_namespace(&paths) != procs::mntns_of(anchor.id() as i32) {
+                return Err(LabError::Host {
+                    host: host.name.clone(),
+                    problem: "its mount namespace handle is not bound".into(),
+                    log: paths.log("init.log"),
+                });
+            }
         }
         Ok(())
     }
@@ -207,9 +212,13 @@ impl Lab {
 
     fn start_db(&self, db_host: &Host, admin_password: &str) -> Result<()> {
         let paths = self.paths(db_host);
+        let t0 = Instant::now();
         db::install(&self.spec, &paths)?;
+        tracing::debug!("lab: db installed after {:?}", t0.elapsed());
         db::start(&self.spec, &paths)?;
+        tracing::debug!("lab: db started after {:?}", t0.elapsed());
         db::create_admin(&self.spec, &paths, admin_password)?;
+        tracing::debug!("lab: db admin after {:?}", t0.elapsed());
         wait_for_port(db_host, 3306, SSHD_TIMEOUT, &paths.log("mariadbd.log"))
     }
 
@@ -315,6 +324,56 @@ impl Lab {
     ) -> Result<Output> {
         let host = self.host(name)?;
         output_with_input(&mut host::enter(&self.spec, &self.paths(host), argv), stdin)
+    }
+
+    /// The command [`Lab::exec`] runs, for callers that want their own stdio (the CLI's
+    /// `lab exec` passes the terminal through).
+    pub fn exec_command(&self, name: &str, argv: &[&str]) -> Result<std::process::Command> {
+        let host = self.host(name)?;
+        Ok(host::enter(&self.spec, &self.paths(host), argv))
+    }
+
+    /// An OpenSSH client command logging in to `name` as `user` with the lab key, checking
+    /// the host key against the lab's known_hosts. Append the remote command with `.arg(...)`.
+    /// `connect_timeout_secs` bounds the TCP connect and the banner exchange: without it a
+    /// frozen or cut host makes ssh hang for minutes.
+    pub fn ssh_command(
+        &self,
+        name: &str,
+        user: &str,
+        connect_timeout_secs: u64,
+    ) -> Result<std::process::Command> {
+        let host = self.host(name)?;
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.arg("-F")
+            .arg("/dev/null")
+            .arg("-i")
+            .arg(self.ssh_key_path())
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts_path().display()
+            ))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg("-o")
+            .arg(format!("ConnectTimeout={connect_timeout_secs}"))
+            .arg("-p")
+            .arg("22")
+            .arg(format!("{user}@{}", host.address));
+        Ok(cmd)
     }
 
     /// Pids (as the controller sees them) of every process of the host.
@@ -495,14 +554,14 @@ impl Lab {
     }
 
     fn mntns(&self, host: &Host) -> Result<u64> {
-        let file = self.paths(host).mntns_file();
-        fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .ok_or(LabError::State {
-                path: file,
-                problem: format!("host {} has not booted (no mount namespace id)", host.name),
-            })
+        let paths = self.paths(host);
+        host_namespace(&paths).ok_or(LabError::State {
+            path: paths.handle("mnt"),
+            problem: format!(
+                "host {} is not running (no mount namespace handle)",
+                host.name
+            ),
+        })
     }
 
     fn in_netns(&self, host: &Host, argv: &[&str]) -> std::process::Command {
@@ -517,41 +576,40 @@ impl Lab {
 /// Stops processes, then removes links and netns, then unmounts, then deletes the state dir.
 /// The order matters: a live process or netns handle keeps the mounts busy.
 fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>) -> Result<()> {
+    let t0 = Instant::now();
     let ids = namespace_ids(spec, hosts);
     stop_processes(&ids);
+    tracing::debug!("lab: down stopped after {:?}", t0.elapsed());
     for anchor in &mut anchors {
         let _ = anchor.wait();
     }
     wait_for_anchors(spec, hosts);
+    tracing::debug!("lab: down anchors after {:?}", t0.elapsed());
     net::destroy(spec)?;
+    tracing::debug!("lab: down net after {:?}", t0.elapsed());
     unmount_under(&spec.state_dir)?;
+    tracing::debug!("lab: down unmounted after {:?}", t0.elapsed());
     if spec.state_dir.exists() {
         fs::remove_dir_all(&spec.state_dir).map_err(LabError::io(&spec.state_dir))?;
     }
     Ok(())
 }
 
-/// Mount namespace ids of the lab's hosts: recorded ids plus whatever handle is still bound.
+/// Mount namespace ids of the lab's running hosts.
 fn namespace_ids(spec: &LabSpec, hosts: &[Host]) -> Vec<u64> {
-    let mut ids = Vec::new();
-    for host in hosts {
-        let paths = HostPaths::new(&spec.state_dir, &host.name);
-        if let Some(id) = fs::read_to_string(paths.mntns_file())
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
-            ids.push(id);
-        }
-        // A bound handle is an nsfs inode; an unbound one is the plain file on the state fs.
-        let state_dev = fs::metadata(&spec.state_dir).map(|m| m.dev()).ok();
-        if let Ok(meta) = fs::metadata(paths.handle("mnt"))
-            && Some(meta.dev()) != state_dev
-            && !ids.contains(&meta.ino())
-        {
-            ids.push(meta.ino());
-        }
-    }
-    ids
+    hosts
+        .iter()
+        .filter_map(|host| host_namespace(&HostPaths::new(&spec.state_dir, &host.name)))
+        .collect()
+}
+
+/// The id of the host's mount namespace, read from its bound handle. Only a bound handle
+/// counts: it keeps the namespace alive, so its id cannot have been reused by another
+/// namespace (ids are recycled; a recorded number could name someone else's processes).
+fn host_namespace(paths: &HostPaths) -> Option<u64> {
+    let nsfs_dev = fs::metadata("/proc/self/ns/mnt").ok()?.dev();
+    let meta = fs::metadata(paths.handle("mnt")).ok()?;
+    (meta.dev() == nsfs_dev).then(|| meta.ino())
 }
 
 /// SIGTERM (plus SIGCONT for frozen ones) to every lab process, SIGKILL after 3 s.
