@@ -374,6 +374,60 @@ fn load_balanced_key_managers_need_the_load_balancer_url() {
 }
 
 #[test]
+fn load_balancer_url_without_the_flag_is_refused() {
+    check(
+        &[(
+            "multi_tenancy = false",
+            "key_manager_url = \"https://lb:9443/services/\"",
+        )],
+        "test.toml:20:19: key_manager_url is set but key_manager_behind_lb is not true (set \
+         `key_manager_behind_lb = true` to use this load balancer, or remove it)",
+    );
+}
+
+#[test]
+fn member_port_of_a_node_that_does_not_cluster_is_refused() {
+    check(
+        &[(
+            "\"store\"]",
+            "\"store\"]\nmember_ports = { gateway = 4100 }",
+        )],
+        "test.toml:25:28: member_ports sets `gateway` on `app1`, but that node does not cluster \
+         (nodes cluster when the deployment has two or more publishers and stores, or several \
+         nodes of the role; remove this entry)",
+    );
+}
+
+#[test]
+fn database_port_counts_for_collisions_on_the_database_host() {
+    check(
+        &[
+            (
+                "\"store\"]",
+                "\"store\", \"database\"]\nmember_ports = { store = 3306 }",
+            ),
+            ("host = \"db\"", "host = \"app1\""),
+            (
+                "[[hosts]]\nname = \"db\"\naddress = \"127.0.10.250\"\nroles = [\"database\"]\n",
+                "",
+            ),
+        ],
+        "test.toml:25:26: port 3306 on host `app1` is used twice: database mysql and app1/store \
+         hazelcast (Thrift (10397), Hazelcast (4000+) and the database port are not offset; \
+         choose `offsets` that keep 9443/9763/8280/8243/9999/11111 + offset clear of them)",
+    );
+}
+
+#[test]
+fn unknown_role_in_offsets_is_an_unknown_role() {
+    check(
+        &[("\"store\"]", "\"store\"]\noffsets = { gatway = 1 }")],
+        "test.toml:25:13: unknown role `gatway` (did you mean `gateway`? allowed roles: \
+         `keymanager`, `gateway`, `publisher`, `store`, `database`)",
+    );
+}
+
+#[test]
 fn missing_required_section_names_it() {
     check(
         &[("[admin]\npassword = { file = \"@SECRET@\" }\n", "")],

@@ -753,11 +753,9 @@ impl Inventory {
     }
 
     fn option_problems(&self) -> Vec<Problem> {
-        let Some(behind_lb) = &self.options.key_manager_behind_lb else {
-            return Vec::new();
-        };
-        if *behind_lb.get_ref() && self.options.key_manager_url.is_none() {
-            return vec![
+        let options = &self.options;
+        match (&options.key_manager_behind_lb, &options.key_manager_url) {
+            (Some(behind_lb), None) if *behind_lb.get_ref() => vec![
                 Problem::new(
                     ProblemKind::BadOption,
                     "key_manager_behind_lb = true needs key_manager_url",
@@ -765,9 +763,18 @@ impl Inventory {
                 )
                 .label("no load balancer URL")
                 .help("add `key_manager_url = \"https://<load balancer>:<port>/services/\"` to [options]"),
-            ];
+            ],
+            (_, Some(url)) if !options.key_manager_behind_lb() => vec![
+                Problem::new(
+                    ProblemKind::BadOption,
+                    "key_manager_url is set but key_manager_behind_lb is not true",
+                    url.span(),
+                )
+                .label("would be ignored")
+                .help("set `key_manager_behind_lb = true` to use this load balancer, or remove it"),
+            ],
+            _ => Vec::new(),
         }
-        Vec::new()
     }
 
     /// The span used for problems about the host list as a whole: the first `[[hosts]]`

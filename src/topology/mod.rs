@@ -413,7 +413,8 @@ impl Topology {
     /// would share a port.
     pub fn from_inventory(inventory: &Inventory) -> Result<Topology, InventoryError> {
         let placed = place_nodes(inventory);
-        let problems = port_collisions(inventory, &placed);
+        let mut problems = unused_member_ports(inventory);
+        problems.extend(port_collisions(inventory, &placed));
         if !problems.is_empty() {
             return Err(inventory.error(problems));
         }
@@ -565,6 +566,33 @@ fn place_nodes(inventory: &Inventory) -> Vec<Placed> {
         }
     }
     placed
+}
+
+/// `member_ports` for a role that does not cluster would be silently ignored.
+fn unused_member_ports(inventory: &Inventory) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for host in &inventory.hosts {
+        for (role, value) in &host.member_ports {
+            if role.is_wso2() && host.has_role(*role) && cluster_group(inventory, *role).is_none() {
+                problems.push(
+                    Problem::new(
+                        ProblemKind::BadOption,
+                        format!(
+                            "member_ports sets `{role}` on `{}`, but that node does not cluster",
+                            host.name()
+                        ),
+                        value.span(),
+                    )
+                    .label("would be ignored")
+                    .help(
+                        "nodes cluster when the deployment has two or more publishers and stores, \
+                         or several nodes of the role; remove this entry",
+                    ),
+                );
+            }
+        }
+    }
+    problems
 }
 
 fn take_lowest_free(used: &mut BTreeSet<u16>, from: u16) -> u16 {
