@@ -431,7 +431,8 @@ fn unknown_role_in_offsets_is_an_unknown_role() {
 fn missing_required_section_names_it() {
     check(
         &[("[admin]\npassword = { file = \"@SECRET@\" }\n", "")],
-        "test.toml:1:1: missing field `admin`",
+        "test.toml:1:1: missing field `admin` (`admin` is required here (docs/inventory.md lists \
+         the schema))",
     );
 }
 

@@ -166,12 +166,18 @@ impl Problem {
                 .label("invalid value")
                 .help(format!("expected {rule}"));
         }
-        let label = if message.starts_with("missing field") {
-            "in this table"
-        } else {
-            "here"
-        };
-        Problem::new(ProblemKind::Syntax, message, span).label(label)
+        if let Some((field, _)) = unknown_named("missing field", &message) {
+            let label = match span.start {
+                0 => "the top level",
+                _ => "in this table",
+            };
+            return Problem::new(ProblemKind::Syntax, message, span)
+                .label(label)
+                .help(format!(
+                    "`{field}` is required here (docs/inventory.md lists the schema)"
+                ));
+        }
+        Problem::new(ProblemKind::Syntax, message, span).label("here")
     }
 }
 
