@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use apim_xmlpatch::{Document, Op, Position};
 
+/// One file of the set: its name, bytes and ops.
+type FileJob = (&'static str, Vec<u8>, Vec<Op>);
+
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/tests/fixtures/{name}",
@@ -93,7 +96,7 @@ fn node_ops() -> Vec<(&'static str, Vec<Op>)> {
 }
 
 /// Parses, patches and encodes every file once; returns the outputs.
-fn patch_all(inputs: &[(&str, Vec<u8>, Vec<Op>)]) -> Vec<Vec<u8>> {
+fn patch_all(inputs: &[FileJob]) -> Vec<Vec<u8>> {
     inputs
         .iter()
         .map(|(name, bytes, ops)| {
@@ -103,7 +106,7 @@ fn patch_all(inputs: &[(&str, Vec<u8>, Vec<Op>)]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn measure(label: &str, iterations: usize, inputs: &[(&str, Vec<u8>, Vec<Op>)]) {
+fn measure(label: &str, iterations: usize, inputs: &[FileJob]) {
     for _ in 0..iterations / 10 {
         std::hint::black_box(patch_all(inputs));
     }
@@ -125,7 +128,7 @@ fn measure(label: &str, iterations: usize, inputs: &[(&str, Vec<u8>, Vec<Op>)]) 
 }
 
 /// The same ops against the real 1.9.0 files (larger: ~110 KB), when the study copy exists.
-fn real_files(ops: &[(&'static str, Vec<Op>)]) -> Option<Vec<(&'static str, Vec<u8>, Vec<Op>)>> {
+fn real_files(ops: &[(&'static str, Vec<Op>)]) -> Option<Vec<FileJob>> {
     let base = "/work/shared/reference/wso2am-1.9.0/repository/conf";
     let path = |n: &str| match n {
         "axis2.xml" => format!("{base}/axis2/axis2.xml"),
@@ -142,14 +145,14 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(500);
-    let first: Vec<(&str, Vec<u8>, Vec<Op>)> = node_ops()
+    let first: Vec<FileJob> = node_ops()
         .into_iter()
         .map(|(n, ops)| (n, fixture(n), ops))
         .collect();
     let op_count: usize = first.iter().map(|f| f.2.len()).sum();
     let bytes: usize = first.iter().map(|f| f.1.len()).sum();
     let outputs = patch_all(&first);
-    let again: Vec<(&str, Vec<u8>, Vec<Op>)> = first
+    let again: Vec<FileJob> = first
         .iter()
         .zip(outputs)
         .map(|((n, _, ops), out)| (*n, out, ops.clone()))
