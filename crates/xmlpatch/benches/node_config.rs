@@ -175,6 +175,13 @@ fn main() {
                 real.len()
             );
             measure("real files, first apply", iterations, &real);
+            let outputs = patch_all(&real);
+            let real_again: Vec<FileJob> = real
+                .iter()
+                .zip(outputs)
+                .map(|((n, _, ops), out)| (*n, out, ops.clone()))
+                .collect();
+            measure("real files, re-apply", iterations, &real_again);
         }
         None => println!("real 1.9.0 files not on this machine: skipped"),
     }

@@ -3,6 +3,7 @@
 //! every byte outside an edit stays as it was. After an operation changes the text, the span
 //! index is rebuilt before the next operation looks at it (later ops see earlier results).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::diff;
@@ -73,7 +74,7 @@ pub fn apply(doc: &Document, ops: &[Op]) -> Result<Patched, XmlError> {
         encoding: decoded.encoding,
         eol: line_ending(&decoded.text),
         text: decoded.text.clone(),
-        index: Some(doc.index().clone()),
+        index: Some(Cow::Borrowed(doc.index())),
         secrets: Vec::new(),
     };
     let mut changes = Vec::with_capacity(ops.len());
@@ -115,8 +116,9 @@ struct Work<'d> {
     encoding: Encoding,
     eol: &'static str,
     text: String,
-    /// `None` after a change, until the next op needs it.
-    index: Option<Index>,
+    /// Borrowed from the document until the first change; `None` after a change, until the
+    /// next op needs it.
+    index: Option<Cow<'d, Index>>,
     secrets: Vec<String>,
 }
 
@@ -150,7 +152,7 @@ impl OpCtx<'_> {
 impl Work<'_> {
     fn run(&mut self, op_no: usize, op: &Op) -> Result<OpOutcome, XmlError> {
         if self.index.is_none() {
-            self.index = Some(build_index(self.file, &self.text)?);
+            self.index = Some(Cow::Owned(build_index(self.file, &self.text)?));
         }
         let idx = self.index.as_ref().expect("index was just built");
         let ctx = OpCtx {

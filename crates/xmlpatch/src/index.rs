@@ -136,7 +136,11 @@ pub(crate) fn build(text: &str) -> Result<Index, ParseFailure> {
             }
             Event::Text(t) => {
                 let raw = t.into_inner();
-                push_text(&mut elems, &stack, before, &raw.replace("\r\n", "\n"))?;
+                if raw.contains('\r') {
+                    push_text(&mut elems, &stack, before, &raw.replace("\r\n", "\n"))?;
+                } else {
+                    push_text(&mut elems, &stack, before, &raw)?;
+                }
             }
             Event::CData(c) => {
                 let raw = c.into_inner();
