@@ -161,7 +161,7 @@ impl Work<'_> {
             path: op.path(),
         };
         let path = match op {
-            Op::SetAttr { path, .. } => Path::parse(path)?,
+            Op::SetAttr { path, .. } => attribute_path(path)?,
             _ => parse_element_path(op.path())?,
         };
         let matches = path.select(idx);
@@ -188,11 +188,7 @@ impl Work<'_> {
                     set_text(&ctx, &self.text, e, value)?
                 }
                 Op::SetAttr { value, secret, .. } => {
-                    let name = path.attr.as_deref().ok_or_else(|| XmlError::PathSyntax {
-                        path: op.path().to_string(),
-                        position: op.path().len(),
-                        message: "set_attr needs a path ending in /@name".to_string(),
-                    })?;
+                    let name = path.attr.as_deref().unwrap_or_default();
                     let old = e.attr(name).map(|a| a.value.as_str()).unwrap_or("");
                     note_secret(&mut self.secrets, *secret, value, old);
                     set_attr(&self.text, e, name, value)
@@ -226,7 +222,11 @@ impl Work<'_> {
                     op: op_no,
                     path: op.path().to_string(),
                     encoding: self.encoding.name().to_string(),
-                    ch,
+                    what: if op.is_secret() {
+                        "a character of the secret value".to_string()
+                    } else {
+                        format!("character {ch:?} (U+{:04X})", ch as u32)
+                    },
                 });
             }
         }
@@ -243,6 +243,19 @@ impl Work<'_> {
             changed,
         })
     }
+}
+
+/// Parses a `set_attr` path, which must end in `/@name`.
+fn attribute_path(path: &str) -> Result<Path, XmlError> {
+    let p = Path::parse(path)?;
+    if p.attr.is_none() {
+        return Err(XmlError::PathSyntax {
+            path: path.to_string(),
+            position: path.len(),
+            message: "set_attr needs a path ending in /@name".to_string(),
+        });
+    }
+    Ok(p)
 }
 
 /// Remembers a secret op's new and old values so diffs can mask them.

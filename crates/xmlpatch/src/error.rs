@@ -33,17 +33,16 @@ pub enum XmlError {
     },
 
     /// A value or fragment holds a character the file's encoding cannot represent.
+    /// `what` names the character, unless the op is secret ("a character of the secret value").
     #[error(
-        "{file}: op #{op} at {path}: character {ch:?} (U+{code:04X}) cannot be written in {encoding}; \
-         the file was left untouched",
-        code = *ch as u32
+        "{file}: op #{op} at {path}: {what} cannot be written in {encoding}; the file was left untouched"
     )]
     Unrepresentable {
         file: String,
         op: usize,
         path: String,
         encoding: String,
-        ch: char,
+        what: String,
     },
 
     /// The path expression does not parse.

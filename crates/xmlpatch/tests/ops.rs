@@ -336,6 +336,12 @@ fn secret_values_are_masked_in_the_diff() {
 }
 
 #[test]
+fn set_attr_requires_an_attribute_path_even_when_nothing_matches() {
+    let err = patch_err("<a/>", &[Op::set_attr("//zz", "1").with_count(Count::Any)]);
+    assert!(matches!(err, XmlError::PathSyntax { .. }), "{err}");
+}
+
+#[test]
 fn malformed_xml_reports_line_and_column() {
     let err = Document::parse_named("bad.xml", b"<a>\n  <b>\n  </c>\n</a>").unwrap_err();
     assert!(
