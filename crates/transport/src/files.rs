@@ -1,0 +1,276 @@
+//! File operations (read, atomic write, streamed upload, stat) expressed as small
+//! bash scripts run through [`Transport::exec`], so every transport gets exactly
+//! the same semantics and the same privilege handling (sudo) as plain commands.
+//!
+//! Atomicity: content goes to a temp file in the target's directory, its sha256 is
+//! checked on the far side, it is fsynced, then renamed over the target. A transfer
+//! cut midway fails the hash check, so the target is never replaced by a truncated
+//! file; the temp file is removed on every exit path the shell can still act on.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::Transport;
+use crate::cmd::Cmd;
+use crate::error::{Result, TransportError};
+use crate::output::{ExitStatus, stderr_tail};
+
+/// Exit code of [`READ_SCRIPT`] when the file does not exist.
+const ABSENT: i32 = 44;
+/// Exit code of [`ATOMIC_WRITE_SCRIPT`] when the received content has the wrong hash.
+const HASH_MISMATCH: i32 = 65;
+
+/// `$1` = path. Prints the file, or exits [`ABSENT`] when there is none.
+const READ_SCRIPT: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 44
+exec cat -- "$1""#;
+
+/// `$1` path, `$2` mode (octal or empty), `$3` owner (`user[:group]` or empty),
+/// `$4` expected sha256 of stdin. Writes stdin atomically to `$1`.
+const ATOMIC_WRITE_SCRIPT: &str = r#"set -eu
+trap '' PIPE
+path=$1 mode=$2 owner=$3 want=$4
+dir=$(dirname -- "$path")
+base=$(basename -- "$path")
+tmp=$(mktemp -- "$dir/.$base.apim-XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 129' HUP
+trap 'exit 143' TERM
+cat > "$tmp"
+got=$(sha256sum < "$tmp")
+got=${got%% *}
+if [ "$got" != "$want" ]; then
+  echo "sha256 $got" >&2
+  exit 65
+fi
+if [ -e "$path" ]; then
+  chmod --reference="$path" -- "$tmp"
+  chown --reference="$path" -- "$tmp"
+fi
+if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
+if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+sync -- "$tmp"
+mv -f -T -- "$tmp" "$path"
+trap - EXIT
+sync -- "$dir" 2>/dev/null || true"#;
+
+/// `$1` = path. Prints `rawmode-hex size uid gid mtime user group`, or nothing.
+const STAT_SCRIPT: &str = r#"if [ -e "$1" ] || [ -L "$1" ]; then
+  exec stat -c '%f %s %u %g %Y %U %G' -- "$1"
+fi"#;
+
+/// What kind of file a path names (the path itself: symlinks are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// Metadata of a remote path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    pub kind: FileKind,
+    pub size: u64,
+    /// Permission bits, e.g. `0o640` (setuid/setgid/sticky included).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub group: String,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+}
+
+/// Owner to give a written file: `user`, optionally `:group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+impl Owner {
+    /// The owner `user` with its login group unchanged.
+    pub fn user(user: impl Into<String>) -> Self {
+        Owner {
+            user: user.into(),
+            group: None,
+        }
+    }
+
+    /// `user:group`.
+    pub fn with_group(user: impl Into<String>, group: impl Into<String>) -> Self {
+        Owner {
+            user: user.into(),
+            group: Some(group.into()),
+        }
+    }
+
+    fn spec(&self) -> String {
+        match &self.group {
+            Some(g) => format!("{}:{g}", self.user),
+            None => self.user.clone(),
+        }
+    }
+}
+
+/// The command that runs `source` with bash, `$0` = `apim`, `$1..` = `args`.
+pub fn script_cmd(source: &str, args: &[&str]) -> Cmd {
+    Cmd::new("bash")
+        .arg("-c")
+        .arg(source)
+        .arg("apim")
+        .args(args.iter().copied())
+}
+
+pub(crate) async fn read_file<T: Transport + ?Sized>(t: &T, path: &str) -> Result<Option<Vec<u8>>> {
+    let cmd = script_cmd(READ_SCRIPT, &[path]);
+    let out = t.exec(&cmd).await?;
+    if out.status == ExitStatus::Code(ABSENT) {
+        return Ok(None);
+    }
+    let out = out.require_success(t.host(), &format!("read {path}"))?;
+    Ok(Some(out.stdout))
+}
+
+pub(crate) async fn write_file_atomic<T: Transport + ?Sized>(
+    t: &T,
+    path: &str,
+    bytes: &[u8],
+    mode: Option<u32>,
+    owner: Option<&Owner>,
+) -> Result<()> {
+    let want = hex::encode(Sha256::digest(bytes));
+    let cmd = atomic_write_cmd(path, mode, owner, &want).stdin_bytes(bytes.to_vec());
+    let out = t.exec(&cmd).await?;
+    if out.status == ExitStatus::Code(HASH_MISMATCH) {
+        return Err(TransportError::Failed {
+            host: t.host().to_string(),
+            cmd: format!("write {path}"),
+            status: out.status,
+            stderr_tail: "the far side received different bytes (transfer cut short?)".into(),
+        });
+    }
+    out.require_success(t.host(), &format!("write {path}"))?;
+    Ok(())
+}
+
+pub(crate) async fn upload<T: Transport + ?Sized>(
+    t: &T,
+    local: &Path,
+    remote: &str,
+    expected_sha256: &str,
+) -> Result<()> {
+    let file = tokio::fs::File::open(local)
+        .await
+        .map_err(|source| TransportError::Io {
+            host: t.host().to_string(),
+            what: format!("open {} for upload", local.display()),
+            source,
+        })?;
+    let want = expected_sha256.to_ascii_lowercase();
+    let cmd = atomic_write_cmd(remote, None, None, &want).stdin_reader(file);
+    let out = t.exec(&cmd).await?;
+    if out.status == ExitStatus::Code(HASH_MISMATCH) {
+        let text = out.stderr_text();
+        let actual = text
+            .trim()
+            .strip_prefix("sha256 ")
+            .unwrap_or(text.trim())
+            .to_string();
+        return Err(TransportError::HashMismatch {
+            host: t.host().to_string(),
+            local: local.to_path_buf(),
+            remote: remote.to_string(),
+            expected: want,
+            actual,
+        });
+    }
+    out.require_success(t.host(), &format!("upload {} to {remote}", local.display()))?;
+    Ok(())
+}
+
+fn atomic_write_cmd(path: &str, mode: Option<u32>, owner: Option<&Owner>, sha256: &str) -> Cmd {
+    let mode = mode.map(|m| format!("{m:o}")).unwrap_or_default();
+    let owner = owner.map(Owner::spec).unwrap_or_default();
+    script_cmd(ATOMIC_WRITE_SCRIPT, &[path, &mode, &owner, sha256])
+}
+
+pub(crate) async fn stat<T: Transport + ?Sized>(t: &T, path: &str) -> Result<Option<FileStat>> {
+    let cmd = script_cmd(STAT_SCRIPT, &[path]);
+    let what = format!("stat {path}");
+    let out = t.exec(&cmd).await?.require_success(t.host(), &what)?;
+    let text = out.stdout_text();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_stat(&text)
+        .map(Some)
+        .map_err(|reason| TransportError::Parse {
+            host: t.host().to_string(),
+            cmd: what,
+            reason: format!(
+                "{reason} in {:?} (stderr: {})",
+                text.trim(),
+                stderr_tail(&out.stderr)
+            ),
+        })
+}
+
+/// Parses `stat -c '%f %s %u %g %Y %U %G'` output.
+pub fn parse_stat(text: &str) -> std::result::Result<FileStat, String> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let [raw, size, uid, gid, mtime, user, group] = fields[..] else {
+        return Err(format!("expected 7 fields, got {}", fields.len()));
+    };
+    let raw = u32::from_str_radix(raw, 16).map_err(|e| format!("raw mode {raw:?}: {e}"))?;
+    let kind = match raw & 0o170000 {
+        0o100000 => FileKind::File,
+        0o040000 => FileKind::Dir,
+        0o120000 => FileKind::Symlink,
+        _ => FileKind::Other,
+    };
+    let num = |s: &str, name: &str| s.parse::<i64>().map_err(|e| format!("{name} {s:?}: {e}"));
+    Ok(FileStat {
+        kind,
+        size: num(size, "size")? as u64,
+        mode: raw & 0o7777,
+        uid: num(uid, "uid")? as u32,
+        gid: num(gid, "gid")? as u32,
+        user: user.to_string(),
+        group: group.to_string(),
+        mtime: num(mtime, "mtime")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_line_is_parsed() {
+        let st = parse_stat("81a4 12 0 0 1700000000 root root\n").unwrap();
+        assert_eq!(st.kind, FileKind::File);
+        assert_eq!(st.mode, 0o644);
+        assert_eq!(st.size, 12);
+        assert_eq!(st.user, "root");
+    }
+
+    #[test]
+    fn directory_and_symlink_kinds() {
+        assert_eq!(
+            parse_stat("41ed 4096 0 0 1 a b").unwrap().kind,
+            FileKind::Dir
+        );
+        assert_eq!(
+            parse_stat("a1ff 7 0 0 1 a b").unwrap().kind,
+            FileKind::Symlink
+        );
+    }
+
+    #[test]
+    fn short_stat_line_is_an_error() {
+        assert!(parse_stat("81a4 12").unwrap_err().contains("7 fields"));
+    }
+}
