@@ -9,7 +9,9 @@ use crate::ops::Op;
 use crate::path::Path;
 
 /// A parsed XML document that remembers every byte of its source.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the file label, encoding and sizes, never the text (it may hold passwords).
+#[derive(Clone)]
 pub struct Document {
     file: String,
     decoded: Decoded,
@@ -119,6 +121,17 @@ impl Document {
                 deepest: m.deepest,
             }),
         }
+    }
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("file", &self.file)
+            .field("encoding", &self.decoded.encoding)
+            .field("chars", &self.decoded.text.len())
+            .field("elements", &self.index.elems.len())
+            .finish()
     }
 }
 

@@ -31,7 +31,9 @@ pub struct OpOutcome {
 }
 
 /// The result of [`apply`]: the new bytes plus what each op did.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows sizes and outcomes, never the texts or secrets.
+#[derive(Clone)]
 pub struct Patched {
     /// The patched file, in the document's own encoding.
     pub text: Vec<u8>,
@@ -61,6 +63,17 @@ impl Patched {
         let mut secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         secrets.extend_from_slice(extra_secrets);
         diff::unified_diff(&self.file, &self.old_text, &self.new_text, &secrets)
+    }
+}
+
+impl std::fmt::Debug for Patched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patched")
+            .field("file", &self.file)
+            .field("bytes", &self.text.len())
+            .field("changed", &self.changed())
+            .field("changes", &self.changes)
+            .finish()
     }
 }
 

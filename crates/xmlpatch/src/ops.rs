@@ -69,7 +69,9 @@ pub enum IfPresent {
 }
 
 /// One patch operation. Paths use the language of docs/xml-paths.md.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` prints a secret op's value as `********`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Set the text of the matched element(s); refused on elements with child elements.
@@ -117,6 +119,73 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<Count>,
     },
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |value: &str, secret: bool| {
+            if secret {
+                crate::diff::MASK.to_string()
+            } else {
+                value.to_string()
+            }
+        };
+        match self {
+            Op::SetText {
+                path,
+                value,
+                count,
+                secret,
+            }
+            | Op::SetAttr {
+                path,
+                value,
+                count,
+                secret,
+            } => f
+                .debug_struct(if matches!(self, Op::SetText { .. }) {
+                    "SetText"
+                } else {
+                    "SetAttr"
+                })
+                .field("path", path)
+                .field("value", &shown(value, *secret))
+                .field("count", count)
+                .field("secret", secret)
+                .finish(),
+            Op::Ensure {
+                parent,
+                key,
+                fragment,
+                position,
+                if_present,
+                count,
+            } => f
+                .debug_struct("Ensure")
+                .field("parent", parent)
+                .field("key", key)
+                .field("fragment", fragment)
+                .field("position", position)
+                .field("if_present", if_present)
+                .field("count", count)
+                .finish(),
+            Op::ReplaceContent {
+                path,
+                content,
+                count,
+            } => f
+                .debug_struct("ReplaceContent")
+                .field("path", path)
+                .field("content", content)
+                .field("count", count)
+                .finish(),
+            Op::Remove { path, count } => f
+                .debug_struct("Remove")
+                .field("path", path)
+                .field("count", count)
+                .finish(),
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {

@@ -342,6 +342,19 @@ fn set_attr_requires_an_attribute_path_even_when_nothing_matches() {
 }
 
 #[test]
+fn debug_output_never_shows_secrets_or_file_text() {
+    let d = Document::parse_named("u.xml", b"<u><Password>old-pw</Password></u>").unwrap();
+    let op = Op::set_text("/u/Password", "new-pw").secret();
+    let p = d.apply(std::slice::from_ref(&op)).unwrap();
+    let shown = format!("{op:?} {d:?} {p:?}");
+    assert!(
+        !shown.contains("new-pw") && !shown.contains("old-pw"),
+        "{shown}"
+    );
+    assert!(shown.contains("********"), "{shown}");
+}
+
+#[test]
 fn malformed_xml_reports_line_and_column() {
     let err = Document::parse_named("bad.xml", b"<a>\n  <b>\n  </c>\n</a>").unwrap_err();
     assert!(
