@@ -94,6 +94,13 @@ fn fail(offset: usize, message: impl Into<String>) -> ParseFailure {
 
 /// Builds the index of `text`, or says where it is malformed.
 pub(crate) fn build(text: &str) -> Result<Index, ParseFailure> {
+    // The caller strips one BOM; quick-xml would silently skip another and shift every offset.
+    if text.starts_with('\u{feff}') {
+        return Err(fail(
+            0,
+            "a byte order mark (U+FEFF) where the document should start",
+        ));
+    }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.trim_text(false);
@@ -109,6 +116,16 @@ pub(crate) fn build(text: &str) -> Result<Index, ParseFailure> {
             .read_event()
             .map_err(|e| fail(reader.error_position() as usize, e.to_string()))?;
         let after = reader.buffer_position() as usize;
+        if before > after
+            || after > text.len()
+            || !text.is_char_boundary(before)
+            || !text.is_char_boundary(after)
+        {
+            return Err(fail(
+                before.min(text.len()),
+                "internal: parser offsets out of step",
+            ));
+        }
         match event {
             Event::Start(tag) | Event::Empty(tag) => {
                 if stack.is_empty() && !elems.is_empty() {
@@ -281,5 +298,9 @@ mod tests {
         assert!(build("<a/><b/>").is_err());
         assert!(build("").is_err());
         assert!(build("<a x='1' x='2'/>").is_err());
+        assert!(
+            build("\u{feff}<a/>").is_err(),
+            "a second BOM is not skipped silently"
+        );
     }
 }

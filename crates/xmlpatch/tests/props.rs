@@ -46,6 +46,8 @@ struct Spans {
     /// Offset just after the last attribute (where new attributes go) and its quote.
     attr_end: BTreeMap<usize, (usize, char)>,
     names: BTreeMap<usize, String>,
+    /// Whole element spans, `<` to the end of the end tag.
+    elem: BTreeMap<usize, Range<usize>>,
     leaf_text: BTreeMap<usize, String>,
     attr_value: BTreeMap<(usize, String), String>,
 }
@@ -131,6 +133,7 @@ impl Renderer {
                 n.name, n.name, self.eol
             ));
         }
+        let elem_start = self.out.len() + pad.len();
         self.out.push_str(&format!("{pad}<{} id=\"e{id}\"", n.name));
         let mut last_end = (self.out.len(), '"');
         if depth == 0 {
@@ -182,6 +185,7 @@ impl Renderer {
                 self.out.push_str(&format!("{pad}</{}>", n.name));
             }
         }
+        self.spans.elem.insert(id, elem_start..self.out.len());
         self.out.push_str(self.eol);
     }
 }
@@ -364,6 +368,64 @@ proptest! {
         value in "\\PC{0,8}",
     ) {
         exercise(tokens.concat().as_bytes(), &path.concat(), &value);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// ensure / remove / replace_content on a random element: the output differs from the
+    /// input in one contiguous region inside that element's lines, roxmltree sees the effect,
+    /// and re-applying is a byte-identical no-op.
+    #[test]
+    fn structural_ops_edit_only_their_element((root, crlf, tabs, _) in doc_and_ops(), pick in 0usize..1000, kind in 0u8..3, value in "[a-z0-9&<> ]{0,8}") {
+        let (original, spans) = render(&root, crlf, tabs);
+        let ids: Vec<usize> = spans.names.keys().copied().collect();
+        let id = ids[pick % ids.len()];
+        let path = format!("//*[@id='e{id}']");
+        let op = match kind {
+            0 => Op::ensure(&path, "added[@k='new']", format!("<added k='new'>\n  <v>{}</v>\n</added>", escape_text(&value))),
+            1 => Op::remove(&path),
+            _ => Op::replace_content(&path, format!("<r1>{}</r1>\n<r2/>", escape_text(&value))),
+        };
+        let doc = Document::parse(original.as_bytes()).unwrap();
+        let result = doc.apply(std::slice::from_ref(&op));
+        if kind == 1 && id == 0 {
+            prop_assert!(result.is_err(), "removing the root is refused");
+            return Ok(());
+        }
+        let patched = result.unwrap();
+        let out = String::from_utf8(patched.text.clone()).unwrap();
+
+        // Everything before the element's first line and after its last line is untouched.
+        let span = spans.elem[&id].clone();
+        let line_start = original[..span.start].rfind('\n').map_or(0, |p| p + 1);
+        let line_end = original[span.end..].find('\n').map_or(original.len(), |p| span.end + p + 1);
+        prop_assert!(out.starts_with(&original[..line_start]), "bytes before the element changed");
+        prop_assert!(out.ends_with(&original[line_end..]), "bytes after the element changed");
+        prop_assert!(out.len() >= line_start + (original.len() - line_end));
+        if kind == 1 {
+            // The element goes with its line (it stands alone on it in generated documents).
+            prop_assert_eq!(&out, &format!("{}{}", &original[..line_start], &original[line_end..]));
+        }
+
+        let tree = roxmltree::Document::parse(&out).unwrap();
+        let target = tree.descendants().find(|e| e.attribute("id") == Some(format!("e{id}").as_str()));
+        let kids = |e: roxmltree::Node| e.children().filter(|c| c.is_element()).map(|c| c.tag_name().name().to_string()).collect::<Vec<_>>();
+        match kind {
+            0 => {
+                let t = target.unwrap();
+                let added: Vec<_> = t.children().filter(|c| c.has_tag_name("added")).collect();
+                prop_assert_eq!(added.len(), 1);
+                prop_assert_eq!(added[0].children().find(|c| c.has_tag_name("v")).unwrap().text().unwrap_or(""), value.as_str());
+            }
+            1 => prop_assert!(target.is_none()),
+            _ => prop_assert_eq!(kids(target.unwrap()), ["r1", "r2"]),
+        }
+
+        let again = Document::parse(&patched.text).unwrap().apply(std::slice::from_ref(&op)).unwrap();
+        prop_assert_eq!(&again.text, &patched.text);
+        prop_assert!(!again.changed());
     }
 }
 
