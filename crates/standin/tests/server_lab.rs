@@ -1,0 +1,577 @@
+//! End-to-end: the stand-in server on real lab hosts (namespaces, MariaDB on the db
+//! host), started and stopped through `bin/wso2server.sh` exactly as apim-deploy will.
+//! Each test shows one group of behaviours; every failure must produce ERROR lines and
+//! no "WSO2 Carbon started" line. Runs only with APIM_LAB_TESTS=1 (root).
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use apim_lab::Lab;
+use apim_lab::testing::{TestLab, lab_tests_enabled};
+use apim_standin::{DistOptions, JDBC_JAR_NAME, REFUSE_START_FILE, STARTED_MARKER, pidfile};
+
+/// The app user's password: quotes and a backslash, to prove the defaults-file quoting.
+const APP_PASSWORD: &str = "Wso2'app\"pw\\1";
+const APP_USER: &str = "wso2";
+const WAIT: Duration = Duration::from_secs(40);
+
+// ------------------------------------------------------------------ helpers
+
+/// One unpacked distribution on one lab host.
+struct Node<'a> {
+    lab: &'a Lab,
+    host: String,
+    /// CARBON_HOME as the host sees it.
+    home: String,
+    address: Ipv4Addr,
+}
+
+impl<'a> Node<'a> {
+    /// Unpacks the stand-in zip into the host's `parent` (e.g. /opt) and, when asked,
+    /// puts the JDBC jar into repository/components/lib as apim-deploy does.
+    fn install(lab: &'a Lab, host: &str, parent: &str, dist: &Path, with_jar: bool) -> Node<'a> {
+        let target = lab.host_path(host, parent).unwrap();
+        std::fs::create_dir_all(&target).unwrap();
+        let zip = std::fs::File::open(dist.join(apim_standin::DIST_ZIP_NAME)).unwrap();
+        zip::ZipArchive::new(zip).unwrap().extract(&target).unwrap();
+        let node = Node {
+            lab,
+            host: host.to_string(),
+            home: format!("{parent}/{}", apim_standin::TOP_DIR),
+            address: lab.host(host).unwrap().address,
+        };
+        if with_jar {
+            std::fs::copy(
+                dist.join(JDBC_JAR_NAME),
+                node.file(&format!("repository/components/lib/{JDBC_JAR_NAME}")),
+            )
+            .unwrap();
+        }
+        node
+    }
+
+    /// A file of this node, as the controller sees it.
+    fn file(&self, relative: &str) -> PathBuf {
+        self.lab
+            .host_path(&self.host, &format!("{}/{relative}", self.home))
+            .unwrap()
+    }
+
+    /// Replaces the single occurrence of `from` in a config file.
+    fn edit(&self, relative: &str, from: &str, to: &str) {
+        let path = self.file(relative);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches(from).count(), 1, "{relative}: {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `bin/wso2server.sh ARGS` inside the host (env: extra VAR=value pairs first).
+    fn script(&self, env: &[&str], args: &[&str]) -> Output {
+        let script = format!("{}/bin/wso2server.sh", self.home);
+        let mut argv = vec!["env"];
+        argv.extend_from_slice(env);
+        argv.push(&script);
+        argv.extend_from_slice(args);
+        self.lab.exec(&self.host, &argv).unwrap()
+    }
+
+    fn start(&self) {
+        let out = self.script(&[], &["start"]);
+        assert!(out.status.success(), "start: {out:?}");
+    }
+
+    fn stop(&self) {
+        let out = self.script(&[], &["stop"]);
+        assert!(out.status.success(), "stop: {out:?}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.file("repository/logs/wso2carbon.log")).unwrap_or_default()
+    }
+
+    /// Log lines written since `mark` (a previous `log().len()`).
+    fn log_since(&self, mark: usize) -> String {
+        self.log().get(mark..).unwrap_or_default().to_string()
+    }
+
+    fn wait_for_log(&self, mark: usize, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.log_since(mark);
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{}: no {needle:?} in the log:\n{log}",
+                self.host
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        let bytes = std::fs::read(self.file("wso2carbon.pid")).unwrap();
+        pidfile::parse(&bytes).expect("a pid in wso2carbon.pid")
+    }
+
+    /// Is `pid` (as the host sees it) a live process of this host?
+    fn alive(&self, pid: u32) -> bool {
+        let pid = pid.to_string();
+        // kill -0 on a zombie succeeds; the host's init reaps quickly, so a few tries settle it.
+        self.lab
+            .exec(&self.host, &["kill", "-0", &pid])
+            .unwrap()
+            .status
+            .success()
+    }
+
+    fn wait_until_gone(&self, pid: u32) {
+        let start = Instant::now();
+        while self.alive(pid) {
+            assert!(
+                start.elapsed() < WAIT,
+                "{}: pid {pid} still alive",
+                self.host
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn accepts(&self, port: u16) -> bool {
+        let addr = SocketAddr::from((self.address, port));
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+    }
+
+    /// Starts, waits for the first ERROR line, then waits past the start delay to make
+    /// sure the server never reports itself started; returns the new log lines.
+    fn start_expecting_failure(&self, needle: &str) -> String {
+        let mark = self.log().len();
+        self.start();
+        self.wait_for_log(mark, needle);
+        std::thread::sleep(Duration::from_secs(3));
+        let log = self.log_since(mark);
+        assert!(log.contains("] ERROR {"), "no ERROR line:\n{log}");
+        assert!(
+            !log.contains(STARTED_MARKER),
+            "started despite {needle:?}:\n{log}"
+        );
+        assert!(
+            !log.contains(APP_PASSWORD),
+            "the password leaked into the log"
+        );
+        log
+    }
+
+    fn stop_and_wait(&self) {
+        let pid = self.pid();
+        self.stop();
+        self.wait_until_gone(pid);
+    }
+}
+
+fn write_test_dist() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DistOptions {
+        start_delay_secs: 0.5,
+        ..DistOptions::default()
+    };
+    apim_standin::write_dist(dir.path(), &opts).unwrap();
+    dir
+}
+
+fn sql(lab: &Lab, database: Option<&str>, statements: &[u8]) {
+    let mut argv = vec!["mariadb", "--batch"];
+    if let Some(db) = database {
+        argv.push(db);
+    }
+    let out = lab.exec_with_stdin("db", &argv, Some(statements)).unwrap();
+    assert!(
+        out.status.success(),
+        "sql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The three databases seeded from the distribution's own scripts, an empty one, and
+/// the application user, on the lab's db host.
+fn prepare_databases(lab: &Lab, dist: &Path) {
+    let password = APP_PASSWORD.replace('\\', "\\\\").replace('\'', "\\'");
+    let setup = format!(
+        "CREATE DATABASE apimgtdb CHARACTER SET latin1;\n\
+         CREATE DATABASE userdb CHARACTER SET latin1;\n\
+         CREATE DATABASE regdb CHARACTER SET latin1;\n\
+         CREATE DATABASE emptydb CHARACTER SET latin1;\n\
+         CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{password}';\n\
+         GRANT ALL ON apimgtdb.* TO '{APP_USER}'@'%';\n\
+         GRANT ALL ON userdb.* TO '{APP_USER}'@'%';\n\
+         GRANT ALL ON regdb.* TO '{APP_USER}'@'%';\n\
+         GRANT ALL ON emptydb.* TO '{APP_USER}'@'%';\n"
+    );
+    sql(lab, None, setup.as_bytes());
+    let zip = std::fs::File::open(dist.join(apim_standin::DIST_ZIP_NAME)).unwrap();
+    let mut archive = zip::ZipArchive::new(zip).unwrap();
+    let mut script = |name: &str| {
+        let mut text = Vec::new();
+        archive
+            .by_name(&format!("{}/{name}", apim_standin::TOP_DIR))
+            .unwrap()
+            .read_to_end(&mut text)
+            .unwrap();
+        text
+    };
+    let registry = script("dbscripts/mysql.sql");
+    let apimgt = script("dbscripts/apimgt/mysql.sql");
+    sql(lab, Some("apimgtdb"), &apimgt);
+    sql(lab, Some("userdb"), &registry);
+    sql(lab, Some("regdb"), &registry);
+}
+
+/// Maps the seed's database host names to the db host in `host`'s own /etc/hosts.
+fn add_db_hostnames(lab: &Lab, host: &str) {
+    let db = lab.host("db").unwrap().address;
+    let line = format!("{db} apimgtdb.mysql-wso2.com userdb.mysql-wso2.com regdb.mysql-wso2.com\n");
+    let out = lab
+        .exec_with_stdin(host, &["tee", "-a", "/etc/hosts"], Some(line.as_bytes()))
+        .unwrap();
+    assert!(out.status.success());
+}
+
+fn mysql_datasource(name: &str, db_host: &str, database: &str, password: &str) -> String {
+    format!(
+        "        <datasource>\n\
+         \x20           <name>{name}</name>\n\
+         \x20           <jndiConfig>\n\
+         \x20               <name>jdbc/{name}</name>\n\
+         \x20           </jndiConfig>\n\
+         \x20           <definition type=\"RDBMS\">\n\
+         \x20               <configuration>\n\
+         \x20                   <url>jdbc:mysql://{db_host}:3306/{database}?autoReconnect=true&amp;useSSL=false</url>\n\
+         \x20                   <username>{APP_USER}</username>\n\
+         \x20                   <password>{}</password>\n\
+         \x20                   <driverClassName>com.mysql.jdbc.Driver</driverClassName>\n\
+         \x20               </configuration>\n\
+         \x20           </definition>\n\
+         \x20       </datasource>\n",
+        xml_escape(password)
+    )
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// What the seed's database steps produce: WSO2AM_DB, WSO2UM_DB and WSO2REG_DB on MySQL,
+/// user-mgt.xml and a govregistry dbConfig pointing at them.
+struct DbConfig<'s> {
+    am: (&'s str, &'s str, &'s str),
+    um: (&'s str, &'s str, &'s str),
+    reg: (&'s str, &'s str, &'s str),
+    user_store_jndi: &'s str,
+}
+
+const GOOD_DB: DbConfig<'static> = DbConfig {
+    am: ("apimgtdb.mysql-wso2.com", "apimgtdb", APP_PASSWORD),
+    um: ("userdb.mysql-wso2.com", "userdb", APP_PASSWORD),
+    reg: ("regdb.mysql-wso2.com", "regdb", APP_PASSWORD),
+    user_store_jndi: "jdbc/WSO2UM_DB",
+};
+
+fn configure_databases(node: &Node, db: &DbConfig) {
+    let datasources = format!(
+        "<datasources-configuration xmlns:svns=\"http://org.wso2.securevault/configuration\">\n\
+         \x20   <providers>\n\
+         \x20       <provider>org.wso2.carbon.ndatasource.rdbms.RDBMSDataSourceReader</provider>\n\
+         \x20   </providers>\n\
+         \x20   <datasources>\n\
+         \x20       <datasource>\n\
+         \x20           <name>WSO2_CARBON_DB</name>\n\
+         \x20           <jndiConfig><name>jdbc/WSO2CarbonDB</name></jndiConfig>\n\
+         \x20           <definition type=\"RDBMS\"><configuration>\n\
+         \x20               <url>jdbc:h2:repository/database/WSO2CARBON_DB;DB_CLOSE_ON_EXIT=FALSE</url>\n\
+         \x20               <username>wso2carbon</username><password>wso2carbon</password>\n\
+         \x20               <driverClassName>org.h2.Driver</driverClassName>\n\
+         \x20           </configuration></definition>\n\
+         \x20       </datasource>\n{}{}{}    </datasources>\n</datasources-configuration>\n",
+        mysql_datasource("WSO2AM_DB", db.am.0, db.am.1, db.am.2),
+        mysql_datasource("WSO2UM_DB", db.um.0, db.um.1, db.um.2),
+        mysql_datasource("WSO2REG_DB", db.reg.0, db.reg.1, db.reg.2),
+    );
+    std::fs::write(
+        node.file("repository/conf/datasources/master-datasources.xml"),
+        datasources,
+    )
+    .unwrap();
+    let user_mgt = node.file("repository/conf/user-mgt.xml");
+    let text = std::fs::read_to_string(&user_mgt).unwrap();
+    let text = text.replace(
+        "<Property name=\"dataSource\">jdbc/WSO2CarbonDB</Property>",
+        &format!(
+            "<Property name=\"dataSource\">{}</Property>",
+            db.user_store_jndi
+        ),
+    );
+    std::fs::write(&user_mgt, text).unwrap();
+    let registry = node.file("repository/conf/registry.xml");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    if !text.contains("govregistry") {
+        let anchor = "    </dbConfig>\r\n";
+        let gov = "    </dbConfig>\r\n\r\n    <dbConfig name=\"govregistry\">\r\n        \
+                   <dataSource>jdbc/WSO2REG_DB</dataSource>\r\n    </dbConfig>\r\n";
+        std::fs::write(&registry, text.replacen(anchor, gov, 1)).unwrap();
+    }
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn healthy_node_starts_stops_restarts_and_keeps_its_pid_file() {
+    // should: start in the background, report started with the Mgt Console URL, answer on
+    // its ports, stop gracefully after `stop` returned, leave the pid file, honour restart
+    if !lab_tests_enabled("healthy_node_starts_stops_restarts_and_keeps_its_pid_file") {
+        return;
+    }
+    let dist = write_test_dist();
+    let lab = TestLab::up(|spec| spec.app_hosts = 1).unwrap();
+    prepare_databases(&lab, dist.path());
+    add_db_hostnames(&lab, "app1");
+    let node = Node::install(&lab, "app1", "/opt", dist.path(), true);
+    configure_databases(&node, &GOOD_DB);
+
+    // `start` returns before the server is up (3 s start delay for this run).
+    let mark = node.log().len();
+    let out = node.script(&["STANDIN_START_DELAY=3"], &["start"]);
+    assert!(out.status.success());
+    assert!(
+        !node.log_since(mark).contains(STARTED_MARKER),
+        "start waited for the server"
+    );
+    let log = node.wait_for_log(mark, STARTED_MARKER);
+    assert!(
+        !log.contains("] ERROR {"),
+        "errors in a healthy start:\n{log}"
+    );
+    assert!(
+        !log.contains(APP_PASSWORD),
+        "the password leaked into the log"
+    );
+    let console = format!("Mgt Console URL  : https://{}:9443/carbon/", node.address);
+    let log = node.wait_for_log(mark, &console);
+    assert!(log.contains("Started thrift key mgt service at port:10397"));
+    assert!(
+        log.lines().all(|l| l.starts_with("TID: [0] [AM] [")),
+        "{log}"
+    );
+
+    // The pid file: the pid, a newline, NUL padding to 100 bytes.
+    let bytes = std::fs::read(node.file("wso2carbon.pid")).unwrap();
+    assert_eq!(bytes.len(), 100);
+    let pid = node.pid();
+    assert!(bytes.starts_with(format!("{pid}\n").as_bytes()));
+    assert!(bytes[pid.to_string().len() + 1..].iter().all(|b| *b == 0));
+    assert!(node.alive(pid));
+    for port in [9443, 9763, 8280, 8243, 10397] {
+        assert!(node.accepts(port), "port {port} closed on a started node");
+    }
+
+    // `stop` returns at once; the server logs its shutdown, exits, leaves the pid file.
+    let mark = node.log().len();
+    node.stop();
+    assert!(node.alive(pid), "stop waited for the process");
+    node.wait_until_gone(pid);
+    let log = node.log_since(mark);
+    for line in [
+        "Shutdown hook triggered....",
+        "Shutdown complete",
+        "Halting JVM",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+    assert!(
+        node.file("wso2carbon.pid").exists(),
+        "pid file removed on stop"
+    );
+    assert!(!node.accepts(9443));
+
+    // `start` drops extra arguments: carbon.xml's offset 2 applies, -DportOffset=3 does not.
+    node.edit(
+        "repository/conf/carbon.xml",
+        "<Offset>0</Offset>",
+        "<Offset>2</Offset>",
+    );
+    let mark = node.log().len();
+    let out = node.script(&[], &["start", "-DportOffset=3"]);
+    assert!(out.status.success());
+    let log = node.wait_for_log(mark, "Mgt Console URL");
+    assert!(
+        log.contains(&format!("https://{}:9445/carbon/", node.address)),
+        "{log}"
+    );
+    assert!(node.accepts(9445) && node.accepts(8282) && !node.accepts(9443));
+
+    // `restart` waits for the old process, then starts a new one.
+    let old = node.pid();
+    let mark = node.log().len();
+    let out = node.script(&[], &["restart"]);
+    assert!(out.status.success());
+    assert!(
+        !node.alive(old),
+        "restart returned before the old server exited"
+    );
+    node.wait_for_log(mark, STARTED_MARKER);
+    assert_ne!(node.pid(), old);
+    node.stop_and_wait();
+
+    let out = node.script(&[], &["version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("WSO2 API Manager v1.9.0") && text.contains("Carbon Framework v4.2.0"));
+}
+
+#[test]
+fn each_database_fault_logs_errors_and_never_reports_started() {
+    // should: refuse to start, with ERROR lines naming the cause, on a wrong password, a
+    // host name that does not resolve, missing tables, an undefined JNDI name, no driver jar
+    if !lab_tests_enabled("each_database_fault_logs_errors_and_never_reports_started") {
+        return;
+    }
+    let dist = write_test_dist();
+    let lab = TestLab::up(|spec| spec.app_hosts = 1).unwrap();
+    prepare_databases(&lab, dist.path());
+    add_db_hostnames(&lab, "app1");
+
+    let faults: [(&str, DbConfig, &str); 4] = [
+        (
+            "wrong password",
+            DbConfig {
+                am: ("apimgtdb.mysql-wso2.com", "apimgtdb", "not-the-password"),
+                ..GOOD_DB
+            },
+            "Access denied for user 'wso2'",
+        ),
+        (
+            "unresolvable host",
+            DbConfig {
+                um: ("userdb.nowhere.mysql-wso2.com", "userdb", APP_PASSWORD),
+                ..GOOD_DB
+            },
+            "java.net.UnknownHostException: userdb.nowhere.mysql-wso2.com",
+        ),
+        (
+            "missing tables",
+            DbConfig {
+                reg: ("regdb.mysql-wso2.com", "emptydb", APP_PASSWORD),
+                ..GOOD_DB
+            },
+            "Table 'emptydb.REG_RESOURCE' doesn't exist",
+        ),
+        (
+            "undefined JNDI name",
+            DbConfig {
+                user_store_jndi: "jdbc/WSO2_UM_DB",
+                ..GOOD_DB
+            },
+            "Name [jdbc/WSO2_UM_DB] is not bound in this Context",
+        ),
+    ];
+    for (fault, config, needle) in &faults {
+        let node = Node::install(&lab, "app1", "/opt", dist.path(), true);
+        configure_databases(&node, config);
+        let log = node.start_expecting_failure(needle);
+        assert!(
+            node.alive(node.pid()),
+            "{fault}: the server should hang, not exit"
+        );
+        assert!(
+            !node.accepts(9443),
+            "{fault}: 9443 open on a failed node:\n{log}"
+        );
+        node.stop_and_wait();
+    }
+
+    // No JDBC driver in repository/components/lib (a fresh copy, otherwise correct).
+    let node = Node::install(&lab, "app1", "/opt/nodriver", dist.path(), false);
+    configure_databases(&node, &GOOD_DB);
+    node.start_expecting_failure("java.lang.ClassNotFoundException: com.mysql.jdbc.Driver");
+    node.stop_and_wait();
+
+    // The same node with the driver back starts: the faults above were the only cause.
+    std::fs::copy(
+        dist.path().join(JDBC_JAR_NAME),
+        node.file(&format!("repository/components/lib/{JDBC_JAR_NAME}")),
+    )
+    .unwrap();
+    let mark = node.log().len();
+    node.start();
+    node.wait_for_log(mark, STARTED_MARKER);
+    node.stop_and_wait();
+}
+
+#[test]
+fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
+    // should: exit with an ERROR when a port is taken; hang with an ERROR while the Key
+    // Manager is down and start once it is up; stay unhealthy while the refuse switch is set
+    if !lab_tests_enabled("taken_port_unreachable_key_manager_and_refuse_switch_block_the_start") {
+        return;
+    }
+    let dist = write_test_dist();
+    let lab = TestLab::up(|spec| {
+        spec.app_hosts = 2;
+        spec.with_db = false;
+    })
+    .unwrap();
+    let km = Node::install(&lab, "app1", "/opt", dist.path(), false);
+    let gw = Node::install(&lab, "app2", "/opt", dist.path(), false);
+
+    // Gateway first (wrong order): its Key Manager does not answer.
+    gw.edit(
+        "repository/conf/api-manager.xml",
+        "<EnableThriftServer>true</EnableThriftServer>",
+        "<EnableThriftServer>false</EnableThriftServer>",
+    );
+    let validator = "<ServerURL>https://${carbon.local.ip}:${mgt.transport.https.port}${carbon.context}/services/</ServerURL>\n\n        <!--\n            Key Manager admin user.";
+    gw.edit(
+        "repository/conf/api-manager.xml",
+        validator,
+        &validator.replace(
+            "${carbon.local.ip}:${mgt.transport.https.port}${carbon.context}",
+            "app1:9443",
+        ),
+    );
+    let log = gw.start_expecting_failure("Cannot reach the Key Manager");
+    assert!(log.contains("https://app1:9443/services/"), "{log}");
+    gw.stop_and_wait();
+
+    // Key Manager up, then the Gateway starts.
+    let mark = km.log().len();
+    km.start();
+    km.wait_for_log(mark, STARTED_MARKER);
+    let mark = gw.log().len();
+    gw.start();
+    gw.wait_for_log(mark, STARTED_MARKER);
+
+    // A second node on the Key Manager's host with the same offset: ports taken -> exit.
+    let twin = Node::install(&lab, "app1", "/opt/twin", dist.path(), false);
+    let log = twin.start_expecting_failure("java.net.BindException");
+    assert!(log.contains(":8243"), "{log}");
+    twin.wait_until_gone(twin.pid());
+    assert!(km.accepts(9443), "the first node lost its port");
+
+    // The refuse switch keeps a restarted Gateway unhealthy until it is removed.
+    gw.stop_and_wait();
+    std::fs::write(gw.file(REFUSE_START_FILE), b"").unwrap();
+    let log = gw.start_expecting_failure("Refusing to finish start-up");
+    assert!(!gw.accepts(9443), "{log}");
+    gw.stop_and_wait();
+    std::fs::remove_file(gw.file(REFUSE_START_FILE)).unwrap();
+    let mark = gw.log().len();
+    gw.start();
+    gw.wait_for_log(mark, STARTED_MARKER);
+    gw.stop_and_wait();
+    km.stop_and_wait();
+}
