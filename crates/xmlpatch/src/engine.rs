@@ -167,82 +167,22 @@ impl Work<'_> {
         if self.index.is_none() {
             self.index = Some(Cow::Owned(build_index(self.file, &self.text)?));
         }
-        let idx = self.index.as_ref().expect("index was just built");
+        let view = View {
+            text: &self.text,
+            eol: self.eol,
+            idx: self.index.as_ref().expect("index was just built"),
+        };
         let ctx = OpCtx {
             file: self.file,
             op: op_no,
             path: op.path(),
         };
-        let path = match op {
-            Op::SetAttr { path, .. } => attribute_path(path)?,
-            _ => parse_element_path(op.path())?,
-        };
-        let matches = path.select(idx);
-        if !op.expected().allows(matches.elems.len()) {
-            return Err(XmlError::CountMismatch {
-                file: self.file.to_string(),
-                op: op_no,
-                path: op.path().to_string(),
-                expected: op.expected(),
-                found: matches.elems.len(),
-                deepest: matches.deepest,
-            });
-        }
-        let style = || Style {
-            eol: self.eol,
-            unit: indent_unit(&self.text, idx),
-        };
+        let (path, matched) = select_checked(&ctx, op, view.idx)?;
         let mut edits = Vec::new();
-        for &elem in &matches.elems {
-            let e = &idx.elems[elem];
-            let made = match op {
-                Op::SetText { value, secret, .. } => {
-                    note_secret(&mut self.secrets, *secret, value, &e.text);
-                    set_text(&ctx, &self.text, e, value)?
-                }
-                Op::SetAttr { value, secret, .. } => {
-                    let name = path.attr.as_deref().unwrap_or_default();
-                    let old = e.attr(name).map(|a| a.value.as_str()).unwrap_or("");
-                    note_secret(&mut self.secrets, *secret, value, old);
-                    set_attr(&self.text, e, name, value)
-                }
-                Op::Ensure {
-                    key,
-                    fragment,
-                    position,
-                    if_present,
-                    ..
-                } => {
-                    let spec = EnsureSpec {
-                        key,
-                        fragment,
-                        position,
-                        if_present: *if_present,
-                    };
-                    ensure(&ctx, &self.text, &style(), idx, elem, &spec)?
-                }
-                Op::ReplaceContent { content, .. } => {
-                    replace_content(&ctx, &self.text, &style(), idx, e, content)?
-                }
-                Op::Remove { .. } => remove(&ctx, &self.text, e)?,
-            };
-            edits.extend(made);
+        for &elem in &matched {
+            edits.extend(edit_for(&ctx, &view, op, &path, elem, &mut self.secrets)?);
         }
-        for ed in &edits {
-            if let Some(ch) = self.encoding.first_unencodable(&ed.text) {
-                return Err(XmlError::Unrepresentable {
-                    file: self.file.to_string(),
-                    op: op_no,
-                    path: op.path().to_string(),
-                    encoding: self.encoding.name().to_string(),
-                    what: if op.is_secret() {
-                        "a character of the secret value".to_string()
-                    } else {
-                        format!("character {ch:?} (U+{:04X})", ch as u32)
-                    },
-                });
-            }
-        }
+        check_encodable(&ctx, self.encoding, op, &edits)?;
         let changed = !edits.is_empty();
         if changed {
             self.text = splice(&ctx, &self.text, edits)?;
@@ -252,10 +192,115 @@ impl Work<'_> {
             op: op_no,
             kind: op.kind(),
             path: op.path().to_string(),
-            matched: matches.elems.len(),
+            matched: matched.len(),
             changed,
         })
     }
+}
+
+/// The current text and its index, as one op sees them.
+struct View<'a> {
+    text: &'a str,
+    eol: &'static str,
+    idx: &'a Index,
+}
+
+impl View<'_> {
+    fn style(&self) -> Style<'static> {
+        Style {
+            eol: self.eol,
+            unit: indent_unit(self.text, self.idx),
+        }
+    }
+}
+
+/// Parses the op's path and selects its elements, checking the expected count.
+fn select_checked(ctx: &OpCtx<'_>, op: &Op, idx: &Index) -> Result<(Path, Vec<usize>), XmlError> {
+    let path = match op {
+        Op::SetAttr { path, .. } => attribute_path(path)?,
+        _ => parse_element_path(op.path())?,
+    };
+    let matches = path.select(idx);
+    if !op.expected().allows(matches.elems.len()) {
+        return Err(XmlError::CountMismatch {
+            file: ctx.file.to_string(),
+            op: ctx.op,
+            path: op.path().to_string(),
+            expected: op.expected(),
+            found: matches.elems.len(),
+            deepest: matches.deepest,
+        });
+    }
+    Ok((path, matches.elems))
+}
+
+/// The edit one op makes on one matched element (`None` when it is already as desired).
+fn edit_for(
+    ctx: &OpCtx<'_>,
+    view: &View<'_>,
+    op: &Op,
+    path: &Path,
+    elem: usize,
+    secrets: &mut Vec<String>,
+) -> Result<Option<Edit>, XmlError> {
+    let e = &view.idx.elems[elem];
+    match op {
+        Op::SetText { value, secret, .. } => {
+            note_secret(secrets, *secret, value, &e.text);
+            set_text(ctx, view.text, e, value)
+        }
+        Op::SetAttr { value, secret, .. } => {
+            let name = path.attr.as_deref().unwrap_or_default();
+            let old = e.attr(name).map_or("", |a| a.value.as_str());
+            note_secret(secrets, *secret, value, old);
+            Ok(set_attr(view.text, e, name, value))
+        }
+        Op::Ensure {
+            key,
+            fragment,
+            position,
+            if_present,
+            ..
+        } => {
+            let spec = EnsureSpec {
+                key,
+                fragment,
+                position,
+                if_present: *if_present,
+            };
+            ensure(ctx, view.text, &view.style(), view.idx, elem, &spec)
+        }
+        Op::ReplaceContent { content, .. } => {
+            replace_content(ctx, view.text, &view.style(), view.idx, e, content)
+        }
+        Op::Remove { .. } => remove(ctx, view.text, e),
+    }
+}
+
+/// Refuses edits holding a character the file's encoding cannot write.
+fn check_encodable(
+    ctx: &OpCtx<'_>,
+    encoding: Encoding,
+    op: &Op,
+    edits: &[Edit],
+) -> Result<(), XmlError> {
+    let Some(ch) = edits
+        .iter()
+        .find_map(|e| encoding.first_unencodable(&e.text))
+    else {
+        return Ok(());
+    };
+    Err(XmlError::Unrepresentable {
+        file: ctx.file.to_string(),
+        op: ctx.op,
+        path: op.path().to_string(),
+        encoding: encoding.name().to_string(),
+        what: if op.is_secret() {
+            "a character of the secret value".to_string()
+        } else {
+            format!("character {ch:?} (U+{:04X})", ch as u32)
+        },
+    })
 }
 
 /// Parses a `set_attr` path, which must end in `/@name`.
