@@ -12,9 +12,10 @@ use crate::encoding::{self, Encoding};
 use crate::error::XmlError;
 use crate::escape::{escape_attr, escape_text};
 use crate::index::{Elem, Index};
-use crate::layout::{indent_unit, line_ending, line_indent, line_start, own_line_indent, reindent};
-use crate::ops::{IfPresent, Op, Position};
-use crate::path::{Path, Step, parse_step};
+use crate::layout::{indent_unit, line_ending};
+use crate::ops::Op;
+use crate::path::Path;
+use crate::structure::{EnsureSpec, ensure, remove, replace_content};
 
 /// What one operation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,18 +106,18 @@ pub fn apply(doc: &Document, ops: &[Op]) -> Result<Patched, XmlError> {
 }
 
 /// How inserted markup is laid out: the file's line ending and indentation unit.
-struct Style<'a> {
-    eol: &'a str,
-    unit: String,
+pub(crate) struct Style<'a> {
+    pub eol: &'a str,
+    pub unit: String,
 }
 
 /// One replacement of a byte range of the current text.
-struct Edit {
+pub(crate) struct Edit {
     range: Range<usize>,
     text: String,
 }
 
-fn edit(range: Range<usize>, text: impl Into<String>) -> Edit {
+pub(crate) fn edit(range: Range<usize>, text: impl Into<String>) -> Edit {
     Edit {
         range,
         text: text.into(),
@@ -136,14 +137,14 @@ struct Work<'d> {
 }
 
 /// Context every edit builder needs, for error messages.
-struct OpCtx<'a> {
+pub(crate) struct OpCtx<'a> {
     file: &'a str,
     op: usize,
     path: &'a str,
 }
 
 impl OpCtx<'_> {
-    fn not_applicable(&self, reason: impl Into<String>) -> XmlError {
+    pub fn not_applicable(&self, reason: impl Into<String>) -> XmlError {
         XmlError::NotApplicable {
             file: self.file.to_string(),
             op: self.op,
@@ -152,7 +153,7 @@ impl OpCtx<'_> {
         }
     }
 
-    fn bad_fragment(&self, message: impl Into<String>) -> XmlError {
+    pub fn bad_fragment(&self, message: impl Into<String>) -> XmlError {
         XmlError::BadFragment {
             file: self.file.to_string(),
             op: self.op,
@@ -347,7 +348,7 @@ fn splice(ctx: &OpCtx<'_>, text: &str, mut edits: Vec<Edit>) -> Result<String, X
 }
 
 /// The edit turning `<x a="1"/>` into `<x a="1">inner</x>`.
-fn open_empty_element(text: &str, e: &Elem, inner: &str) -> Edit {
+pub(crate) fn open_empty_element(text: &str, e: &Elem, inner: &str) -> Edit {
     let tag = &text[e.start_tag.clone()];
     let body_end = e.start_tag.start + tag[..tag.len() - 2].trim_end().len();
     edit(body_end..e.start_tag.end, format!(">{inner}</{}>", e.qname))
@@ -389,231 +390,4 @@ fn set_attr(text: &str, e: &Elem, name: &str, value: &str) -> Option<Edit> {
         at..at,
         format!(" {name}={quote}{}{quote}", escape_attr(value, quote)),
     ))
-}
-
-struct EnsureSpec<'a> {
-    key: &'a str,
-    fragment: &'a str,
-    position: &'a Position,
-    if_present: IfPresent,
-}
-
-fn ensure(
-    ctx: &OpCtx<'_>,
-    text: &str,
-    st: &Style<'_>,
-    idx: &Index,
-    parent: usize,
-    spec: &EnsureSpec<'_>,
-) -> Result<Option<Edit>, XmlError> {
-    let (eol, unit) = (st.eol, st.unit.as_str());
-    let key = parse_step(spec.key)?;
-    let frag = parse_fragment(ctx, spec.fragment)?;
-    if !key.matches(&frag, &frag.elems[0]) {
-        return Err(ctx.bad_fragment(format!(
-            "its root element does not satisfy the key {}",
-            key.render()
-        )));
-    }
-    let existing = key.children_matching(idx, parent);
-    match existing.as_slice() {
-        [] => insert_child(ctx, text, st, idx, parent, spec.position, spec.fragment).map(Some),
-        [one] => {
-            let e = &idx.elems[*one];
-            if spec.if_present == IfPresent::Keep || same_element(idx, e, &frag, &frag.elems[0]) {
-                return Ok(None);
-            }
-            let body = reindent(
-                spec.fragment,
-                line_indent(text, e.start_tag.start),
-                unit,
-                eol,
-            );
-            Ok(Some(edit(e.span(), body)))
-        }
-        many => Err(ctx.not_applicable(format!(
-            "{} children match the key {}; a key must identify one element",
-            many.len(),
-            key.render()
-        ))),
-    }
-}
-
-/// Builds the edit inserting `fragment` as a child of `parent` at `position`.
-fn insert_child(
-    ctx: &OpCtx<'_>,
-    text: &str,
-    st: &Style<'_>,
-    idx: &Index,
-    parent: usize,
-    position: &Position,
-    fragment: &str,
-) -> Result<Edit, XmlError> {
-    let (eol, unit) = (st.eol, st.unit.as_str());
-    let p = &idx.elems[parent];
-    if p.children.is_empty() {
-        return Ok(insert_into_childless(text, st, p, fragment));
-    }
-    let anchor_of = |step: &str, last: bool| -> Result<usize, XmlError> {
-        let step: Step = parse_step(step)?;
-        let found = step.children_matching(idx, parent);
-        let pick = if last { found.last() } else { found.first() };
-        pick.copied().ok_or_else(|| {
-            ctx.not_applicable(format!("no child matches the anchor {}", step.render()))
-        })
-    };
-    let first_child = &idx.elems[p.children[0]];
-    match position {
-        Position::First => {
-            let at = p.start_tag.end;
-            Ok(match own_line_indent(text, first_child.start_tag.start) {
-                Some(ci) => edit(
-                    at..at,
-                    format!("{eol}{ci}{}", reindent(fragment, ci, unit, eol)),
-                ),
-                None => edit(at..at, reindent(fragment, line_indent(text, at), unit, eol)),
-            })
-        }
-        Position::Last => Ok(insert_after(
-            text,
-            st,
-            &idx.elems[*p.children.last().expect("non-empty")],
-            fragment,
-        )),
-        Position::After(step) => Ok(insert_after(
-            text,
-            st,
-            &idx.elems[anchor_of(step, true)?],
-            fragment,
-        )),
-        Position::Before(step) => {
-            let anchor = &idx.elems[anchor_of(step, false)?];
-            let at = anchor.start_tag.start;
-            Ok(match own_line_indent(text, at) {
-                Some(ci) => {
-                    let ls = line_start(text, at);
-                    edit(
-                        ls..ls,
-                        format!("{ci}{}{eol}", reindent(fragment, ci, unit, eol)),
-                    )
-                }
-                None => edit(at..at, reindent(fragment, line_indent(text, at), unit, eol)),
-            })
-        }
-    }
-}
-
-fn insert_after(text: &str, st: &Style<'_>, anchor: &Elem, fragment: &str) -> Edit {
-    let (eol, unit) = (st.eol, st.unit.as_str());
-    let at = anchor.span().end;
-    match own_line_indent(text, anchor.start_tag.start) {
-        Some(ci) => edit(
-            at..at,
-            format!("{eol}{ci}{}", reindent(fragment, ci, unit, eol)),
-        ),
-        None => edit(at..at, reindent(fragment, line_indent(text, at), unit, eol)),
-    }
-}
-
-fn insert_into_childless(text: &str, st: &Style<'_>, p: &Elem, fragment: &str) -> Edit {
-    let (eol, unit) = (st.eol, st.unit.as_str());
-    let pi = line_indent(text, p.start_tag.start);
-    let ci = format!("{pi}{unit}");
-    let body = reindent(fragment, &ci, unit, eol);
-    match &p.end_tag {
-        None => open_empty_element(text, p, &format!("{eol}{ci}{body}{eol}{pi}")),
-        Some(end) => match own_line_indent(text, end.start) {
-            Some(_) => {
-                let ls = line_start(text, end.start);
-                edit(ls..ls, format!("{ci}{body}{eol}"))
-            }
-            None => edit(end.start..end.start, format!("{eol}{ci}{body}{eol}{pi}")),
-        },
-    }
-}
-
-fn replace_content(
-    ctx: &OpCtx<'_>,
-    text: &str,
-    st: &Style<'_>,
-    idx: &Index,
-    e: &Elem,
-    content: &str,
-) -> Result<Option<Edit>, XmlError> {
-    let (eol, unit) = (st.eol, st.unit.as_str());
-    let wrapped = format!("<xmlpatch-content>{content}</xmlpatch-content>");
-    let frag = parse_fragment(ctx, &wrapped)?;
-    if same_content(idx, e, &frag, &frag.elems[0]) {
-        return Ok(None);
-    }
-    let inner = if frag.elems.len() == 1 {
-        content.to_string()
-    } else {
-        let pi = line_indent(text, e.start_tag.start);
-        let ci = e
-            .children
-            .first()
-            .and_then(|&c| own_line_indent(text, idx.elems[c].start_tag.start))
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{pi}{unit}"));
-        format!("{eol}{ci}{}{eol}{pi}", reindent(content, &ci, unit, eol))
-    };
-    Ok(Some(match e.content() {
-        Some(range) => edit(range, inner),
-        None => open_empty_element(text, e, &inner),
-    }))
-}
-
-fn remove(ctx: &OpCtx<'_>, text: &str, e: &Elem) -> Result<Option<Edit>, XmlError> {
-    if e.parent.is_none() {
-        return Err(ctx.not_applicable("the root element cannot be removed"));
-    }
-    let span = e.span();
-    let rest = &text[span.end..];
-    let line_end = rest.find('\n').map_or(text.len(), |p| span.end + p + 1);
-    let alone =
-        own_line_indent(text, span.start).is_some() && text[span.end..line_end].trim().is_empty();
-    Ok(Some(if alone {
-        edit(line_start(text, span.start)..line_end, "")
-    } else {
-        edit(span, "")
-    }))
-}
-
-/// Parses a fragment (one element, no declaration) into its own index.
-fn parse_fragment(ctx: &OpCtx<'_>, fragment: &str) -> Result<Index, XmlError> {
-    crate::index::build(fragment).map_err(|f| {
-        let (line, column) = crate::index::line_col(fragment, f.offset);
-        ctx.bad_fragment(format!("line {line}, column {column}: {}", f.message))
-    })
-}
-
-/// Whether two elements are equal as configuration: same name, same attributes (any order),
-/// same text (ignoring whitespace around child elements) and equal children in order.
-/// Comments and formatting do not count.
-fn same_element(a_idx: &Index, a: &Elem, b_idx: &Index, b: &Elem) -> bool {
-    if a.qname != b.qname || a.attrs.len() != b.attrs.len() {
-        return false;
-    }
-    let attrs_equal = a
-        .attrs
-        .iter()
-        .all(|x| b.attr(&x.qname).is_some_and(|y| y.value == x.value));
-    attrs_equal && same_content(a_idx, a, b_idx, b)
-}
-
-fn same_content(a_idx: &Index, a: &Elem, b_idx: &Index, b: &Elem) -> bool {
-    if a.children.len() != b.children.len() {
-        return false;
-    }
-    let text_equal = if a.children.is_empty() {
-        a.text == b.text
-    } else {
-        a.text.split_whitespace().eq(b.text.split_whitespace())
-    };
-    text_equal
-        && a.children
-            .iter()
-            .zip(&b.children)
-            .all(|(&x, &y)| same_element(a_idx, &a_idx.elems[x], b_idx, &b_idx.elems[y]))
 }

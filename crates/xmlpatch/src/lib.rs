@@ -48,6 +48,7 @@ mod index;
 mod layout;
 mod ops;
 mod path;
+mod structure;
 
 pub use diff::{MASK, diff, mask, unified_diff};
 pub use document::Document;
