@@ -1,20 +1,380 @@
 //! `apim-deploy lab ...`: the local lab of real hosts (crate `apim-lab`).
+//!
+//! Parses the subcommands and prints; every action is a call into `apim_lab::Lab`. The lab
+//! is found again through its state dir (`--state-dir`, default /tmp/apimlab), where `up`
+//! records it. `lab dist` belongs to the stand-in distribution (issue 6) and only passes
+//! through here.
 
+use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use apim_lab::{HostStatus, KillScope, Lab, LabSpec, Layout};
 
 use super::dist;
 
+/// Where `lab up` puts the lab unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/tmp/apimlab";
+pub const DEFAULT_PREFIX: &str = "127.0.10";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
-    /// Build the lab (root on Linux).
-    Up,
+    /// Build the lab: app hosts and a database host, each a real sshd in its own
+    /// namespaces at a loopback address (root on Linux). Writes an inventory for it.
+    Up(UpArgs),
+    /// Stop every process of the lab and remove its mounts, namespaces, links, rules and state dir.
+    Down(StateArgs),
+    /// Each host's address, roles, processes, sshd/db state and faults.
+    Status(StateArgs),
+    /// SIGSTOP every process of HOST (ssh then times out in the banner exchange).
+    Freeze(HostArgs),
+    /// SIGCONT every process of HOST.
+    Thaw(HostArgs),
+    /// SIGKILL HOST's sshd and its sessions (connections are refused); --all: every process but init.
+    Kill(KillArgs),
+    /// Restart what `kill` stopped (sshd; mariadbd on the database host).
+    Revive(HostArgs),
+    /// Drop all of HOST's traffic, both directions (connections time out).
+    Cut(HostArgs),
+    /// Undo `cut`.
+    Heal(HostArgs),
+    /// Run a command inside HOST (its namespaces, as root), without SSH.
+    Exec(ExecArgs),
+    /// Print shell exports for the lab (eval "$(apim-deploy lab env)").
+    Env(StateArgs),
     /// Write the stand-in WSO2 API Manager 1.9.0 distribution and JDBC jar.
     Dist(dist::Args),
 }
 
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// The lab's state dir (keys, inventory, host files).
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Number of app hosts (app1..appN); default: what the layout needs (4, 1 or 3).
+    #[arg(long)]
+    pub app_hosts: Option<usize>,
+    /// First three octets of the lab's /24, inside 127.0.0.0/8.
+    #[arg(long, default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// How the roles are spread in the inventory: one-per-host, all-in-one, two-gateways.
+    #[arg(long, default_value = "one-per-host")]
+    pub layout: Layout,
+    /// Leave out the database host.
+    #[arg(long)]
+    pub no_db: bool,
+    /// Short name ([a-z0-9], at most 6) in link and netns names; default derived from --prefix.
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    /// A lab host: app1..appN or db.
+    pub host: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// A lab host: app1..appN or db.
+    pub host: String,
+    /// Kill every process of the host except its init, not only sshd.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// A lab host: app1..appN or db.
+    pub host: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
 pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        LabCommand::Dist(args) => dist::exec(args),
-        LabCommand::Up => anyhow::bail!("`lab up` is being built (issue #3)"),
+    if let LabCommand::Dist(args) = cmd {
+        return dist::exec(args);
     }
+    apim_lab::ensure_root()?;
+    match cmd {
+        LabCommand::Up(args) => up(args),
+        LabCommand::Down(args) => {
+            Lab::down_dir(&args.state_dir)?;
+            println!("lab in {} is down", args.state_dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Status(args) => {
+            let lab = Lab::open(&args.state_dir)?;
+            print!("{}", status_table(&lab.status()?));
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Freeze(args) => fault(&args, "frozen", |lab, host| lab.freeze(host)),
+        LabCommand::Thaw(args) => fault(&args, "thawed", |lab, host| lab.thaw(host)),
+        LabCommand::Revive(args) => fault(&args, "revived", |lab, host| lab.revive(host)),
+        LabCommand::Cut(args) => fault(&args, "cut off", |lab, host| lab.cut(host)),
+        LabCommand::Heal(args) => fault(&args, "healed", |lab, host| lab.heal(host)),
+        LabCommand::Kill(args) => {
+            let scope = if args.all {
+                KillScope::All
+            } else {
+                KillScope::Sshd
+            };
+            let lab = Lab::open(&args.state.state_dir)?;
+            lab.kill(&args.host, scope)?;
+            let what = if args.all {
+                "every process but init"
+            } else {
+                "sshd"
+            };
+            println!("{}: killed {what}", args.host);
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Exec(args) => exec_in(args),
+        LabCommand::Env(args) => {
+            let lab = Lab::open(&args.state_dir)?;
+            print!("{}", env_exports(&lab));
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Dist(_) => unreachable!("handled above"),
+    }
+}
+
+fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let mut spec = LabSpec::new(&args.prefix, &args.state.state_dir);
+    spec.layout = args.layout;
+    spec.with_db = !args.no_db;
+    spec.app_hosts = args.app_hosts.unwrap_or(args.layout.min_app_hosts());
+    if let Some(tag) = args.tag {
+        spec.tag = tag;
+    }
+    if spec.app_hosts < args.layout.min_app_hosts() {
+        anyhow::bail!(
+            "--layout {} needs at least {} app hosts (got --app-hosts {}); use --layout all-in-one for fewer",
+            args.layout.as_str(),
+            args.layout.min_app_hosts(),
+            spec.app_hosts
+        );
+    }
+    let started = std::time::Instant::now();
+    let lab = Lab::up(&spec)
+        .with_context(|| format!("bringing up the lab in {}", spec.state_dir.display()))?;
+    println!(
+        "lab {} up in {:.1} s ({} app hosts, layout {})\n",
+        spec.prefix,
+        started.elapsed().as_secs_f64(),
+        spec.app_hosts,
+        spec.layout.as_str()
+    );
+    print!("{}", hosts_table(&lab));
+    print!("{}", summary(&lab));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fault(
+    args: &HostArgs,
+    done: &str,
+    action: impl Fn(&Lab, &str) -> apim_lab::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let lab = Lab::open(&args.state.state_dir)?;
+    action(&lab, &args.host)?;
+    println!("{}: {done}", args.host);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the command with this terminal's stdio and exits with its status.
+fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let lab = Lab::open(&args.state.state_dir)?;
+    let argv: Vec<&str> = args.command.iter().map(String::as_str).collect();
+    let mut cmd = lab.exec_command(&args.host, &argv)?;
+    cmd.stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit());
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {argv:?} in {}", args.host))?;
+    Ok(ExitCode::from(status.code().map_or(128, |c| c as u8)))
+}
+
+/// NAME / ADDRESS / PORT / ROLES, plus the controller's own address.
+pub fn hosts_table(lab: &Lab) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "ADDRESS".into(),
+        "PORT".into(),
+        "ROLES".into(),
+    ]];
+    for host in lab.hosts() {
+        let roles: Vec<&str> = host.roles.iter().map(|r| r.as_str()).collect();
+        let roles = if roles.is_empty() {
+            "(spare: not in the inventory)".to_string()
+        } else {
+            roles.join(",")
+        };
+        rows.push([
+            host.name.clone(),
+            host.address.to_string(),
+            "22".into(),
+            roles,
+        ]);
+    }
+    rows.push([
+        "controller".into(),
+        lab.controller_address().to_string(),
+        "-".into(),
+        "(this machine)".into(),
+    ]);
+    table(&rows)
+}
+
+/// Where everything is, and what to run next.
+pub fn summary(lab: &Lab) -> String {
+    let dir = lab.state_dir().display();
+    let mut out = String::new();
+    let _ = writeln!(out, "\ninventory:   {}", lab.inventory_path().display());
+    let _ = writeln!(
+        out,
+        "ssh config:  {} (ssh -F {} app1)",
+        lab.ssh_config_path().display(),
+        lab.ssh_config_path().display()
+    );
+    let _ = writeln!(out, "ssh key:     {}", lab.ssh_key_path().display());
+    let _ = writeln!(out, "known_hosts: {}", lab.known_hosts_path().display());
+    let _ = writeln!(
+        out,
+        "users:       root, and {} (passwordless sudo), both with the lab key",
+        lab.deploy_user()
+    );
+    if let Some(db) = lab.db_admin() {
+        let _ = writeln!(
+            out,
+            "database:    {}:{} user {}, password in {}",
+            db.address,
+            db.port,
+            db.user,
+            db.password_file.display()
+        );
+    }
+    let _ = writeln!(out, "logs:        {dir}/hosts/<host>/log/");
+    let _ = writeln!(
+        out,
+        "\nnext:        apim-deploy check {}",
+        lab.inventory_path().display()
+    );
+    let _ = writeln!(out, "             apim-deploy lab down --state-dir {dir}");
+    out
+}
+
+/// The `lab status` table.
+pub fn status_table(report: &[HostStatus]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "ADDRESS".into(),
+        "ROLES".into(),
+        "PROCS".into(),
+        "SSHD".into(),
+        "DB".into(),
+        "FAULTS".into(),
+    ]];
+    for s in report {
+        let roles: Vec<&str> = s.host.roles.iter().map(|r| r.as_str()).collect();
+        let mut faults = Vec::new();
+        if s.frozen {
+            faults.push("frozen");
+        }
+        if s.cut {
+            faults.push("cut");
+        }
+        if s.processes == 0 {
+            faults.push("down");
+        }
+        rows.push([
+            s.host.name.clone(),
+            s.host.address.to_string(),
+            if roles.is_empty() {
+                "-".into()
+            } else {
+                roles.join(",")
+            },
+            s.processes.to_string(),
+            if s.sshd_running { "running" } else { "stopped" }.into(),
+            match s.db_running {
+                Some(true) => "running",
+                Some(false) => "stopped",
+                None => "-",
+            }
+            .into(),
+            if faults.is_empty() {
+                "-".into()
+            } else {
+                faults.join(",")
+            },
+        ]);
+    }
+    table(&rows)
+}
+
+/// `export NAME='value'` lines; values are paths and addresses, never secrets.
+pub fn env_exports(lab: &Lab) -> String {
+    let mut vars = vec![
+        ("LAB_DIR", lab.state_dir().display().to_string()),
+        ("LAB_PREFIX", lab.spec().prefix.clone()),
+        (
+            "LAB_SSH_CONFIG",
+            lab.ssh_config_path().display().to_string(),
+        ),
+        ("LAB_SSH_KEY", lab.ssh_key_path().display().to_string()),
+        (
+            "LAB_KNOWN_HOSTS",
+            lab.known_hosts_path().display().to_string(),
+        ),
+        ("LAB_INVENTORY", lab.inventory_path().display().to_string()),
+        ("LAB_DEPLOY_USER", lab.deploy_user().to_string()),
+    ];
+    if let Some(db) = lab.db_admin() {
+        vars.push(("LAB_DB_HOST", db.address.to_string()));
+        vars.push(("LAB_DB_PORT", db.port.to_string()));
+        vars.push(("LAB_DB_ADMIN_USER", db.user));
+        vars.push((
+            "LAB_DB_ADMIN_PASSWORD_FILE",
+            db.password_file.display().to_string(),
+        ));
+    }
+    vars.iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .collect()
+}
+
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -60,7 +60,22 @@ fn store_template(datadir: &Path, template: &Path) -> Result<()> {
         // Another lab stored the same template first; ours is redundant.
         let _ = std::fs::remove_dir_all(&tmp);
     }
+    remove_stale_templates(cache, template);
     Ok(())
+}
+
+/// Templates of an older mariadbd or lab config are never used again.
+fn remove_stale_templates(cache: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_template = entry.file_name().to_string_lossy().starts_with("mariadb-");
+        if is_template && path != current {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 fn unique() -> u128 {

@@ -583,7 +583,7 @@ fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>) -> Result<(
     for anchor in &mut anchors {
         let _ = anchor.wait();
     }
-    wait_for_anchors(spec, hosts);
+    reap_own_anchors(spec, hosts);
     tracing::debug!("lab: down anchors after {:?}", t0.elapsed());
     net::destroy(spec)?;
     tracing::debug!("lab: down net after {:?}", t0.elapsed());
@@ -628,37 +628,26 @@ fn stop_processes(ids: &[u64]) {
     }
 }
 
-/// Anchors started by another process (the CLI's `up`) are reaped by the machine's pid 1,
-/// sometimes a second later; wait for that so `down` really leaves no process behind.
-fn wait_for_anchors(spec: &LabSpec, hosts: &[Host]) {
+/// Reaps anchors that are our own children but have no `Child` handle (a lab re-opened
+/// from its state dir in the process that started it). Anchors of another process (the
+/// CLI's `up`) belong to the machine's pid 1, which may take a second or two to reap them:
+/// such a zombie holds no namespace, mount or socket, so `down` does not wait for it.
+fn reap_own_anchors(spec: &LabSpec, hosts: &[Host]) {
     let me = std::process::id() as i32;
-    let anchors: Vec<i32> = hosts
-        .iter()
-        .filter_map(|h| {
-            fs::read_to_string(HostPaths::new(&spec.state_dir, &h.name).anchor_file())
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .collect();
-    for &pid in &anchors {
-        let Some(status) = procs::status_of(pid) else {
+    for host in hosts {
+        let file = HostPaths::new(&spec.state_dir, &host.name).anchor_file();
+        let Some(pid) = fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
             continue;
         };
-        if status.ppid == me && status.state == 'Z' {
+        if procs::status_of(pid).is_some_and(|s| s.ppid == me) {
             let mut code = 0;
-            // SAFETY: waitpid on our own zombie child; no memory is shared.
-            unsafe { libc::waitpid(pid, &mut code, libc::WNOHANG) };
+            // SAFETY: waitpid on our own child; it has been killed, so this returns promptly.
+            unsafe { libc::waitpid(pid, &mut code, 0) };
         }
     }
-    // Only a zombie anchor can remain (its namespaces are gone); don't wait on live pids we
-    // do not own (the pid may have been reused).
-    wait_until(Duration::from_secs(3), || {
-        anchors
-            .iter()
-            .all(|&p| procs::status_of(p).is_none_or(|s| s.state != 'Z'))
-    });
 }
 
 /// Unmounts everything at or under `dir`, deepest first; errors if anything stays mounted.

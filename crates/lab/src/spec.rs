@@ -48,7 +48,7 @@ pub enum Layout {
     OnePerHost,
     /// Every role on app1; further hosts are spares (in the lab, not in the inventory).
     AllInOne,
-    /// keymanager, gateway, gateway, publisher, store; further hosts are gateways.
+    /// Key Manager, Publisher and Store on app1, gateways on app2 and app3 (and any further host).
     TwoGateways,
 }
 
@@ -56,18 +56,16 @@ impl Layout {
     /// The roles of app host `index` (0-based) in a lab of `app_hosts` hosts.
     pub fn roles_of(self, index: usize) -> Vec<Role> {
         use Role::*;
-        let sequence: &[Role] = match self {
-            Layout::OnePerHost => &[Keymanager, Gateway, Publisher, Store],
-            Layout::TwoGateways => &[Keymanager, Gateway, Gateway, Publisher, Store],
-            Layout::AllInOne => {
-                return if index == 0 {
-                    vec![Keymanager, Gateway, Publisher, Store]
-                } else {
-                    Vec::new()
-                };
-            }
-        };
-        vec![sequence.get(index).copied().unwrap_or(Gateway)]
+        match (self, index) {
+            (Layout::OnePerHost, 0) => vec![Keymanager],
+            (Layout::OnePerHost, 2) => vec![Publisher],
+            (Layout::OnePerHost, 3) => vec![Store],
+            (Layout::AllInOne, 0) => vec![Keymanager, Gateway, Publisher, Store],
+            (Layout::AllInOne, _) => Vec::new(),
+            (Layout::TwoGateways, 0) => vec![Keymanager, Publisher, Store],
+            // Every other host is one more gateway.
+            _ => vec![Gateway],
+        }
     }
 
     /// The fewest app hosts that carry every role.
@@ -75,7 +73,7 @@ impl Layout {
         match self {
             Layout::OnePerHost => 4,
             Layout::AllInOne => 1,
-            Layout::TwoGateways => 5,
+            Layout::TwoGateways => 3,
         }
     }
 
@@ -384,6 +382,10 @@ mod tests {
 
     #[test]
     fn layouts_spread_roles() {
+        assert_eq!(
+            Layout::TwoGateways.roles_of(0),
+            [Role::Keymanager, Role::Publisher, Role::Store]
+        );
         assert_eq!(Layout::TwoGateways.roles_of(2), [Role::Gateway]);
         assert_eq!(Layout::AllInOne.roles_of(0).len(), 4);
         assert!(Layout::AllInOne.roles_of(1).is_empty());
