@@ -582,3 +582,100 @@ fn real_reference_files_round_trip_when_present() {
     assert_eq!(am.count("//ThriftServerHost").unwrap(), 0);
     assert_eq!(am.count("//APIKeyManager").unwrap(), 0);
 }
+
+#[test]
+fn master_datasources_ensure_replaces_a_differing_datasource_in_place() {
+    let fragment = r#"
+        <datasource>
+            <name>WSO2AM_DB</name>
+            <description>API management data of the fixture</description>
+            <jndiConfig>
+                <name>jdbc/WSO2AM_DB</name>
+            </jndiConfig>
+            <definition type="RDBMS">
+                <configuration>
+                    <url>jdbc:mysql://db.example:3306/apimgtdb</url>
+                    <username>wso2</username>
+                </configuration>
+            </definition>
+        </datasource>"#;
+    let op = Op::ensure(
+        "/datasources-configuration/datasources",
+        "datasource[name='WSO2AM_DB']",
+        fragment,
+    );
+    let original = latin1(&fixture("master-datasources.xml"));
+    let start = original
+        .find("        <datasource>\n            <name>WSO2AM_DB")
+        .unwrap()
+        + 8;
+    let end = original[start..].find("</datasource>").unwrap() + start + "</datasource>".len();
+    let old_block = &original[start..end];
+    check(
+        "master-datasources.xml",
+        std::slice::from_ref(&op),
+        &[(old_block, fragment.trim_start())],
+    );
+}
+
+#[test]
+fn api_manager_existing_first_child_is_left_alone() {
+    let doc = Document::parse_named("api-manager.xml", &fixture("api-manager.xml")).unwrap();
+    let op = Op::ensure(
+        "/APIManager",
+        "DataSourceName",
+        "<DataSourceName>jdbc/WSO2AM_DB</DataSourceName>",
+    )
+    .at(Position::First);
+    let p = doc.apply(&[op]).unwrap();
+    assert!(!p.changed());
+    assert_eq!(p.text, fixture("api-manager.xml"));
+}
+
+#[test]
+fn registry_remove_takes_the_crlf_line() {
+    check(
+        "registry.xml",
+        &[Op::remove("/wso2registry/versionResourcesOnChange")],
+        &[(
+            "    <versionResourcesOnChange>false</versionResourcesOnChange>\r\n",
+            "",
+        )],
+    );
+}
+
+#[test]
+fn user_mgt_diff_is_a_plain_unified_diff_with_the_secret_masked() {
+    let doc = Document::parse_named("user-mgt.xml", &fixture("user-mgt.xml")).unwrap();
+    let p = doc
+        .apply(&[
+            Op::set_text(
+                "/UserManager/Realm/Configuration/AdminUser/Password",
+                "Adm1n!",
+            )
+            .secret(),
+            Op::set_text(
+                "/UserManager/Realm/Configuration/Property[@name='dataSource']",
+                "jdbc/WSO2UM_DB",
+            ),
+        ])
+        .unwrap();
+    let expected = "\
+--- a/user-mgt.xml
++++ b/user-mgt.xml
+@@ -9,10 +9,10 @@
+                 <AdminRole>********</AdminRole>
+                 <AdminUser>
+                      <UserName>********</UserName>
+-                     <Password>********</Password>
++                     <Password>********</Password>
+                 </AdminUser>
+             <EveryOneRoleName>everyone</EveryOneRoleName> <!-- trailing comment -->
+-            <Property name=\"dataSource\">jdbc/WSO2CarbonDB</Property>
++            <Property name=\"dataSource\">jdbc/WSO2UM_DB</Property>
+         </Configuration>
+ \t<!-- An LDAP store, disabled. Keep comments outside the store tags. -->
+ \t<!--UserStoreManager class=\"org.example.ReadWriteLDAPUserStoreManager\">
+";
+    assert_eq!(p.diff(&[]), expected);
+}
