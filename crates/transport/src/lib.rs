@@ -40,12 +40,14 @@ pub mod error;
 pub mod files;
 pub mod local;
 pub mod output;
+pub mod ssh;
 
 pub use cmd::{Cmd, Stdin};
 pub use error::{Result, TransportError};
 pub use files::{FileKind, FileStat, Owner, script_cmd};
 pub use local::LocalTransport;
 pub use output::{ExitStatus, Output};
+pub use ssh::{Auth, HostKeyPolicy, SshTarget, SshTransport, Timeouts};
 
 /// A host apim-deploy can act on.
 ///
