@@ -95,6 +95,25 @@ pub fn apply(doc: &Document, ops: &[Op]) -> Result<Patched, XmlError> {
     for (i, op) in ops.iter().enumerate() {
         changes.push(work.run(i + 1, op)?);
     }
+    if work.index.is_none() {
+        // Safety net: never hand back a file that no longer parses.
+        build_index(doc.file(), &work.text).map_err(|e| match e {
+            XmlError::Malformed {
+                file,
+                line,
+                column,
+                message,
+            } => XmlError::Malformed {
+                file,
+                line,
+                column,
+                message: format!(
+                    "the patched text would not be well-formed ({message}); nothing was changed"
+                ),
+            },
+            other => other,
+        })?;
+    }
     Ok(Patched {
         text: encoding::encode(&work.text, decoded.encoding, decoded.bom),
         changes,
@@ -183,7 +202,7 @@ impl Work<'_> {
         for &elem in &matched {
             edits.extend(edit_for(&ctx, &view, op, &path, elem, &mut self.secrets)?);
         }
-        check_encodable(&ctx, self.encoding, op, &edits)?;
+        check_writable(&ctx, self.encoding, op, &edits)?;
         let changed = !edits.is_empty();
         if changed {
             self.text = splice(&ctx, &self.text, edits)?;
@@ -278,24 +297,36 @@ fn edit_for(
     }
 }
 
-/// Refuses edits holding a character the file's encoding cannot write.
-fn check_encodable(
+/// Whether XML 1.0 allows `ch` in a document (its `Char` production).
+fn xml_char(ch: char) -> bool {
+    matches!(ch, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Refuses edits holding a character XML 1.0 forbids or the file's encoding cannot write.
+fn check_writable(
     ctx: &OpCtx<'_>,
     encoding: Encoding,
     op: &Op,
     edits: &[Edit],
 ) -> Result<(), XmlError> {
-    let Some(ch) = edits
+    let forbidden = edits
         .iter()
-        .find_map(|e| encoding.first_unencodable(&e.text))
-    else {
-        return Ok(());
+        .find_map(|e| e.text.chars().find(|&c| !xml_char(c)));
+    let (ch, target) = match forbidden {
+        Some(ch) => (ch, "XML 1.0".to_string()),
+        None => match edits
+            .iter()
+            .find_map(|e| encoding.first_unencodable(&e.text))
+        {
+            Some(ch) => (ch, encoding.name().to_string()),
+            None => return Ok(()),
+        },
     };
     Err(XmlError::Unrepresentable {
         file: ctx.file.to_string(),
         op: ctx.op,
         path: op.path().to_string(),
-        encoding: encoding.name().to_string(),
+        encoding: target,
         what: if op.is_secret() {
             "a character of the secret value".to_string()
         } else {

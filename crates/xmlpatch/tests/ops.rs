@@ -355,6 +355,15 @@ fn debug_output_never_shows_secrets_or_file_text() {
 }
 
 #[test]
+fn characters_xml_forbids_are_refused() {
+    let err = patch_err("<a><b/></a>", &[Op::set_text("/a/b", "bell\u{7}")]);
+    assert_eq!(
+        err.to_string(),
+        "t.xml: op #1 at /a/b: character '\\u{7}' (U+0007) cannot be written in XML 1.0; the file was left untouched"
+    );
+}
+
+#[test]
 fn malformed_xml_reports_line_and_column() {
     let err = Document::parse_named("bad.xml", b"<a>\n  <b>\n  </c>\n</a>").unwrap_err();
     assert!(
