@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use apim_lab::{HostStatus, KillScope, Lab, LabSpec, Layout};
+use apim_lab::{DistFiles, HostStatus, KillScope, Lab, LabSpec, Layout};
 
 use super::dist;
 
@@ -68,6 +68,10 @@ pub struct UpArgs {
     /// Leave out the database host.
     #[arg(long)]
     pub no_db: bool,
+    /// Do not write the stand-in distribution into <state-dir>/dist (the inventory then
+    /// carries placeholder sha256 digests).
+    #[arg(long)]
+    pub no_dist: bool,
     /// Short name ([a-z0-9], at most 6) in link and netns names; default derived from --prefix.
     #[arg(long)]
     pub tag: Option<String>,
@@ -172,6 +176,9 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let lab = Lab::up(&spec)
         .with_context(|| format!("bringing up the lab in {}", spec.state_dir.display()))?;
+    if !args.no_dist {
+        write_standin_dist(&lab)?;
+    }
     println!(
         "lab {} up in {:.1} s ({} app hosts, layout {})\n",
         spec.prefix,
@@ -182,6 +189,19 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     print!("{}", hosts_table(&lab));
     print!("{}", summary(&lab));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the stand-in distribution into the lab and points the inventory at it.
+fn write_standin_dist(lab: &Lab) -> anyhow::Result<()> {
+    let dist = apim_standin::write_dist(&lab.dist_dir(), &apim_standin::DistOptions::default())
+        .context("writing the stand-in distribution")?;
+    lab.write_inventory(&DistFiles {
+        zip: dist.zip.path,
+        zip_sha256: dist.zip.sha256,
+        jdbc_jar: dist.jdbc_jar.path,
+        jdbc_jar_sha256: dist.jdbc_jar.sha256,
+    })?;
+    Ok(())
 }
 
 fn fault(
@@ -245,6 +265,13 @@ pub fn summary(lab: &Lab) -> String {
     let dir = lab.state_dir().display();
     let mut out = String::new();
     let _ = writeln!(out, "\ninventory:   {}", lab.inventory_path().display());
+    if lab.dist_dir().exists() {
+        let _ = writeln!(
+            out,
+            "dist:        {} (stand-in WSO2 API Manager 1.9.0)",
+            lab.dist_dir().display()
+        );
+    }
     let _ = writeln!(
         out,
         "ssh config:  {} (ssh -F {} app1)",

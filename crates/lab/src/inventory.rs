@@ -64,30 +64,58 @@ fn random_password() -> Result<String> {
     Ok(password)
 }
 
+/// The distribution and JDBC driver an inventory points at, with their digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistFiles {
+    pub zip: PathBuf,
+    pub zip_sha256: String,
+    pub jdbc_jar: PathBuf,
+    pub jdbc_jar_sha256: String,
+}
+
+impl DistFiles {
+    /// Where `up` points the inventory before any distribution exists: `<state>/dist/...`
+    /// with all-zero digests.
+    pub fn placeholder(spec: &LabSpec) -> DistFiles {
+        // TODO(issue 6): `up` itself cannot build the stand-in distribution (apim-standin's
+        // tests depend on this crate); `apim-deploy lab up` writes it with apim_standin and
+        // calls `Lab::write_inventory` with the real digests. A library user that needs a
+        // deployable inventory does the same. The zeros make `check` pass and any real
+        // transfer fail its checksum, so a placeholder is never deployed by accident.
+        let dist = spec.state_dir.join("dist");
+        DistFiles {
+            zip: dist.join("wso2am-1.9.0.zip"),
+            zip_sha256: "0".repeat(64),
+            jdbc_jar: dist.join("mysql-connector-java-5.1.49-bin.jar"),
+            jdbc_jar_sha256: "0".repeat(64),
+        }
+    }
+}
+
 /// Writes `<state>/inventory.toml` for the lab's hosts and layout.
-pub(crate) fn write(spec: &LabSpec, hosts: &[Host]) -> Result<()> {
-    host::write(&path(spec), &render(spec, hosts), 0o644)
+pub(crate) fn write(spec: &LabSpec, hosts: &[Host], dist: &DistFiles) -> Result<()> {
+    host::write(&path(spec), &render(spec, hosts, dist), 0o644)
 }
 
 /// The inventory text. Pure, so its shape is unit-tested.
-pub(crate) fn render(spec: &LabSpec, hosts: &[Host]) -> String {
+pub(crate) fn render(spec: &LabSpec, hosts: &[Host], dist: &DistFiles) -> String {
     let dir = spec.state_dir.display();
     let secret = |name: &str| format!("{{ file = \"{}\" }}", secret_path(spec, name).display());
-    // TODO(issue 6): the stand-in generator (`apim-deploy lab dist --out <state>/dist`) writes the
-    // distribution and the JDBC jar; fill in their real sha256 here once it exists. Until
-    // then these placeholders make `check` pass and any real transfer fail its checksum.
-    let placeholder_sha = "0".repeat(64);
     let mut text = format!(
         "# Inventory of the apim-deploy lab {prefix} (written by `apim-deploy lab up`; rewritten on every up).\n\
          # Layout: {layout}. Secrets are generated files (mode 0600) under {dir}/secrets.\n\
          \n[ssh]\nuser = \"root\"\nport = 22\nidentity_file = \"{dir}/id_ed25519\"\n\
          known_hosts = \"{dir}/known_hosts\"\nhost_key_policy = \"strict\"\nsudo = false\n\
          connect_timeout_secs = 5\ncommand_timeout_secs = 600\n\
-         \n[distribution]\npath = \"{dir}/dist/wso2am-1.9.0.zip\"\nsha256 = \"{placeholder_sha}\"\n\
-         \n[jdbc_driver]\npath = \"{dir}/dist/mysql-connector-java-5.1.49-bin.jar\"\nsha256 = \"{placeholder_sha}\"\n\
+         \n[distribution]\npath = \"{zip}\"\nsha256 = \"{zip_sha}\"\n\
+         \n[jdbc_driver]\npath = \"{jar}\"\nsha256 = \"{jar_sha}\"\n\
          \n[install]\nroot = \"/opt/wso2\"\nservice_user = \"wso2carbon\"\n",
         prefix = spec.prefix,
         layout = spec.layout.as_str(),
+        zip = dist.zip.display(),
+        zip_sha = dist.zip_sha256,
+        jar = dist.jdbc_jar.display(),
+        jar_sha = dist.jdbc_jar_sha256,
     );
     if let Some(db_host) = hosts.iter().find(|h| h.is_db) {
         text.push_str(&format!(
@@ -128,7 +156,11 @@ mod tests {
     #[test]
     fn inventory_lists_roles_and_secret_references() {
         let spec = LabSpec::new("127.0.10", "/tmp/apimlab");
-        let text = render(&spec, &spec.plan());
+        let text = render(&spec, &spec.plan(), &DistFiles::placeholder(&spec));
+        assert!(
+            text.contains("path = \"/tmp/apimlab/dist/wso2am-1.9.0.zip\""),
+            "{text}"
+        );
         assert!(
             text.contains("name = \"app2\"\naddress = \"127.0.10.2\"\nroles = [\"gateway\"]"),
             "{text}"
@@ -145,7 +177,7 @@ mod tests {
         let mut spec = LabSpec::new("127.0.10", "/tmp/apimlab");
         spec.layout = Layout::AllInOne;
         spec.app_hosts = 2;
-        let text = render(&spec, &spec.plan());
+        let text = render(&spec, &spec.plan(), &DistFiles::placeholder(&spec));
         assert!(text.contains("roles = [\"keymanager\", \"gateway\", \"publisher\", \"store\"]"));
         assert!(!text.contains("name = \"app2\""));
     }

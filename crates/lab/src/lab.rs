@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::db;
 use crate::error::{LabError, Result};
 use crate::host::{self, DeployUser, HostPaths};
-use crate::inventory;
+use crate::inventory::{self, DistFiles};
 use crate::keys;
 use crate::net;
 use crate::procs;
@@ -177,7 +177,7 @@ impl Lab {
         tracing::debug!("lab: daemons after {:?}", t0.elapsed());
         keys::write_known_hosts(spec, &self.hosts)?;
         keys::write_ssh_config(spec, &self.hosts)?;
-        inventory::write(spec, &self.hosts)?;
+        inventory::write(spec, &self.hosts, &inventory::DistFiles::placeholder(spec))?;
         Ok(())
     }
 
@@ -273,8 +273,22 @@ impl Lab {
         self.spec.state_dir.join("ssh_config")
     }
 
+    /// `<state>/inventory.toml`, written by `up` (passes `apim-deploy check`). Its
+    /// distribution and JDBC driver are placeholders until [`Lab::write_inventory`].
     pub fn inventory_path(&self) -> PathBuf {
         inventory::path(&self.spec)
+    }
+
+    /// Rewrites the inventory to point at real distribution files (e.g. the stand-in
+    /// from `apim_standin::write_dist`, conventionally under [`Lab::dist_dir`]).
+    pub fn write_inventory(&self, dist: &DistFiles) -> Result<PathBuf> {
+        inventory::write(&self.spec, &self.hosts, dist)?;
+        Ok(self.inventory_path())
+    }
+
+    /// `<state>/dist`: where the inventory expects the distribution by default.
+    pub fn dist_dir(&self) -> PathBuf {
+        self.spec.state_dir.join("dist")
     }
 
     /// Non-root user with passwordless sudo and the lab key on every host.

@@ -40,6 +40,7 @@ pub mod testing;
 
 pub use db::ADMIN_USER as DB_ADMIN_USER;
 pub use error::{LabError, Result};
+pub use inventory::DistFiles;
 pub use lab::{DbAdmin, HostStatus, KillScope, Lab, ensure_root};
 pub use spec::{
     CONTROLLER_OCTET, DB_OCTET, Host, HostKeyType, LabSpec, Layout, MAX_APP_HOSTS, Role,
