@@ -546,6 +546,7 @@ fn method_name(method: &Auth) -> String {
     match method {
         Auth::KeyFile { path, .. } => format!("key {}", path.display()),
         Auth::Agent => "ssh-agent".into(),
+        Auth::AgentSocket(path) => format!("ssh-agent at {}", path.display()),
         Auth::Password(_) => "password".into(),
     }
 }
@@ -577,10 +578,12 @@ async fn try_method(
                 .map_err(|e| format!("{name}: {e}"))?;
             Ok(result.success())
         }
-        Auth::Agent => {
-            let mut agent = AgentClient::connect_env()
-                .await
-                .map_err(|e| format!("ssh-agent ($SSH_AUTH_SOCK): {e}"))?;
+        Auth::Agent | Auth::AgentSocket(_) => {
+            let agent = match method {
+                Auth::AgentSocket(path) => AgentClient::connect_uds(path).await,
+                _ => AgentClient::connect_env().await,
+            };
+            let mut agent = agent.map_err(|e| format!("{name}: {e}"))?;
             let identities = agent
                 .request_identities()
                 .await

@@ -68,6 +68,8 @@ pub enum Auth {
     },
     /// Every identity of the ssh-agent at `$SSH_AUTH_SOCK`.
     Agent,
+    /// Every identity of the ssh-agent listening on this socket.
+    AgentSocket(PathBuf),
     /// A password (sshd must allow PasswordAuthentication).
     Password(SecretString),
 }

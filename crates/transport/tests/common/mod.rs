@@ -1,0 +1,93 @@
+//! Helpers shared by the end-to-end tests: a lab per test and targets into it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use apim_lab::testing::{TestLab, lab_tests_enabled};
+use apim_lab::{Lab, Layout};
+use apim_transport::{Auth, SshTarget, Timeouts};
+
+/// A lab of `hosts` app hosts without a database, or None (with a visible skip line)
+/// when lab tests are not enabled.
+pub fn lab(test: &str, hosts: usize) -> Option<TestLab> {
+    if !lab_tests_enabled(test) {
+        return None;
+    }
+    let lab = TestLab::up(|spec| {
+        spec.app_hosts = hosts;
+        spec.with_db = false;
+        spec.layout = Layout::AllInOne;
+    })
+    .expect("lab up");
+    Some(lab)
+}
+
+/// Short timeouts, so a failing test fails fast.
+pub fn quick_timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(5),
+        auth: Duration::from_secs(5),
+        channel_open: Duration::from_secs(5),
+        command: Duration::from_secs(60),
+        keepalive: Duration::from_secs(5),
+    }
+}
+
+/// A target for `host` logging in as `user` with the lab key.
+pub fn target(lab: &Lab, host: &str, user: &str) -> SshTarget {
+    let address = lab.host(host).expect("lab host").address.to_string();
+    let mut t = SshTarget::new(host, address, lab.known_hosts_path());
+    t.user = user.to_string();
+    t.auth = vec![Auth::KeyFile {
+        path: lab.ssh_key_path(),
+        passphrase: None,
+    }];
+    t.timeouts = quick_timeouts();
+    t
+}
+
+/// The lab's known_hosts line holding `host`'s key of `key_type` (`type base64`).
+pub fn host_key_line(lab: &Lab, host: &str, key_type: &str) -> String {
+    let address = lab.host(host).unwrap().address.to_string();
+    let text = std::fs::read_to_string(lab.known_hosts_path()).unwrap();
+    text.lines()
+        .find(|l| {
+            let mut f = l.split_whitespace();
+            f.next().is_some_and(|h| h.split(',').any(|n| n == address))
+                && f.next() == Some(key_type)
+        })
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| panic!("no {key_type} key for {host} in the lab known_hosts"))
+}
+
+/// Runs a local program and returns its stdout; panics with stderr on failure.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ssh-keygen -lf` fingerprint (`SHA256:...`) of a public key line.
+pub fn fingerprint_of(dir: &Path, key_line: &str) -> String {
+    let file = dir.join("fp.pub");
+    std::fs::write(&file, format!("{key_line}\n")).unwrap();
+    run("ssh-keygen", &["-lf", file.to_str().unwrap()])
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}

@@ -1,0 +1,237 @@
+//! End-to-end tests of `SshTransport` against real sshd hosts of the lab
+//! (`APIM_LAB_TESTS=1`): command semantics, quoting, file operations, concurrency.
+
+mod common;
+
+use std::sync::Arc;
+
+use apim_transport::{Cmd, ExitStatus, FileKind, SshTransport, Transport, TransportError};
+use sha2::{Digest, Sha256};
+
+const NASTY: &[&str] = &[
+    "it's",
+    "say \"hi\"",
+    "$(touch /tmp/pwned)",
+    "`touch /tmp/pwned2`",
+    "a; b | c && d > e",
+    "  spaces  around  ",
+    "new\nline\n",
+    "naïve ☃ 日本語",
+    "*",
+    "$HOME ${PATH}",
+    "back\\slash",
+    "",
+    "-n",
+    "tab\there",
+];
+
+#[tokio::test]
+async fn commands_over_ssh_behave_like_local_ones() {
+    // Should: stdin in; stdout, stderr, exit codes and signals out; nasty arguments unchanged.
+    let Some(lab) = common::lab("commands_over_ssh_behave_like_local_ones", 1) else {
+        return;
+    };
+    let host = SshTransport::connect(common::target(&lab, "app1", "root"))
+        .await
+        .unwrap();
+
+    let out = host
+        .exec(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("cat; echo to-stderr >&2; exit 3")
+                .stdin_bytes("hello\n"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice()),
+        (&b"hello\n"[..], &b"to-stderr\n"[..])
+    );
+    assert_eq!(out.status, ExitStatus::Code(3));
+
+    let out = host
+        .exec(&Cmd::new("sh").arg("-c").arg("kill -TERM $$"))
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Signal("TERM".into()));
+
+    let out = host
+        .exec_ok(&Cmd::new("printf").arg("%s\\0").args(NASTY.iter().copied()))
+        .await
+        .unwrap();
+    let got: Vec<&[u8]> = out.stdout.split(|b| *b == 0).collect();
+    let want: Vec<&[u8]> = NASTY
+        .iter()
+        .map(|s| s.as_bytes())
+        .chain([&b""[..]])
+        .collect();
+    assert_eq!(got, want);
+    let pwned = host
+        .exec(&Cmd::new("ls").arg("/tmp/pwned").arg("/tmp/pwned2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        pwned.status,
+        ExitStatus::Code(2),
+        "a quoted $(...) or backtick was executed"
+    );
+
+    let err = host.exec_ok(&Cmd::new("false")).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("app1: `false` failed with exit code 1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn file_operations_over_ssh() {
+    // Should: read, atomic write (mode kept), stat and a verified upload work on a real host.
+    let Some(lab) = common::lab("file_operations_over_ssh", 1) else {
+        return;
+    };
+    let host = SshTransport::connect(common::target(&lab, "app1", "root"))
+        .await
+        .unwrap();
+
+    assert_eq!(host.read_file("/opt/none").await.unwrap(), None);
+    host.exec_ok(&Cmd::new("install").args(["-m", "600", "/dev/null", "/opt/conf.xml"]))
+        .await
+        .unwrap();
+    host.write_file_atomic("/opt/conf.xml", b"<a/>\n", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        host.read_file("/opt/conf.xml").await.unwrap().as_deref(),
+        Some(&b"<a/>\n"[..])
+    );
+    let st = host.stat("/opt/conf.xml").await.unwrap().unwrap();
+    assert_eq!((st.kind, st.mode, st.size), (FileKind::File, 0o600, 5));
+    // what the host itself sees, read outside SSH
+    assert_eq!(
+        std::fs::read(lab.host_path("app1", "/opt/conf.xml").unwrap()).unwrap(),
+        b"<a/>\n"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("blob");
+    let data: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    std::fs::write(&src, &data).unwrap();
+    let sha = hex::encode(Sha256::digest(&data));
+    host.upload(&src, "/opt/blob", &sha).await.unwrap();
+    assert_eq!(
+        std::fs::read(lab.host_path("app1", "/opt/blob").unwrap()).unwrap(),
+        data
+    );
+    let err = host
+        .upload(&src, "/opt/blob2", &"ab".repeat(32))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::HashMismatch { .. }), "{err}");
+    assert_eq!(host.stat("/opt/blob2").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn many_concurrent_commands_share_one_connection() {
+    // Should: 40 concurrent commands on one connection all succeed (channel cap and
+    // retry keep sshd's MaxSessions from refusing any).
+    let Some(lab) = common::lab("many_concurrent_commands_share_one_connection", 1) else {
+        return;
+    };
+    let host = Arc::new(
+        SshTransport::connect(common::target(&lab, "app1", "root"))
+            .await
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            host.exec_ok(
+                &Cmd::new("sh")
+                    .arg("-c")
+                    .arg("sleep 0.05; echo $1")
+                    .arg("x")
+                    .arg(i.to_string()),
+            )
+            .await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let out = task.await.unwrap().unwrap();
+        assert_eq!(out.stdout_text(), format!("{i}\n"));
+    }
+    let sessions = lab
+        .exec("app1", &["sh", "-c", "pgrep -c -f 'sshd: root' || true"])
+        .unwrap();
+    let count: u32 = String::from_utf8_lossy(&sessions.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        count <= 2,
+        "expected one connection (sshd: root processes), saw {count}"
+    );
+}
+
+#[tokio::test]
+async fn sudo_runs_root_commands_for_the_deploy_user() {
+    // Should: with sudo on, root commands and file operations run as root for a
+    // non-root login; as_login_user runs as the login user; without sudo /opt is closed.
+    let Some(lab) = common::lab("sudo_runs_root_commands_for_the_deploy_user", 1) else {
+        return;
+    };
+    let mut target = common::target(&lab, "app1", lab.deploy_user());
+    target.sudo = true;
+    let host = SshTransport::connect(target.clone()).await.unwrap();
+    assert_eq!(
+        host.exec_ok(&Cmd::new("id").arg("-u"))
+            .await
+            .unwrap()
+            .stdout_text(),
+        "0\n"
+    );
+    let me = host
+        .exec_ok(&Cmd::new("id").arg("-un").as_login_user())
+        .await
+        .unwrap();
+    assert_eq!(me.stdout_text().trim(), lab.deploy_user());
+    host.write_file_atomic("/opt/by-sudo", b"x", Some(0o640), None)
+        .await
+        .unwrap();
+    let st = host.stat("/opt/by-sudo").await.unwrap().unwrap();
+    assert_eq!((st.user.as_str(), st.mode), ("root", 0o640));
+
+    target.sudo = false;
+    let plain = SshTransport::connect(target).await.unwrap();
+    let err = plain
+        .write_file_atomic("/opt/no-sudo", b"x", None, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Permission denied"), "{err}");
+}
+
+#[tokio::test]
+async fn jump_host_reaches_the_inner_host() {
+    // Should: a host behind a jump host is reached through a direct-tcpip tunnel.
+    let Some(lab) = common::lab("jump_host_reaches_the_inner_host", 2) else {
+        return;
+    };
+    let mut target = common::target(&lab, "app2", "root");
+    target.jump = Some(Box::new(common::target(&lab, "app1", "root")));
+    let host = SshTransport::connect(target).await.unwrap();
+    let out = host.exec_ok(&Cmd::new("hostname")).await.unwrap();
+    assert_eq!(out.stdout_text(), "app2\n");
+    // the connection came from app1's address, not the controller's
+    let from = host
+        .exec_ok(&Cmd::new("sh").arg("-c").arg("echo ${SSH_CONNECTION%% *}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        from.stdout_text().trim(),
+        lab.host("app1").unwrap().address.to_string()
+    );
+}
