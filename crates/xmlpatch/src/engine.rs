@@ -11,7 +11,7 @@ use crate::document::{Document, build_index, parse_element_path};
 use crate::encoding::{self, Encoding};
 use crate::error::XmlError;
 use crate::escape::{escape_attr, escape_text};
-use crate::index::{Elem, Index};
+use crate::index::{Attr, Elem, Index};
 use crate::layout::{indent_unit, line_ending};
 use crate::ops::Op;
 use crate::path::Path;
@@ -89,12 +89,14 @@ pub fn apply(doc: &Document, ops: &[Op]) -> Result<Patched, XmlError> {
         eol: line_ending(&decoded.text),
         text: decoded.text.clone(),
         index: Some(Cow::Borrowed(doc.index())),
+        pending: Vec::new(),
         secrets: Vec::new(),
     };
     let mut changes = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         changes.push(work.run(i + 1, op)?);
     }
+    work.flush();
     if work.index.is_none() {
         // Safety net: never hand back a file that no longer parses.
         build_index(doc.file(), &work.text).map_err(|e| match e {
@@ -149,9 +151,14 @@ struct Work<'d> {
     encoding: Encoding,
     eol: &'static str,
     text: String,
-    /// Borrowed from the document until the first change; `None` after a change, until the
-    /// next op needs it.
+    /// Describes `text`. Borrowed from the document until the first change; `None` after a
+    /// splice, until the next op needs it.
     index: Option<Cow<'d, Index>>,
+    /// Value edits (set_text/set_attr) not yet spliced into `text`, in its coordinates. The
+    /// index already carries their new values, so later ops' predicates see them; splicing
+    /// waits until an op needs fresh offsets (a structural op, or an edit touching a pending
+    /// one), which saves re-indexing the file after every value.
+    pending: Vec<Edit>,
     secrets: Vec<String>,
 }
 
@@ -184,28 +191,26 @@ impl OpCtx<'_> {
 
 impl Work<'_> {
     fn run(&mut self, op_no: usize, op: &Op) -> Result<OpOutcome, XmlError> {
-        if self.index.is_none() {
-            self.index = Some(Cow::Owned(build_index(self.file, &self.text)?));
+        let value_op = matches!(op, Op::SetText { .. } | Op::SetAttr { .. });
+        if !value_op {
+            self.flush();
         }
-        let view = View {
-            text: &self.text,
-            eol: self.eol,
-            idx: self.index.as_ref().expect("index was just built"),
-        };
         let ctx = OpCtx {
             file: self.file,
             op: op_no,
             path: op.path(),
         };
-        let (path, matched) = select_checked(&ctx, op, view.idx)?;
-        let mut edits = Vec::new();
-        for &elem in &matched {
-            edits.extend(edit_for(&ctx, &view, op, &path, elem, &mut self.secrets)?);
+        let (mut path, mut matched, mut edits) = self.compute(&ctx, op)?;
+        if value_op && self.touches_pending(&edits) {
+            self.flush();
+            (path, matched, edits) = self.compute(&ctx, op)?;
         }
-        check_writable(&ctx, self.encoding, op, &edits)?;
         let changed = !edits.is_empty();
-        if changed {
-            self.text = splice(&ctx, &self.text, edits)?;
+        if changed && value_op {
+            self.record_values(op, &path, &matched);
+            self.pending.extend(edits);
+        } else if changed {
+            self.text = splice(&self.text, edits);
             self.index = None;
         }
         Ok(OpOutcome {
@@ -215,6 +220,79 @@ impl Work<'_> {
             matched: matched.len(),
             changed,
         })
+    }
+
+    /// Selects the op's elements and builds its edits against the current text and index.
+    fn compute(
+        &mut self,
+        ctx: &OpCtx<'_>,
+        op: &Op,
+    ) -> Result<(Path, Vec<usize>, Vec<Edit>), XmlError> {
+        if self.index.is_none() {
+            self.index = Some(Cow::Owned(build_index(self.file, &self.text)?));
+        }
+        let view = View {
+            text: &self.text,
+            eol: self.eol,
+            idx: self.index.as_ref().expect("index was just built"),
+        };
+        let (path, matched) = select_checked(ctx, op, view.idx)?;
+        let mut edits = Vec::new();
+        for &elem in &matched {
+            edits.extend(edit_for(ctx, &view, op, &path, elem, &mut self.secrets)?);
+        }
+        check_writable(ctx, self.encoding, op, &edits)?;
+        check_disjoint(ctx, &mut edits)?;
+        Ok((path, matched, edits))
+    }
+
+    fn touches_pending(&self, edits: &[Edit]) -> bool {
+        edits.iter().any(|n| {
+            self.pending
+                .iter()
+                .any(|p| n.range.start <= p.range.end && p.range.start <= n.range.end)
+        })
+    }
+
+    /// Writes a value op's new values into the index, as if the text had been re-read.
+    fn record_values(&mut self, op: &Op, path: &Path, matched: &[usize]) {
+        let idx = self
+            .index
+            .as_mut()
+            .expect("index exists while edits are pending")
+            .to_mut();
+        for &elem in matched {
+            let e = &mut idx.elems[elem];
+            match op {
+                Op::SetText { value, .. } => e.text.clone_from(value),
+                Op::SetAttr { value, .. } => {
+                    let name = path.attr.as_deref().unwrap_or_default();
+                    let (at, quote) = new_attr_position(e);
+                    match e.attrs.iter_mut().find(|a| a.qname == name) {
+                        Some(a) => a.value.clone_from(value),
+                        // A placeholder at the insertion point: any later edit of it touches the
+                        // pending insertion, which forces a splice and a fresh index first.
+                        None => e.attrs.push(Attr {
+                            qname: name.to_string(),
+                            value_span: at..at,
+                            value: value.clone(),
+                            quote,
+                            placeholder: true,
+                        }),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Splices pending value edits into the text.
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let edits = std::mem::take(&mut self.pending);
+            self.text = splice(&self.text, edits);
+            self.index = None;
+        }
     }
 }
 
@@ -359,23 +437,30 @@ fn note_secret(secrets: &mut Vec<String>, secret: bool, new: &str, old: &str) {
     }
 }
 
-/// Applies non-overlapping edits in one pass.
-fn splice(ctx: &OpCtx<'_>, text: &str, mut edits: Vec<Edit>) -> Result<String, XmlError> {
-    edits.sort_by_key(|e| (e.range.start, e.range.end));
+/// Sorts an op's edits and refuses overlapping ones (nested matches).
+fn check_disjoint(ctx: &OpCtx<'_>, edits: &mut [Edit]) -> Result<(), XmlError> {
+    edits.sort_by_key(|e| (e.range.start, !e.range.is_empty()));
+    if edits.windows(2).any(|w| w[1].range.start < w[0].range.end) {
+        return Err(ctx.not_applicable(
+            "the matched elements overlap (one contains another); narrow the path",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies disjoint edits in one pass (insertions at an offset before a replacement there).
+fn splice(text: &str, mut edits: Vec<Edit>) -> String {
+    edits.sort_by_key(|e| (e.range.start, !e.range.is_empty()));
     let mut out = String::with_capacity(text.len() + 64);
     let mut pos = 0;
     for e in edits {
-        if e.range.start < pos {
-            return Err(ctx.not_applicable(
-                "the matched elements overlap (one contains another); narrow the path",
-            ));
-        }
+        debug_assert!(e.range.start >= pos, "edits are disjoint");
         out.push_str(&text[pos..e.range.start]);
         out.push_str(&e.text);
         pos = e.range.end;
     }
     out.push_str(&text[pos..]);
-    Ok(out)
+    out
 }
 
 /// The edit turning `<x a="1"/>` into `<x a="1">inner</x>`.
@@ -408,14 +493,21 @@ fn set_text(ctx: &OpCtx<'_>, text: &str, e: &Elem, value: &str) -> Result<Option
     }))
 }
 
+/// Where a new attribute goes (after the last one) and the quote it uses (the last one's).
+fn new_attr_position(e: &Elem) -> (usize, char) {
+    match e.attrs.last() {
+        // A pending insertion: the same point, so the edit touches it and forces a splice.
+        Some(last) if last.placeholder => (last.value_span.start, last.quote),
+        Some(last) => (last.value_span.end + 1, last.quote),
+        None => (e.name_end, '"'),
+    }
+}
+
 fn set_attr(text: &str, e: &Elem, name: &str, value: &str) -> Option<Edit> {
     if let Some(a) = e.attr(name) {
         return (a.value != value).then(|| edit(a.value_span.clone(), escape_attr(value, a.quote)));
     }
-    let (at, quote) = match e.attrs.last() {
-        Some(last) => (last.value_span.end + 1, last.quote),
-        None => (e.name_end, '"'),
-    };
+    let (at, quote) = new_attr_position(e);
     debug_assert!(text.is_char_boundary(at));
     Some(edit(
         at..at,

@@ -22,6 +22,8 @@ pub(crate) struct Attr {
     /// The value after reference resolution and attribute-value normalisation.
     pub value: String,
     pub quote: char,
+    /// Stands for an insertion not yet spliced into the text (see the engine's pending edits).
+    pub placeholder: bool,
 }
 
 /// One element of the document.
@@ -235,6 +237,7 @@ fn start_elem(
             value_span: offset..offset + attr.value.len(),
             value,
             quote,
+            placeholder: false,
         });
     }
     Ok(Elem {

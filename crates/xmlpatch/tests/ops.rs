@@ -146,6 +146,23 @@ fn later_ops_see_earlier_results() {
 }
 
 #[test]
+fn value_ops_on_the_same_element_compose_like_sequential_edits() {
+    // New attribute set twice, a second new attribute, then text on an empty element.
+    let ops = [
+        Op::set_attr("/a/b/@n", "1"),
+        Op::set_attr("/a/b/@n", "2"),
+        Op::set_attr("/a/b/@m", "3"),
+        Op::set_text("/a/b", "t"),
+        Op::set_attr("/a/b/@o", "4"),
+        Op::set_text("/a/b[@n='2'][@m='3']", "u"),
+    ];
+    assert_eq!(
+        patch("<a>\n  <b x='0' />\n</a>", &ops),
+        "<a>\n  <b x='0' n='2' m='3' o='4'>u</b>\n</a>"
+    );
+}
+
+#[test]
 fn ensure_inserts_last_with_sibling_indentation_in_the_file_unit() {
     let doc = "<r>\n    <ds>\n        <d><name>A</name></d>\n        <!--d><name>S</name></d-->\n    </ds>\n</r>\n";
     let frag = "<d>\n  <name>B</name>\n  <url>u</url>\n</d>";
