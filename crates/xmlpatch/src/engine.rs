@@ -1,7 +1,9 @@
 //! The patch engine: runs operations in order against the text, each one turning matched
 //! spans into edits that are spliced into the current text. Nothing is ever re-serialized, so
-//! every byte outside an edit stays as it was. After an operation changes the text, the span
-//! index is rebuilt before the next operation looks at it (later ops see earlier results).
+//! every byte outside an edit stays as it was. Later ops see earlier results: value edits
+//! (set_text, set_attr) are recorded in the index and kept pending; before a structural op, or
+//! an edit touching a pending one, the pending edits are spliced and the index is rebuilt.
+//! Value ops live here; structural ones in `structure.rs`.
 
 use std::borrow::Cow;
 use std::ops::Range;
