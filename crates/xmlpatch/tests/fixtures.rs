@@ -679,3 +679,98 @@ fn user_mgt_diff_is_a_plain_unified_diff_with_the_secret_masked() {
 ";
     assert_eq!(p.diff(&[]), expected);
 }
+
+/// A realistic patch set on the real 1.9.0 files, when the study copy exists: the outputs
+/// parse, re-applying is a no-op, and the diff removes exactly the lines holding old values.
+#[test]
+fn real_reference_files_take_a_cluster_patch_when_present() {
+    let base = "/work/shared/reference/wso2am-1.9.0/repository/conf";
+    if !std::path::Path::new(base).exists() {
+        eprintln!(
+            "SKIP real_reference_files_take_a_cluster_patch_when_present: {base} not on this machine"
+        );
+        return;
+    }
+    let cl = "/axisconfig/clustering";
+    let cases: Vec<(&str, Vec<Op>, usize)> = vec![
+        (
+            "axis2/axis2.xml",
+            vec![
+                Op::set_attr(format!("{cl}/@enable"), "true"),
+                Op::set_text(format!("{cl}/parameter[@name='membershipScheme']"), "wka"),
+                Op::set_text(format!("{cl}/parameter[@name='localMemberHost']"), "10.0.0.3"),
+                Op::replace_content(
+                    format!("{cl}/members"),
+                    "<member>\n    <hostName>10.0.0.2</hostName>\n    <port>4000</port>\n</member>",
+                ),
+            ],
+            4, // enable line, scheme, host, old member host (port line unchanged)
+        ),
+        (
+            "datasources/master-datasources.xml",
+            vec![
+                Op::set_text(
+                    "//datasource[name='WSO2AM_DB']/definition/configuration/url",
+                    "jdbc:mysql://db:3306/apimgtdb?autoReconnect=true&useSSL=false",
+                ),
+                Op::ensure(
+                    "/datasources-configuration/datasources",
+                    "datasource[name='WSO2UM_DB']",
+                    "<datasource>\n  <name>WSO2UM_DB</name>\n</datasource>",
+                )
+                .at(Position::After("datasource[name='WSO2AM_DB']".into())),
+            ],
+            1,
+        ),
+        (
+            "registry.xml",
+            vec![Op::ensure(
+                "/wso2registry",
+                "mount[@path='/_system/config']",
+                "<mount path=\"/_system/config\" overwrite=\"true\">\n  <instanceId>gov</instanceId>\n</mount>",
+            )
+            .at(Position::After("dbConfig".into()))],
+            0,
+        ),
+        (
+            "api-manager.xml",
+            vec![
+                Op::set_text("/APIManager/APIKeyValidator/RevokeAPIURL", "https://10.0.0.2:8243/revoke"),
+                Op::ensure("/APIManager/APIKeyValidator", "ThriftServerHost", "<ThriftServerHost>10.0.0.3</ThriftServerHost>")
+                    .at(Position::After("ThriftServerPort".into())),
+            ],
+            1,
+        ),
+        (
+            "user-mgt.xml",
+            vec![Op::set_text("/UserManager/Realm/Configuration/Property[@name='dataSource']", "jdbc/WSO2UM_DB")],
+            1,
+        ),
+        ("carbon.xml", vec![Op::set_text("/Server/Ports/Offset", "1")], 1),
+    ];
+    for (name, ops, removed_lines) in cases {
+        let bytes = std::fs::read(format!("{base}/{name}")).unwrap();
+        let doc = Document::parse_named(name, &bytes).unwrap();
+        let patched = doc.apply(&ops).unwrap();
+        let text = latin1(&patched.text);
+        roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let again = Document::parse_named(name, &patched.text)
+            .unwrap()
+            .apply(&ops)
+            .unwrap();
+        assert_eq!(again.text, patched.text, "{name}: re-apply must be a no-op");
+        let diff = patched.diff(&[]);
+        let minus = diff
+            .lines()
+            .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+            .count();
+        assert_eq!(minus, removed_lines, "{name}:\n{diff}");
+        if name == "registry.xml" {
+            assert_eq!(
+                text.matches('\n').count(),
+                text.matches("\r\n").count(),
+                "registry.xml stays CRLF"
+            );
+        }
+    }
+}
