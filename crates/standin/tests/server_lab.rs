@@ -534,7 +534,7 @@ fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
         "<EnableThriftServer>true</EnableThriftServer>",
         "<EnableThriftServer>false</EnableThriftServer>",
     );
-    let validator = "<ServerURL>https://${carbon.local.ip}:${mgt.transport.https.port}${carbon.context}/services/</ServerURL>\n\n        <!--\n            Key Manager admin user.";
+    let validator = "<ServerURL>https://${carbon.local.ip}:${mgt.transport.https.port}${carbon.context}/services/</ServerURL> <!-- the Key Manager -->";
     gw.edit(
         "repository/conf/api-manager.xml",
         validator,
