@@ -7,4 +7,8 @@
 
 pub mod cli;
 pub mod inventory;
+pub mod connect;
+pub mod deploy;
+pub mod engine;
 pub mod topology;
+pub mod wso2;

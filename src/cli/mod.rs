@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod apply;
 pub mod check;
 pub mod dist;
 pub mod facts;
 pub mod lab;
+pub mod plan;
 
 /// Deploy and operate a distributed WSO2 API Manager 1.9 cluster over SSH.
 #[derive(Debug, Parser)]
@@ -29,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Validate an inventory and print the derived topology.
     Check(check::Args),
+    /// Bring every host to the playbook's state (install, configure, start).
+    Apply(apply::Args),
+    /// Show what `apply` would change, changing nothing (exit 0: nothing, 2: changes).
+    Plan(plan::Args),
     /// Connect to every host and print what is there.
     Facts(facts::Args),
     /// A throwaway cluster of real hosts on this machine (root, Linux).
@@ -52,6 +58,8 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Apply(args) => apply::exec(args),
+        Command::Plan(args) => plan::exec(args),
         Command::Check(args) => check::exec(args),
         Command::Facts(args) => facts::exec(args),
         Command::Lab(cmd) => lab::exec(cmd),

@@ -1,0 +1,69 @@
+//! `apim-deploy apply INVENTORY`: bring every host to the playbook's state.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::deploy::{self, DeployOptions};
+use crate::engine::report::{JsonReporter, PlainReporter, Reporter};
+
+#[derive(Debug, clap::Args)]
+#[group(skip)]
+pub struct Args {
+    /// The inventory file (TOML).
+    pub inventory: PathBuf,
+    /// Print an NDJSON event stream (schema: docs/events.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Show the diff of every file changed.
+    #[arg(long)]
+    pub diff: bool,
+    /// How many hosts work at once within a phase.
+    #[arg(long, default_value_t = 16)]
+    pub forks: usize,
+    /// Seconds a node may take to become healthy.
+    #[arg(long, default_value_t = 180)]
+    pub start_timeout: u64,
+    /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn options(&self) -> DeployOptions {
+        let mut o = DeployOptions {
+            inventory: self.inventory.clone(),
+            playbook: self.playbook.clone(),
+            ..Default::default()
+        };
+        o.settings.start_timeout_secs = self.start_timeout;
+        o.exec.forks = self.forks;
+        o
+    }
+}
+
+pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    let opts = args.options();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let prepared = deploy::prepare(&opts).await?;
+        let reporter: Arc<dyn Reporter> = if args.json {
+            Arc::new(JsonReporter::new(std::io::stdout()))
+        } else {
+            let mut r = PlainReporter::new(std::io::stdout());
+            r.show_diffs = args.diff;
+            r.color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            Arc::new(r)
+        };
+        let outcome = deploy::apply(&prepared, reporter, &opts).await;
+        if outcome.ok {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            for f in &outcome.failures {
+                eprintln!("error: {f}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    })
+}

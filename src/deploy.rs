@@ -1,0 +1,84 @@
+//! The operations behind `plan` and `apply` (cargo's `ops`): load, verify,
+//! connect, probe, plan, then show or execute. Commands in `cli` only parse
+//! arguments and print.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::connect::{self, Hosts};
+use crate::engine::Run;
+use crate::engine::execute::{self, ExecOptions, Outcome};
+use crate::engine::plan::{self, Plan};
+use crate::engine::playbook::Playbook;
+use crate::engine::report::{Event, Reporter};
+use crate::inventory::Secrets;
+use crate::topology::Topology;
+use crate::wso2::{self, RunSettings};
+
+/// Options shared by `plan` and `apply`.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    pub inventory: PathBuf,
+    /// A playbook file instead of the built-in one.
+    pub playbook: Option<PathBuf>,
+    pub settings: RunSettings,
+    pub exec: ExecOptions,
+}
+
+/// Everything a planned run holds on to.
+pub struct Prepared {
+    pub playbook: Playbook,
+    pub run: Run,
+    pub hosts: Hosts,
+    pub plan: Plan,
+}
+
+/// Load, verify, connect, probe and plan. Changes nothing anywhere.
+pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
+    let playbook = match &opts.playbook {
+        Some(p) => Playbook::load(p)?,
+        None => Playbook::builtin(),
+    };
+    let (inv, topo) = load(&opts.inventory)?;
+    let run = wso2::prepare(&inv, &topo, &opts.settings)?;
+    let hosts = connect::connect_all(connect::targets(&inv, &topo)?).await?;
+    let plan = plan::make_plan(&playbook, &run, &hosts).await?;
+    Ok(Prepared {
+        playbook,
+        run,
+        hosts,
+        plan,
+    })
+}
+
+fn load(path: &Path) -> anyhow::Result<(crate::inventory::Inventory, Topology)> {
+    Topology::load(path, Secrets::Resolve).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Executes a prepared plan and reports the outcome.
+pub async fn apply(p: &Prepared, reporter: Arc<dyn Reporter>, opts: &DeployOptions) -> Outcome {
+    let started = std::time::Instant::now();
+    reporter.event(&Event::RunStart {
+        command: "apply".into(),
+        hosts: p.hosts.len(),
+        nodes: p.run.nodes.len(),
+    });
+    let outcome = execute::execute(
+        &p.playbook,
+        &p.plan,
+        &p.hosts,
+        reporter.clone(),
+        &p.run.redactor,
+        &opts.exec,
+    )
+    .await;
+    reporter.event(&Event::Recap {
+        hosts: outcome.hosts.clone(),
+        ok: outcome.ok,
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+    for t in p.hosts.values() {
+        t.close().await;
+    }
+    outcome
+}

@@ -1,0 +1,210 @@
+//! Modules: the verbs a playbook task can use. Each module reads state first
+//! and acts only when needed (pyinfra's facts vs operations):
+//!
+//! * `questions(params)`: the facts it needs, asked in the host's single probe;
+//! * `decide(ctx, state)`: a pure function from facts and planned state to a
+//!   [`Decision`]: a verdict with its reason, diffs to show, and the
+//!   [`Action`]s that would make it so.
+//!
+//! **Invariant:** modules never run anything; only the executor runs actions.
+//! That is what makes `plan` a faithful dry run of `apply`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::archive::Archive;
+use super::probe::Fact;
+use super::redact::Redactor;
+use super::state::HostState;
+
+pub mod copy;
+pub mod hosts_file;
+pub mod mysql;
+pub mod service;
+pub mod unpack;
+pub mod user;
+pub mod xml;
+
+/// Every module name a playbook may use.
+pub const KNOWN: &[&str] = &[
+    "copy",
+    "hosts_file",
+    "mysql",
+    "service",
+    "unpack",
+    "user",
+    "xml",
+];
+
+/// What a task decided.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "verdict", content = "reason", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Already as wanted.
+    Ok(String),
+    /// Will be (or was) changed.
+    Change(String),
+    /// Not applicable here.
+    Skipped(String),
+}
+
+impl Verdict {
+    pub fn is_change(&self) -> bool {
+        matches!(self, Verdict::Change(_))
+    }
+    pub fn reason(&self) -> &str {
+        match self {
+            Verdict::Ok(r) | Verdict::Change(r) | Verdict::Skipped(r) => r,
+        }
+    }
+}
+
+/// A file change to show: the path and its unified diff (secrets masked).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileDiff {
+    pub path: String,
+    pub diff: String,
+}
+
+/// A change the executor makes on a host.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Write a file atomically; a new file gets `mode` and `owner`.
+    Write {
+        path: String,
+        bytes: Vec<u8>,
+        /// The mode of a new file (an existing file keeps its own).
+        mode: Option<u32>,
+        owner: Option<String>,
+    },
+    /// Stream a local file to the host, verified by sha256 there.
+    Upload {
+        local: PathBuf,
+        remote: String,
+        sha256: String,
+        owner: Option<String>,
+    },
+    /// Run a bash script (sent on stdin: secrets inside never reach a command line).
+    Script { describe: String, script: String },
+    /// (Re)start a Carbon node and wait until it is healthy.
+    Service(service::ServiceAction),
+}
+
+impl Action {
+    /// A short, secret-free description for progress output.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Write { path, .. } => format!("write {path}"),
+            Action::Upload { remote, .. } => format!("upload {remote}"),
+            Action::Script { describe, .. } => describe.clone(),
+            Action::Service(s) => s.describe(),
+        }
+    }
+}
+
+/// A module's answer for one task on one target.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub diffs: Vec<FileDiff>,
+    /// SQL statements that would run (credentials never included).
+    pub sql: Vec<String>,
+    pub actions: Vec<Action>,
+}
+
+impl Decision {
+    pub fn ok(reason: impl Into<String>) -> Self {
+        Decision {
+            verdict: Verdict::Ok(reason.into()),
+            diffs: vec![],
+            sql: vec![],
+            actions: vec![],
+        }
+    }
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Decision {
+            verdict: Verdict::Skipped(reason.into()),
+            ..Decision::ok("")
+        }
+    }
+    pub fn change(reason: impl Into<String>, actions: Vec<Action>) -> Self {
+        Decision {
+            verdict: Verdict::Change(reason.into()),
+            diffs: vec![],
+            sql: vec![],
+            actions,
+        }
+    }
+}
+
+/// Everything a module may look at when it decides.
+pub struct TaskCtx<'a> {
+    pub params: &'a toml::Table,
+    pub archive: Option<&'a Arc<Archive>>,
+    pub redactor: &'a Redactor,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ModuleError(pub String);
+
+impl ModuleError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        ModuleError(msg.into())
+    }
+}
+
+/// Deserializes a module's rendered parameters into its typed form, so a
+/// misspelled or missing parameter is named in the error.
+pub fn params<T: DeserializeOwned>(module: &str, table: &toml::Table) -> Result<T, ModuleError> {
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            ModuleError(format!("module `{module}`: bad parameters: {}", e.message()))
+        })
+}
+
+/// The facts a task needs from its host.
+pub fn questions(module: &str, table: &toml::Table) -> Result<Vec<Fact>, ModuleError> {
+    match module {
+        "copy" => copy::questions(&params(module, table)?),
+        "hosts_file" => hosts_file::questions(&params(module, table)?),
+        "mysql" => mysql::questions(&params(module, table)?),
+        "service" => service::questions(&params(module, table)?),
+        "unpack" => unpack::questions(&params(module, table)?),
+        "user" => user::questions(&params(module, table)?),
+        "xml" => xml::questions(&params(module, table)?),
+        other => Err(ModuleError(format!("unknown module `{other}`"))),
+    }
+}
+
+/// Decides a task against the planned state of its host.
+pub fn decide(module: &str, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
+    match module {
+        "copy" => copy::decide(&params(module, ctx.params)?, state),
+        "hosts_file" => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
+        "mysql" => mysql::decide(&params(module, ctx.params)?, ctx, state),
+        "service" => service::decide(&params(module, ctx.params)?, state),
+        "unpack" => unpack::decide(&params(module, ctx.params)?, ctx, state),
+        "user" => user::decide(&params(module, ctx.params)?, state),
+        "xml" => xml::decide(&params(module, ctx.params)?, ctx, state),
+        other => Err(ModuleError(format!("unknown module `{other}`"))),
+    }
+}
+
+/// A unified diff of two file versions with secret values masked.
+pub fn file_diff(path: &str, old: &[u8], new: &[u8], redactor: &Redactor) -> FileDiff {
+    let old = redactor.mask(&String::from_utf8_lossy(old));
+    let new = redactor.mask(&String::from_utf8_lossy(new));
+    let diff = similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("a{path}"), &format!("b{path}"))
+        .to_string();
+    FileDiff {
+        path: path.to_string(),
+        diff,
+    }
+}

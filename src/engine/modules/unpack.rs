@@ -1,0 +1,105 @@
+//! `unpack`: the distribution into one directory per node, atomically.
+//!
+//! The archive is extracted into a temporary directory beside the destination
+//! and renamed into place, so a node directory is either absent or complete.
+//! A marker records which archive (by sha256) the directory came from, so a
+//! rerun skips the work. An existing directory is never deleted or overwritten:
+//! one without our marker, or with another archive's, is an error the operator
+//! resolves. Entry safety (`..`, symlinks) is checked on the controller's copy,
+//! which is byte-identical to the host's.
+
+use serde::Deserialize;
+
+use super::{Action, Decision, ModuleError, TaskCtx};
+use crate::engine::probe::{Fact, quote};
+use crate::engine::state::HostState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The archive on the host.
+    pub archive: String,
+    pub sha256: String,
+    /// The archive's top folder, which becomes `dest`.
+    pub top: String,
+    /// The node directory to create.
+    pub dest: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// Where a node directory records the archive it came from.
+pub fn marker(dest: &str) -> String {
+    format!("{}/.apim-deploy/unpacked", dest.trim_end_matches('/'))
+}
+
+fn exists_probe(dest: &str) -> String {
+    format!("test -e {}", quote(dest))
+}
+
+pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
+    Ok(vec![Fact::File(marker(&p.dest)), Fact::Shell(exists_probe(&p.dest))])
+}
+
+pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
+    let want = p.sha256.to_lowercase();
+    if let Some(found) = state.read(&marker(&p.dest)) {
+        let found = String::from_utf8_lossy(&found).trim().to_lowercase();
+        if found == want {
+            return Ok(Decision::ok(format!("{} holds this distribution", p.dest)));
+        }
+        return Err(ModuleError::new(format!(
+            "{} holds another distribution (sha256 {found}); apim-deploy never deletes an install: \
+             move it away to install sha256 {want}",
+            p.dest
+        )));
+    }
+    if matches!(state.probed_shell(&exists_probe(&p.dest)), Some((0, _))) {
+        return Err(ModuleError::new(format!(
+            "{} exists but was not unpacked by apim-deploy (no {}); move it away or remove it",
+            p.dest,
+            marker(&p.dest)
+        )));
+    }
+    let archive = ctx
+        .archive
+        .ok_or_else(|| ModuleError::new("unpack: no distribution archive on the controller"))?;
+    state.unpack(&p.dest, archive.clone());
+    state.write(&marker(&p.dest), format!("{want}\n").into_bytes());
+    Ok(Decision::change(
+        format!("{} will be unpacked from {}", p.dest, p.archive),
+        vec![Action::Script {
+            describe: format!("unpack {} into {}", p.archive, p.dest),
+            script: script(p, &want),
+        }],
+    ))
+}
+
+fn script(p: &Params, sha: &str) -> String {
+    let dest = p.dest.trim_end_matches('/');
+    let parent = match dest.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => dest[..i].to_string(),
+    };
+    let chown = match &p.owner {
+        Some(o) => format!("chown -R {}: \"$tmp\"/{}\n", quote(o), quote(&p.top)),
+        None => String::new(),
+    };
+    format!(
+        r#"set -eu
+mkdir -p {parent}
+tmp=$(mktemp -d {parent}/.apim-unpack.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+if command -v unzip >/dev/null 2>&1; then unzip -q {archive} -d "$tmp"; else python3 -m zipfile -e {archive} "$tmp"; fi
+test -d "$tmp"/{top}
+mkdir -p "$tmp"/{top}/.apim-deploy
+printf '%s\n' {sha} > "$tmp"/{top}/.apim-deploy/unpacked
+{chown}mv -T "$tmp"/{top} {dest}
+"#,
+        parent = quote(&parent),
+        archive = quote(&p.archive),
+        top = quote(&p.top),
+        sha = quote(sha),
+        dest = quote(dest),
+    )
+}

@@ -1,0 +1,80 @@
+//! `xml`: in-place patches of one XML file through the byte-preserving patch
+//! engine (crate `apim-xmlpatch`). Only the bytes of the values set change;
+//! the file keeps its owner, mode, encoding, line endings and comments.
+//! Several tasks may patch the same file: each sees the previous one's output.
+
+use apim_xmlpatch::{Document, Op};
+use serde::Deserialize;
+
+use super::{Action, Decision, ModuleError, TaskCtx, file_diff};
+use crate::engine::probe::Fact;
+use crate::engine::state::HostState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub file: String,
+    pub ops: Vec<Op>,
+}
+
+pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
+    Ok(vec![Fact::File(p.file.clone())])
+}
+
+pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
+    let old = state
+        .read(&p.file)
+        .ok_or_else(|| ModuleError::new(format!("{} does not exist", p.file)))?;
+    let doc = Document::parse_named(&p.file, &old).map_err(|e| ModuleError::new(e.to_string()))?;
+    let patched = doc
+        .apply(&p.ops)
+        .map_err(|e| ModuleError::new(ctx.redactor.mask(&e.to_string())))?;
+    let changed: Vec<String> = p
+        .ops
+        .iter()
+        .zip(&patched.changes)
+        .filter(|(_, c)| c.changed)
+        .map(|(op, _)| last_step(op.path()).to_string())
+        .collect();
+    if changed.is_empty() {
+        return Ok(Decision::ok(format!("{}: {} value(s) already set", short(&p.file), p.ops.len())));
+    }
+    let mut d = Decision::change(
+        format!("{}: {}", short(&p.file), changed.join(", ")),
+        vec![Action::Write {
+            path: p.file.clone(),
+            bytes: patched.text.clone(),
+            mode: None,
+            owner: None,
+        }],
+    );
+    d.diffs.push(file_diff(&p.file, &old, &patched.text, ctx.redactor));
+    state.write(&p.file, patched.text);
+    Ok(d)
+}
+
+/// The last step of a path (`Property[@name='dataSource']`), for short verdicts.
+fn last_step(path: &str) -> &str {
+    let mut depth = 0usize;
+    for (i, c) in path.char_indices().rev() {
+        match c {
+            ']' => depth += 1,
+            '[' => depth = depth.saturating_sub(1),
+            '/' if depth == 0 => return &path[i + 1..],
+            _ => {}
+        }
+    }
+    path
+}
+
+/// The file name with its last two directories, for readable verdicts.
+fn short(path: &str) -> &str {
+    let mut cut = path.len();
+    for _ in 0..3 {
+        match path[..cut].rfind('/') {
+            Some(i) => cut = i,
+            None => return path,
+        }
+    }
+    &path[cut + 1..]
+}

@@ -1,0 +1,295 @@
+//! The planner: every task of the playbook, for every target it applies to,
+//! decided against the probed and planned state of its host.
+//!
+//! A [`Plan`] is a value (pyinfra, Terraform): `plan` prints it, `apply` prints
+//! progress while it executes the very same value. Planning only reads: one
+//! probe per host, run concurrently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use apim_transport::{Cmd, Transport};
+use serde::Serialize;
+
+use super::modules::{self, Action, FileDiff, TaskCtx, Verdict};
+use super::playbook::{Playbook, Scope, Task};
+use super::probe::{self, Fact};
+use super::state::HostState;
+use super::template::Renderer;
+use super::{Run, Target};
+
+/// One task on one target, decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub phase: String,
+    pub task: String,
+    pub module: String,
+    pub target: String,
+    pub host: String,
+    pub role: Option<String>,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<FileDiff>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sql: Vec<String>,
+    #[serde(skip)]
+    pub actions: Vec<Action>,
+    #[serde(skip)]
+    pub phase_index: usize,
+}
+
+/// The decided playbook: steps in execution order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub playbook: String,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> usize {
+        self.steps.iter().filter(|s| s.verdict.is_change()).count()
+    }
+
+    /// The nodes that would be (re)started, in order.
+    pub fn restarts(&self) -> Vec<&Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.module == "service" && s.verdict.is_change())
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{target}: task `{task}`: {message}")]
+    Task {
+        target: String,
+        task: String,
+        message: String,
+    },
+    #[error("{host}: probe failed: {message}")]
+    Probe { host: String, message: String },
+    #[error("{host}: no connection for this host")]
+    NoTransport { host: String },
+}
+
+/// A task, rendered for one target, not yet decided.
+struct Pending<'a> {
+    phase_index: usize,
+    phase: &'a str,
+    scope: Scope,
+    task: &'a Task,
+    /// The task's name, with the loop item's for looped tasks.
+    name: String,
+    target: &'a Target,
+    params: toml::Table,
+}
+
+/// Plans a run: render, probe (one round trip per host), decide.
+pub async fn make_plan(
+    pb: &Playbook,
+    run: &Run,
+    hosts: &HashMap<String, Arc<dyn Transport>>,
+) -> Result<Plan, PlanError> {
+    let pending = render_all(pb, run)?;
+    let facts = probe_all(&pending, hosts).await?;
+    let mut states: HashMap<String, HostState> = facts
+        .into_iter()
+        .map(|(h, f)| (h, HostState::new(f)))
+        .collect();
+    decide_all(pb, run, pending, &mut states)
+}
+
+fn targets<'a>(run: &'a Run, scope: Scope) -> Vec<&'a Target> {
+    match scope {
+        Scope::Host => run.hosts.iter().collect(),
+        Scope::Database => vec![&run.database],
+        Scope::Node => run.nodes.iter().collect(),
+    }
+}
+
+fn render_all<'a>(pb: &'a Playbook, run: &'a Run) -> Result<Vec<Pending<'a>>, PlanError> {
+    let renderer = Renderer::new();
+    let mut out = Vec::new();
+    for (phase_index, phase) in pb.phases.iter().enumerate() {
+        for task in &phase.tasks {
+            for target in targets(run, phase.scope) {
+                if !task.roles.is_empty()
+                    && !target.role.as_ref().is_some_and(|r| task.roles.contains(r))
+                {
+                    continue;
+                }
+                let fail = |message: String| PlanError::Task {
+                    target: target.label.clone(),
+                    task: task.name.clone(),
+                    message: run.redactor.mask(&message),
+                };
+                if let Some(when) = &task.when
+                    && !renderer
+                        .truthy(when, &target.vars)
+                        .map_err(|e| fail(e.to_string()))?
+                {
+                    continue;
+                }
+                let items = match &task.loop_over {
+                    None => vec![None],
+                    Some(expr) => renderer
+                        .list(expr, &target.vars)
+                        .map_err(|e| fail(e.to_string()))?
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
+                };
+                for item in items {
+                    let (vars, name) = match item {
+                        None => (target.vars.clone(), task.name.clone()),
+                        Some(item) => {
+                            let label = item
+                                .get("name")
+                                .and_then(|n| n.as_str())
+                                .map(str::to_string)
+                                .unwrap_or_else(|| item.to_string());
+                            let mut vars = target.vars.clone();
+                            if let serde_json::Value::Object(m) = &mut vars {
+                                m.insert("item".into(), item);
+                            }
+                            (vars, format!("{} [{label}]", task.name))
+                        }
+                    };
+                    let params = renderer
+                        .render_table(&task.params, &vars)
+                        .map_err(|e| fail(e.to_string()))?;
+                    out.push(Pending {
+                        phase_index,
+                        phase: &phase.name,
+                        scope: phase.scope,
+                        task,
+                        name,
+                        target,
+                        params,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn probe_all(
+    pending: &[Pending<'_>],
+    hosts: &HashMap<String, Arc<dyn Transport>>,
+) -> Result<HashMap<String, probe::Facts>, PlanError> {
+    let mut questions: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
+    for p in pending {
+        let qs = modules::questions(&p.task.module, &p.params).map_err(|e| PlanError::Task {
+            target: p.target.label.clone(),
+            task: p.name.clone(),
+            message: e.to_string(),
+        })?;
+        let list = questions.entry(p.target.host.clone()).or_default();
+        for q in qs {
+            if !list.contains(&q) {
+                list.push(q);
+            }
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (host, qs) in questions {
+        let transport = hosts
+            .get(&host)
+            .cloned()
+            .ok_or_else(|| PlanError::NoTransport { host: host.clone() })?;
+        set.spawn(async move {
+            let result = probe_host(transport.as_ref(), &qs).await;
+            (host, result)
+        });
+    }
+    let mut all = HashMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (host, result) = joined.expect("probe task panicked");
+        all.insert(host.clone(), result.map_err(|message| PlanError::Probe { host, message })?);
+    }
+    Ok(all)
+}
+
+/// One round trip: the probe script goes on stdin (it may hold credentials).
+pub async fn probe_host(t: &dyn Transport, questions: &[Fact]) -> Result<probe::Facts, String> {
+    let cmd = Cmd::new("bash").arg("-s").stdin_bytes(probe::script(questions));
+    let out = t.exec(&cmd).await.map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{}: {}", out.status, out.stderr_text().trim()));
+    }
+    probe::parse(questions, &out.stdout)
+}
+
+fn decide_all(
+    pb: &Playbook,
+    run: &Run,
+    pending: Vec<Pending<'_>>,
+    states: &mut HashMap<String, HostState>,
+) -> Result<Plan, PlanError> {
+    // node label -> what changed on it (for `notify = ["restart"]`)
+    let mut notified: HashMap<String, Vec<String>> = HashMap::new();
+    let mut marked: std::collections::HashSet<String> = Default::default();
+    let mut steps = Vec::new();
+    for p in pending {
+        let state = states.entry(p.target.host.clone()).or_default();
+        let fail = |message: String| PlanError::Task {
+            target: p.target.label.clone(),
+            task: p.name.clone(),
+            message: run.redactor.mask(&message),
+        };
+        let decision = if p.task.module == "service" {
+            let params = modules::params(&p.task.module, &p.params).map_err(|e| fail(e.0))?;
+            let why = notified.get(&p.target.label).cloned().unwrap_or_default();
+            modules::service::decide_with(&params, state, &why)
+        } else {
+            let ctx = TaskCtx {
+                params: &p.params,
+                archive: run.archive.as_ref(),
+                redactor: &run.redactor,
+            };
+            modules::decide(&p.task.module, &ctx, state).map_err(|e| fail(e.0))?
+        };
+        let mut actions = decision.actions;
+        if decision.verdict.is_change() && p.scope == Scope::Node && !p.task.notify.is_empty() {
+            notified
+                .entry(p.target.label.clone())
+                .or_default()
+                .push(p.name.clone());
+            // Record "restart pending" on the node before its first change, so a
+            // run that dies before the restart is finished by the next run.
+            if let Some(dir) = p.target.vars.pointer("/node/dir").and_then(|d| d.as_str())
+                && marked.insert(p.target.label.clone())
+            {
+                actions.insert(
+                    0,
+                    Action::Write {
+                        path: modules::service::pending_marker(dir),
+                        bytes: format!("{}\n", p.name).into_bytes(),
+                        mode: Some(0o644),
+                        owner: None,
+                    },
+                );
+            }
+        }
+        steps.push(Step {
+            phase: p.phase.to_string(),
+            task: p.name.clone(),
+            module: p.task.module.clone(),
+            target: p.target.label.clone(),
+            host: p.target.host.clone(),
+            role: p.target.role.clone(),
+            verdict: decision.verdict,
+            diffs: decision.diffs,
+            sql: decision.sql,
+            actions,
+            phase_index: p.phase_index,
+        });
+    }
+    Ok(Plan {
+        playbook: pb.name.clone(),
+        steps,
+    })
+}

@@ -1,0 +1,248 @@
+//! Playbooks: the ordered, data-driven description of a deployment (TOML in
+//! `playbooks/`). The engine knows nothing of WSO2; everything product-specific
+//! is in the playbook file and in the topology the templates read.
+//!
+//! A playbook has roles with dependencies (validated acyclic), and phases run in
+//! file order. A phase targets a *scope*: the controller, each host that carries
+//! at least one node, the database host, or each node (a role on a host). A task
+//! names a module, its parameters (strings are templates), an optional `when`
+//! condition, a role filter, and what to `notify` when it changes something.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The default playbook shipped with apim-deploy, embedded so the binary is self-contained.
+pub const WSO2AM_1_9: &str = include_str!("../../playbooks/wso2am-1.9.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// role -> the roles that must be healthy before it starts.
+    pub depends: BTreeMap<String, Vec<String>>,
+    #[serde(rename = "phase")]
+    pub phases: Vec<Phase>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Runs once per host that carries at least one node.
+    Host,
+    /// Runs once, on the database host.
+    Database,
+    /// Runs once per node; `service` tasks here are ordered by the role graph.
+    Node,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    pub name: String,
+    pub scope: Scope,
+    #[serde(rename = "task", default)]
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub name: String,
+    pub module: String,
+    /// Only nodes of these roles (node scope). Empty: every node.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// A template expression; the task is skipped when it is false.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// Run the task once per item of this list expression, with `item` bound.
+    #[serde(default, rename = "loop")]
+    pub loop_over: Option<String>,
+    /// Handlers to trigger for the target node when this task changes something.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// Module parameters; every string inside is rendered as a template.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybookError {
+    #[error("cannot read playbook {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("playbook {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("playbook {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Playbook {
+    /// Loads and validates a playbook file.
+    pub fn load(path: &Path) -> Result<Self, PlaybookError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates playbook text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, PlaybookError> {
+        let pb: Playbook = toml::from_str(text).map_err(|e| PlaybookError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        pb.validate(origin)?;
+        Ok(pb)
+    }
+
+    /// The built-in WSO2 API Manager 1.9 playbook.
+    pub fn builtin() -> Self {
+        Self::parse(WSO2AM_1_9, "playbooks/wso2am-1.9.toml").expect("built-in playbook is valid")
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), PlaybookError> {
+        let invalid = |message: String| PlaybookError::Invalid {
+            path: origin.to_string(),
+            message,
+        };
+        for (role, deps) in &self.depends {
+            for d in deps {
+                if !self.depends.contains_key(d) {
+                    return Err(invalid(format!(
+                        "role `{role}` depends on `{d}`, which is not a role of this playbook (roles: {})",
+                        self.role_names().join(", ")
+                    )));
+                }
+            }
+        }
+        self.role_order().map_err(invalid)?;
+        for phase in &self.phases {
+            for task in &phase.tasks {
+                for r in &task.roles {
+                    if !self.depends.contains_key(r) {
+                        return Err(invalid(format!(
+                            "task `{}` in phase `{}` names unknown role `{r}` (roles: {})",
+                            task.name,
+                            phase.name,
+                            self.role_names().join(", ")
+                        )));
+                    }
+                }
+                if !super::modules::KNOWN.contains(&task.module.as_str()) {
+                    return Err(invalid(format!(
+                        "task `{}` uses unknown module `{}` (modules: {})",
+                        task.name,
+                        task.module,
+                        super::modules::KNOWN.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn role_names(&self) -> Vec<String> {
+        self.depends.keys().cloned().collect()
+    }
+
+    /// Roles in dependency order (Kahn's algorithm; ties broken by declaration
+    /// order of first appearance, which is alphabetical in a BTreeMap, so we
+    /// break ties by depth then name for a stable, documented order).
+    /// Errors name a cycle.
+    pub fn role_order(&self) -> Result<Vec<String>, String> {
+        let mut remaining: BTreeMap<&str, BTreeSet<&str>> = self
+            .depends
+            .iter()
+            .map(|(r, d)| (r.as_str(), d.iter().map(String::as_str).collect()))
+            .collect();
+        let mut order = Vec::new();
+        while !remaining.is_empty() {
+            let ready: Vec<&str> = remaining
+                .iter()
+                .filter(|(_, deps)| deps.is_empty())
+                .map(|(r, _)| *r)
+                .collect();
+            if ready.is_empty() {
+                let cycle: Vec<&str> = remaining.keys().copied().collect();
+                return Err(format!(
+                    "the role dependencies form a cycle among: {}",
+                    cycle.join(", ")
+                ));
+            }
+            for r in &ready {
+                remaining.remove(r);
+            }
+            for deps in remaining.values_mut() {
+                for r in &ready {
+                    deps.remove(r);
+                }
+            }
+            order.extend(ready.into_iter().map(String::from));
+        }
+        Ok(order)
+    }
+
+    /// Every role that `role` depends on, directly or not.
+    pub fn ancestors(&self, role: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&str> = vec![role];
+        while let Some(r) = stack.pop() {
+            for d in self.depends.get(r).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    stack.push(d);
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pb(depends: &str) -> Result<Playbook, PlaybookError> {
+        Playbook::parse(&format!("name = 't'\nphase = []\n[depends]\n{depends}"), "t.toml")
+    }
+
+    #[test]
+    fn roles_are_ordered_by_dependencies() {
+        let p = pb("store = ['publisher']\npublisher = ['gateway']\ngateway = ['keymanager']\n\
+                    keymanager = ['database']\ndatabase = []")
+            .unwrap();
+        assert_eq!(
+            p.role_order().unwrap(),
+            ["database", "keymanager", "gateway", "publisher", "store"]
+        );
+        assert!(p.ancestors("store").contains("database"));
+    }
+
+    #[test]
+    fn a_cycle_is_rejected_and_named() {
+        let err = pb("a = ['b']\nb = ['a']\nc = []").unwrap_err().to_string();
+        assert!(err.contains("cycle among: a, b"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_dependency_is_rejected() {
+        let err = pb("a = ['nope']").unwrap_err().to_string();
+        assert!(err.contains("`nope`, which is not a role"), "{err}");
+    }
+
+    #[test]
+    fn the_builtin_playbook_is_valid() {
+        let p = Playbook::builtin();
+        assert_eq!(
+            p.role_order().unwrap(),
+            ["database", "keymanager", "gateway", "publisher", "store"]
+        );
+    }
+}

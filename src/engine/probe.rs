@@ -1,0 +1,214 @@
+//! Facts in one round trip: a batch of read-only questions about a host, asked by
+//! one generated `bash` script, answered in one framed stream.
+//!
+//! Why a script and not one command per fact: a no-op rerun must cost at most a
+//! few round trips per host (issue #7), and the answers must come from one
+//! consistent moment. The script only reads: `plan` promises to write nothing,
+//! not even a temp file, so command output is captured in shell variables.
+//!
+//! Framing: each answer starts with a header line `@@<index> <kind> <len> [<rc>]`
+//! followed by exactly `<len>` bytes. Lengths make the stream immune to file
+//! contents that look like headers.
+
+use std::collections::BTreeMap;
+
+/// One question about a host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fact {
+    /// The bytes of a regular file (absent when the path is not a regular file).
+    File(String),
+    /// The sha256 of a regular file, computed on the host (for large files).
+    Sha256(String),
+    /// The output and exit code of a read-only shell snippet.
+    Shell(String),
+}
+
+/// What the host answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Missing,
+    Bytes(Vec<u8>),
+    Digest(String),
+    Output { rc: i32, stdout: Vec<u8> },
+}
+
+/// The answers of one probe, keyed by the question.
+#[derive(Debug, Default, Clone)]
+pub struct Facts {
+    answers: BTreeMap<Fact, Answer>,
+}
+
+impl Facts {
+    pub fn get(&self, fact: &Fact) -> Option<&Answer> {
+        self.answers.get(fact)
+    }
+
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        match self.answers.get(&Fact::File(path.to_string())) {
+            Some(Answer::Bytes(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn sha256(&self, path: &str) -> Option<&str> {
+        match self.answers.get(&Fact::Sha256(path.to_string())) {
+            Some(Answer::Digest(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn shell(&self, snippet: &str) -> Option<(i32, &[u8])> {
+        match self.answers.get(&Fact::Shell(snippet.to_string())) {
+            Some(Answer::Output { rc, stdout }) => Some((*rc, stdout)),
+            _ => None,
+        }
+    }
+
+    pub fn insert(&mut self, fact: Fact, answer: Answer) {
+        self.answers.insert(fact, answer);
+    }
+}
+
+/// Builds the probe script for a list of questions. Paths are single-quoted, so
+/// a hostile path is data, never code; `Shell` snippets come from the playbook
+/// and the engine, not from the inventory.
+pub fn script(questions: &[Fact]) -> String {
+    let mut s = String::from("export LC_ALL=C\nset -u\n");
+    for (i, q) in questions.iter().enumerate() {
+        match q {
+            Fact::File(path) => {
+                let p = quote(path);
+                s.push_str(&format!(
+                    "if [ -f {p} ] && [ -r {p} ]; then printf '@@{i} F %s\\n' \"$(stat -c %s {p})\"; cat {p}; \
+                     else printf '@@{i} M 0\\n'; fi\n"
+                ));
+            }
+            Fact::Sha256(path) => {
+                let p = quote(path);
+                s.push_str(&format!(
+                    "if [ -f {p} ]; then d=$(sha256sum {p} | cut -c1-64); printf '@@{i} D %s\\n%s' \"${{#d}}\" \"$d\"; \
+                     else printf '@@{i} M 0\\n'; fi\n"
+                ));
+            }
+            Fact::Shell(snippet) => {
+                // `printf x` keeps trailing newlines that $(...) would strip.
+                s.push_str(&format!(
+                    "o=$( ( {snippet}\n ) 2>/dev/null; rc=$?; printf 'x%s' \"$rc\" ); rc=${{o##*x}}; o=${{o%x*}}; \
+                     printf '@@{i} C %s %s\\n%s' \"${{#o}}\" \"$rc\" \"$o\"\n"
+                ));
+            }
+        }
+    }
+    s
+}
+
+/// Parses a probe's output against the questions it was built from.
+pub fn parse(questions: &[Fact], mut out: &[u8]) -> Result<Facts, String> {
+    let mut facts = Facts::default();
+    while !out.is_empty() {
+        let nl = out
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("probe output ends inside a header")?;
+        let header = std::str::from_utf8(&out[..nl]).map_err(|_| "probe header is not text")?;
+        out = &out[nl + 1..];
+        let mut parts = header.split(' ');
+        let index: usize = parts
+            .next()
+            .and_then(|p| p.strip_prefix("@@"))
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("bad probe header {header:?}"))?;
+        let kind = parts.next().unwrap_or_default();
+        let len: usize = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("bad probe length in {header:?}"))?;
+        if out.len() < len {
+            return Err(format!("probe answer {index} is truncated"));
+        }
+        let (body, rest) = out.split_at(len);
+        out = rest;
+        let question = questions
+            .get(index)
+            .ok_or_else(|| format!("probe answered unknown question {index}"))?;
+        let answer = match kind {
+            "M" => Answer::Missing,
+            "F" => Answer::Bytes(body.to_vec()),
+            "D" => Answer::Digest(String::from_utf8_lossy(body).into_owned()),
+            "C" => Answer::Output {
+                rc: parts.next().and_then(|p| p.parse().ok()).unwrap_or(-1),
+                stdout: body.to_vec(),
+            },
+            other => return Err(format!("unknown probe answer kind {other:?}")),
+        };
+        facts.insert(question.clone(), answer);
+    }
+    if let Some(q) = questions.iter().find(|q| facts.get(q).is_none()) {
+        return Err(format!("probe gave no answer for {q:?}"));
+    }
+    Ok(facts)
+}
+
+/// POSIX single-quoting: the only character that needs care inside '' is ' itself.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    fn run_probe(questions: &[Fact]) -> Facts {
+        use std::io::Write;
+        let mut child = Command::new("bash")
+            .arg("-s")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script(questions).as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        parse(questions, &out.stdout).unwrap()
+    }
+
+    #[test]
+    fn probe_returns_exact_bytes_of_files_that_look_like_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let tricky = dir.path().join("it's a \"file\" $(x)");
+        let body = b"@@0 F 3\nabc\r\nno trailing newline";
+        std::fs::write(&tricky, body).unwrap();
+        let p = tricky.to_str().unwrap().to_string();
+        let missing = dir.path().join("absent").to_str().unwrap().to_string();
+        let qs = vec![
+            Fact::File(p.clone()),
+            Fact::File(missing.clone()),
+            Fact::Sha256(p.clone()),
+            Fact::Shell("printf 'two\\n\\n'; exit 3".into()),
+        ];
+        let facts = run_probe(&qs);
+        assert_eq!(facts.file(&p), Some(&body[..]));
+        assert_eq!(facts.get(&Fact::File(missing)), Some(&Answer::Missing));
+        use sha2::Digest;
+        assert_eq!(
+            facts.sha256(&p),
+            Some(hex::encode(sha2::Sha256::digest(body)).as_str())
+        );
+        assert_eq!(
+            facts.shell("printf 'two\\n\\n'; exit 3"),
+            Some((3, &b"two\n\n"[..]))
+        );
+    }
+
+    #[test]
+    fn truncated_output_is_an_error_not_a_wrong_fact() {
+        let qs = vec![Fact::File("/x".into())];
+        assert!(parse(&qs, b"@@0 F 10\nabc").is_err());
+        assert!(parse(&qs, b"").is_err());
+    }
+}

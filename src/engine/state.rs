@@ -1,0 +1,100 @@
+//! What the planner knows about a host while it walks the tasks: the facts
+//! probed at the start, plus the effect of every change planned so far.
+//!
+//! This is how `plan` carries state across dependent steps (an XML patch on a
+//! node that is not unpacked yet is computed against the archive's original
+//! file, then against the output of the previous patch of the same file), and
+//! why `apply` does exactly what `plan` showed: both walk the same state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::archive::Archive;
+use super::probe::{Answer, Fact, Facts};
+
+/// Planned state of one host.
+#[derive(Debug, Default)]
+pub struct HostState {
+    pub facts: Facts,
+    /// Files as they will be once the planned changes are made.
+    files: BTreeMap<String, Option<Vec<u8>>>,
+    /// Directories that a planned unpack will fill from an archive.
+    unpacked: Vec<(String, Arc<Archive>)>,
+    /// Files whose planned content differs from the host's (in plan order).
+    dirty: Vec<String>,
+}
+
+impl HostState {
+    pub fn new(facts: Facts) -> Self {
+        HostState {
+            facts,
+            ..Default::default()
+        }
+    }
+
+    /// The file as it will be after the changes planned so far; `None` when
+    /// it will not exist.
+    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
+        if let Some(planned) = self.files.get(path) {
+            return planned.clone();
+        }
+        if let Some(bytes) = self.facts.file(path) {
+            return Some(bytes.to_vec());
+        }
+        for (dir, archive) in &self.unpacked {
+            if let Some(rel) = path.strip_prefix(dir.as_str()).and_then(|r| r.strip_prefix('/'))
+                && archive.contains(rel)
+            {
+                return archive.read(rel).ok();
+            }
+        }
+        None
+    }
+
+    /// Records a planned write.
+    pub fn write(&mut self, path: &str, bytes: Vec<u8>) {
+        self.files.insert(path.to_string(), Some(bytes));
+        if !self.dirty.iter().any(|p| p == path) {
+            self.dirty.push(path.to_string());
+        }
+    }
+
+    /// Records that `dir` will be unpacked from `archive`.
+    pub fn unpack(&mut self, dir: &str, archive: Arc<Archive>) {
+        self.unpacked.push((dir.trim_end_matches('/').to_string(), archive));
+    }
+
+    /// Whether a planned unpack covers `dir`.
+    pub fn will_unpack(&self, dir: &str) -> bool {
+        self.unpacked.iter().any(|(d, _)| d == dir.trim_end_matches('/'))
+    }
+
+    /// The sha256 the host reported for a file (probed, not planned).
+    pub fn probed_sha256(&self, path: &str) -> Option<&str> {
+        self.facts.sha256(path)
+    }
+
+    pub fn probed_shell(&self, snippet: &str) -> Option<(i32, &[u8])> {
+        self.facts.shell(snippet)
+    }
+
+    pub fn was_probed(&self, fact: &Fact) -> bool {
+        !matches!(self.facts.get(fact), None | Some(Answer::Missing)) || self.facts.get(fact).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_writes_shadow_probed_files() {
+        let mut facts = Facts::default();
+        facts.insert(Fact::File("/a".into()), Answer::Bytes(b"old".to_vec()));
+        let mut s = HostState::new(facts);
+        assert_eq!(s.read("/a").unwrap(), b"old");
+        s.write("/a", b"new".to_vec());
+        assert_eq!(s.read("/a").unwrap(), b"new");
+        assert_eq!(s.read("/b"), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! Templates: playbook strings rendered against the topology with minijinja.
+//!
+//! Undefined names are errors (strict mode), so a typo in a playbook fails the
+//! run before any host is touched instead of writing an empty value into a
+//! config file. The `{{ }}` / `{% %}` syntax does not clash with WSO2's own
+//! `${carbon.local.ip}` placeholders, which pass through untouched. Nothing is
+//! auto-escaped: XML escaping is the patch engine's job, at the one place a
+//! value enters a document.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+#[error("template `{template}`: {message}")]
+pub struct TemplateError {
+    pub template: String,
+    pub message: String,
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .expect("default syntax is valid"),
+        );
+        Renderer { env }
+    }
+
+    /// Renders one template string.
+    pub fn render(&self, template: &str, ctx: &Value) -> Result<String, TemplateError> {
+        if !template.contains("{{") && !template.contains("{%") {
+            return Ok(template.to_string());
+        }
+        self.env
+            .render_str(template, minijinja::Value::from(minijinja::value::Serde(ctx)))
+            .map_err(|e| TemplateError {
+                template: template.to_string(),
+                message: error_chain(&e),
+            })
+    }
+
+    /// Evaluates a `when` expression to a boolean (Jinja truthiness).
+    pub fn truthy(&self, expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
+        let err = |e: minijinja::Error| TemplateError {
+            template: expr.to_string(),
+            message: error_chain(&e),
+        };
+        let compiled = self.env.compile_expression(expr).map_err(err)?;
+        Ok(compiled
+            .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
+            .map_err(err)?
+            .is_true())
+    }
+
+    /// Renders every string inside a TOML value, recursively. A string that is
+    /// exactly one `{{ expression }}` keeps the expression's type (a port stays
+    /// a number, a list stays a list); any other string renders to a string.
+    pub fn render_toml(&self, v: &toml::Value, ctx: &Value) -> Result<toml::Value, TemplateError> {
+        Ok(match v {
+            toml::Value::String(s) => match sole_expression(s) {
+                Some(expr) => self.eval_typed(expr, s, ctx)?,
+                None => toml::Value::String(self.render(s, ctx)?),
+            },
+            toml::Value::Array(items) => toml::Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_toml(i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            toml::Value::Table(t) => toml::Value::Table(self.render_table(t, ctx)?),
+            other => other.clone(),
+        })
+    }
+
+    pub fn render_table(&self, t: &toml::Table, ctx: &Value) -> Result<toml::Table, TemplateError> {
+        t.iter()
+            .map(|(k, v)| Ok((k.clone(), self.render_toml(v, ctx)?)))
+            .collect()
+    }
+}
+
+impl Renderer {
+    /// Evaluates a `loop` expression (`{{ }}` optional) to a list of values.
+    pub fn list(&self, expr: &str, ctx: &Value) -> Result<Vec<Value>, TemplateError> {
+        let inner = sole_expression(expr).unwrap_or(expr);
+        let err = |message: String| TemplateError {
+            template: expr.to_string(),
+            message,
+        };
+        let compiled = self
+            .env
+            .compile_expression(inner)
+            .map_err(|e| err(error_chain(&e)))?;
+        let value = compiled
+            .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
+            .map_err(|e| err(error_chain(&e)))?;
+        match serde_json::to_value(&value).map_err(|e| err(e.to_string()))? {
+            Value::Array(items) => Ok(items),
+            other => Err(err(format!("a loop needs a list, got {other}"))),
+        }
+    }
+
+    fn eval_typed(&self, expr: &str, template: &str, ctx: &Value) -> Result<toml::Value, TemplateError> {
+        let err = |message: String| TemplateError {
+            template: template.to_string(),
+            message,
+        };
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| err(error_chain(&e)))?;
+        let value = compiled
+            .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
+            .map_err(|e| err(error_chain(&e)))?;
+        if value.is_none() || value.is_undefined() {
+            return Err(err(format!("`{}` has no value", expr.trim())));
+        }
+        let json = serde_json::to_value(&value).map_err(|e| err(e.to_string()))?;
+        json_to_toml(json).ok_or_else(|| err(format!("`{}` has no TOML form", expr.trim())))
+    }
+}
+
+/// The expression inside a string of the form `{{ expr }}`, if that is all it is.
+fn sole_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner)
+}
+
+fn json_to_toml(v: Value) -> Option<toml::Value> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => toml::Value::Boolean(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64()?),
+        },
+        Value::String(s) => toml::Value::String(s),
+        Value::Array(a) => toml::Value::Array(a.into_iter().map(json_to_toml).collect::<Option<_>>()?),
+        Value::Object(o) => toml::Value::Table(
+            o.into_iter()
+                .map(|(k, v)| Some((k, json_to_toml(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+    })
+}
+
+fn error_chain(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wso2_placeholders_pass_through() {
+        let r = Renderer::new();
+        let out = r
+            .render(
+                "https://${carbon.local.ip}:{{ node.port }}/x",
+                &json!({"node": {"port": 9444}}),
+            )
+            .unwrap();
+        assert_eq!(out, "https://${carbon.local.ip}:9444/x");
+    }
+
+    #[test]
+    fn undefined_names_are_errors() {
+        let r = Renderer::new();
+        let err = r.render("{{ node.nope }}", &json!({"node": {}})).unwrap_err();
+        assert!(err.to_string().contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn values_are_not_escaped_here() {
+        let r = Renderer::new();
+        let out = r.render("{{ v }}", &json!({"v": "a&b<c"})).unwrap();
+        assert_eq!(out, "a&b<c");
+    }
+
+    #[test]
+    fn a_sole_expression_keeps_its_type() {
+        let r = Renderer::new();
+        let ctx = json!({"db": {"port": 3306, "hosts": ["a", "b"]}});
+        let mut t = toml::Table::new();
+        t.insert("port".into(), "{{ db.port }}".into());
+        t.insert("hosts".into(), "{{ db.hosts }}".into());
+        t.insert("url".into(), "x:{{ db.port }}".into());
+        let out = r.render_table(&t, &ctx).unwrap();
+        assert_eq!(out["port"], toml::Value::Integer(3306));
+        assert_eq!(out["hosts"], toml::Value::Array(vec!["a".into(), "b".into()]));
+        assert_eq!(out["url"], toml::Value::String("x:3306".into()));
+    }
+
+    #[test]
+    fn when_expressions_are_booleans() {
+        let r = Renderer::new();
+        let ctx = json!({"node": {"role": "gateway"}, "options": {"multi_tenancy": false}});
+        assert!(r.truthy("node.role == 'gateway'", &ctx).unwrap());
+        assert!(!r.truthy("options.multi_tenancy", &ctx).unwrap());
+    }
+}

@@ -1,0 +1,173 @@
+//! The distribution archive and the JDBC driver on the controller: found (or
+//! downloaded once into a cache), and verified against their pinned sha256
+//! before any host is touched.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::engine::archive::{Archive, ArchiveError, sha256_file};
+use crate::inventory::{Artifact, Inventory};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("{what} {path}: {message}")]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    #[error(
+        "{what} {path}: sha256 is {found}, but the inventory pins {want}; nothing was changed on any host"
+    )]
+    Checksum {
+        what: &'static str,
+        path: PathBuf,
+        found: String,
+        want: String,
+    },
+    #[error("{what}: download of {url} failed: {message}")]
+    Download {
+        what: &'static str,
+        url: String,
+        message: String,
+    },
+    #[error("{what}: neither `path` nor `url` is set")]
+    NoSource { what: &'static str },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+/// The verified artifacts, as local files.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    pub distribution: PathBuf,
+    pub distribution_sha256: String,
+    pub jdbc: PathBuf,
+    pub jdbc_sha256: String,
+}
+
+impl Artifacts {
+    /// Finds or downloads each artifact and checks its checksum.
+    pub fn verify(inv: &Inventory) -> Result<Self, ArtifactError> {
+        let (distribution, distribution_sha256) =
+            local_verified("distribution", &inv.distribution, &inv.base_dir)?;
+        let (jdbc, jdbc_sha256) = local_verified("JDBC driver", &inv.jdbc_driver, &inv.base_dir)?;
+        Ok(Artifacts {
+            distribution,
+            distribution_sha256,
+            jdbc,
+            jdbc_sha256,
+        })
+    }
+
+    /// Opens the distribution zip, vetting every entry (`..`, symlinks).
+    pub fn open_distribution(&self) -> Result<Archive, ArtifactError> {
+        let top = top_folder(&self.distribution)?;
+        Ok(Archive::open(&self.distribution, &top)?)
+    }
+
+    pub fn distribution_file_name(&self) -> String {
+        file_name(&self.distribution)
+    }
+
+    pub fn jdbc_file_name(&self) -> String {
+        file_name(&self.jdbc)
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The archive's single top folder (`wso2am-1.9.0` for the real one).
+fn top_folder(path: &Path) -> Result<String, ArtifactError> {
+    let unreadable = |message: String| ArtifactError::Unreadable {
+        what: "distribution",
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| unreadable(e.to_string()))?;
+    let first = zip
+        .by_index_raw(0)
+        .map_err(|e| unreadable(e.to_string()))?
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    first
+        .split('/')
+        .next()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| unreadable("the archive has no top folder".into()))
+}
+
+fn local_verified(
+    what: &'static str,
+    artifact: &Artifact,
+    base: &Path,
+) -> Result<(PathBuf, String), ArtifactError> {
+    let want = artifact.sha256.as_str().to_lowercase();
+    let path = match (&artifact.path, &artifact.url) {
+        (Some(p), _) => {
+            let p = p.get_ref();
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        }
+        (None, Some(url)) => download(what, url.get_ref().as_str(), &want)?,
+        (None, None) => return Err(ArtifactError::NoSource { what }),
+    };
+    let found = sha256_file(&path).map_err(|e| ArtifactError::Unreadable {
+        what,
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if found != want {
+        return Err(ArtifactError::Checksum {
+            what,
+            path,
+            found,
+            want,
+        });
+    }
+    Ok((path, want))
+}
+
+/// Downloads `url` once into the controller cache, named by its pinned sha256.
+fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, ArtifactError> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"))
+        .join("apim-deploy");
+    let name = url.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("artifact");
+    let dest = cache.join(format!("{sha256}-{name}"));
+    if dest.exists() {
+        return Ok(dest);
+    }
+    let failed = |message: String| ArtifactError::Download {
+        what,
+        url: url.to_string(),
+        message,
+    };
+    std::fs::create_dir_all(&cache).map_err(|e| failed(e.to_string()))?;
+    let partial = dest.with_extension("part");
+    let status = Command::new("curl")
+        .args(["-fsSL", "--retry", "2", "-o"])
+        .arg(&partial)
+        .arg("--")
+        .arg(url)
+        .status()
+        .map_err(|e| failed(format!("cannot run curl: {e}")))?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(failed(format!("curl {status}")));
+    }
+    std::fs::rename(&partial, &dest).map_err(|e| failed(e.to_string()))?;
+    Ok(dest)
+}
