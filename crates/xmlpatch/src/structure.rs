@@ -202,6 +202,12 @@ pub(crate) fn remove(ctx: &OpCtx<'_>, text: &str, e: &Elem) -> Result<Option<Edi
 
 /// Parses a fragment (one element, no declaration) into its own index.
 fn parse_fragment(ctx: &OpCtx<'_>, fragment: &str) -> Result<Index, XmlError> {
+    // Both are only allowed at the top of a document, never inside one.
+    for (marker, what) in [("<?xml", "an XML declaration"), ("<!DOCTYPE", "a DOCTYPE")] {
+        if fragment.contains(marker) {
+            return Err(ctx.bad_fragment(format!("it holds {what}; a fragment is elements only")));
+        }
+    }
     crate::index::build(fragment).map_err(|f| {
         let (line, column) = crate::index::line_col(fragment, f.offset);
         ctx.bad_fragment(format!("line {line}, column {column}: {}", f.message))

@@ -245,6 +245,11 @@ fn ensure_rejects_a_fragment_that_does_not_match_its_key() {
     assert!(matches!(err, XmlError::BadFragment { .. }), "{err}");
     let err = patch_err("<r/>", &[Op::ensure("/r", "d", "<d><x></d>")]);
     assert!(err.to_string().contains("line 1, column"), "{err}");
+    let err = patch_err(
+        "<r/>",
+        &[Op::ensure("/r", "d", "<?xml version='1.0'?><d/>")],
+    );
+    assert!(err.to_string().contains("XML declaration"), "{err}");
 }
 
 #[test]
