@@ -118,12 +118,12 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Up(args) => up(args),
         LabCommand::Down(args) => {
             Lab::down_dir(&args.state_dir)?;
-            println!("lab in {} is down", args.state_dir.display());
+            emit(&format!("lab in {} is down\n", args.state_dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status(args) => {
             let lab = Lab::open(&args.state_dir)?;
-            print!("{}", status_table(&lab.status()?));
+            emit(&status_table(&lab.status()?))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Freeze(args) => fault(&args, "frozen", |lab, host| lab.freeze(host)),
@@ -144,13 +144,13 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             } else {
                 "sshd"
             };
-            println!("{}: killed {what}", args.host);
+            emit(&format!("{}: killed {what}\n", args.host))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Exec(args) => exec_in(args),
         LabCommand::Env(args) => {
             let lab = Lab::open(&args.state_dir)?;
-            print!("{}", env_exports(&lab));
+            emit(&env_exports(&lab))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Dist(_) => unreachable!("handled above"),
@@ -179,15 +179,14 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     if !args.no_dist {
         write_standin_dist(&lab)?;
     }
-    println!(
-        "lab {} up in {:.1} s ({} app hosts, layout {})\n",
+    let header = format!(
+        "lab {} up in {:.1} s ({} app hosts, layout {})\n\n",
         spec.prefix,
         started.elapsed().as_secs_f64(),
         spec.app_hosts,
         spec.layout.as_str()
     );
-    print!("{}", hosts_table(&lab));
-    print!("{}", summary(&lab));
+    emit(&(header + &hosts_table(&lab) + &summary(&lab)))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -211,7 +210,7 @@ fn fault(
 ) -> anyhow::Result<ExitCode> {
     let lab = Lab::open(&args.state.state_dir)?;
     action(&lab, &args.host)?;
-    println!("{}: {done}", args.host);
+    emit(&format!("{}: {done}\n", args.host))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -227,6 +226,15 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .status()
         .with_context(|| format!("running {argv:?} in {}", args.host))?;
     Ok(ExitCode::from(status.code().map_or(128, |c| c as u8)))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error, the lab is up either way.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// NAME / ADDRESS / PORT / ROLES, plus the controller's own address.
