@@ -172,25 +172,32 @@ impl Transport for SshTransport {
             .acquire()
             .await
             .expect("channel semaphore is never closed");
-        let channel = self.open_channel().await?;
+        // The command's limit covers opening its channel too (a frozen host never
+        // confirms it); the clock starts once a channel slot is ours.
+        let limit = cmd.timeout_limit().unwrap_or(self.target.timeouts.command);
+        let started = tokio::time::Instant::now();
+        let timed_out = || TransportError::Timeout {
+            host: host.clone(),
+            stage: format!("command `{}`", cmd.display()),
+            after: limit,
+        };
+        let channel = tokio::time::timeout(limit, self.open_channel())
+            .await
+            .map_err(|_| timed_out())??;
         let (mut reader, writer) = channel.split();
         // `exec`: the command replaces the login shell, so signals are reported as such.
         writer
             .exec(true, format!("exec {line}"))
             .await
             .map_err(|e| self.ssh_error(format!("start `{}`", cmd.display()), e))?;
-        let limit = cmd.timeout_limit().unwrap_or(self.target.timeouts.command);
-        match tokio::time::timeout(limit, drive_channel(&mut reader, &writer, cmd)).await {
+        let remaining = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, drive_channel(&mut reader, &writer, cmd)).await {
             Ok(collected) => collected.into_output(&host, cmd),
             Err(_) => {
                 let _ = writer.signal(Sig::KILL).await;
                 let _ = writer.close().await;
                 drain_in_background(reader);
-                Err(TransportError::Timeout {
-                    host,
-                    stage: format!("command `{}`", cmd.display()),
-                    after: limit,
-                })
+                Err(timed_out())
             }
         }
     }

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use apim_lab::testing::{TestLab, lab_tests_enabled};
@@ -90,4 +92,21 @@ pub fn fingerprint_of(dir: &Path, key_line: &str) -> String {
         .nth(1)
         .unwrap()
         .to_string()
+}
+
+/// Writes `len` bytes of a fixed pattern in chunks (never whole in memory); returns its sha256.
+pub fn write_pattern_file(path: &std::path::Path, len: usize) -> String {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hash = Sha256::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    for i in 0..len / chunk.len() {
+        for (j, b) in chunk.iter_mut().enumerate() {
+            *b = ((i * 31 + j * 7) % 251) as u8;
+        }
+        hash.update(&chunk);
+        file.write_all(&chunk).unwrap();
+    }
+    file.flush().unwrap();
+    hex::encode(hash.finalize())
 }
