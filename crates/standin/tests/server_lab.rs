@@ -428,6 +428,21 @@ fn healthy_node_starts_stops_restarts_and_keeps_its_pid_file() {
     assert_ne!(node.pid(), old);
     node.stop_and_wait();
 
+    // Any other word runs the server in the foreground, and there -DportOffset counts.
+    let mark = node.log().len();
+    let script = format!("{}/bin/wso2server.sh", node.home);
+    let background = "exec \"$0\" \"$@\" </dev/null >/dev/null 2>&1 &";
+    let out = lab
+        .exec("app1", &["sh", "-c", background, &script, "-DportOffset=1"])
+        .unwrap();
+    assert!(out.status.success());
+    let log = node.wait_for_log(mark, "Mgt Console URL");
+    assert!(
+        log.contains(&format!("https://{}:9444/carbon/", node.address)),
+        "{log}"
+    );
+    node.stop_and_wait();
+
     let out = node.script(&[], &["version"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("WSO2 API Manager v1.9.0") && text.contains("Carbon Framework v4.2.0"));
@@ -547,13 +562,22 @@ fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
     assert!(log.contains("https://app1:9443/services/"), "{log}");
     gw.stop_and_wait();
 
-    // Key Manager up, then the Gateway starts.
+    // Key Manager up, then the Gateway (clustering on) starts.
+    gw.edit(
+        "repository/conf/axis2/axis2.xml",
+        "                enable=\"false\">",
+        "                enable=\"true\">",
+    );
     let mark = km.log().len();
     km.start();
     km.wait_for_log(mark, STARTED_MARKER);
     let mark = gw.log().len();
     gw.start();
-    gw.wait_for_log(mark, STARTED_MARKER);
+    let log = gw.wait_for_log(mark, STARTED_MARKER);
+    assert!(!log.contains("Clustering has been disabled"), "{log}");
+    // Thrift only where EnableThriftServer is true, Hazelcast only where clustering is on.
+    assert!(km.accepts(10397) && !km.accepts(4000));
+    assert!(gw.accepts(4000) && !gw.accepts(10397));
 
     // A second node on the Key Manager's host with the same offset: ports taken -> exit.
     let twin = Node::install(&lab, "app1", "/opt/twin", dist.path(), false);
