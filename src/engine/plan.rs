@@ -263,15 +263,19 @@ fn decide_all(
             if let Some(dir) = p.target.vars.pointer("/node/dir").and_then(|d| d.as_str())
                 && marked.insert(p.target.label.clone())
             {
-                actions.insert(
-                    0,
-                    Action::Write {
-                        path: modules::service::pending_marker(dir),
-                        bytes: format!("{}\n", p.name).into_bytes(),
-                        mode: Some(0o644),
-                        owner: None,
-                    },
-                );
+                let mark = Action::Write {
+                    path: modules::service::pending_marker(dir),
+                    bytes: format!("{}\n", p.name).into_bytes(),
+                    mode: Some(0o644),
+                    owner: None,
+                };
+                // A node this very task unpacks has no directory yet (and no
+                // server to restart): mark it right after the unpack.
+                if state.will_unpack(dir) {
+                    actions.push(mark);
+                } else {
+                    actions.insert(0, mark);
+                }
             }
         }
         steps.push(Step {
