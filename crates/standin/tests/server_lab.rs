@@ -525,6 +525,23 @@ fn each_database_fault_logs_errors_and_never_reports_started() {
     node.start();
     node.wait_for_log(mark, STARTED_MARKER);
     node.stop_and_wait();
+
+    // -Dsetup (through JAVA_OPTS: `start` drops arguments) creates missing tables once.
+    let node = Node::install(&lab, "app1", "/opt/setup", dist.path(), true);
+    configure_databases(
+        &node,
+        &DbConfig {
+            reg: ("regdb.mysql-wso2.com", "emptydb", APP_PASSWORD),
+            ..GOOD_DB
+        },
+    );
+    let mark = node.log().len();
+    let out = node.script(&["JAVA_OPTS=-Dsetup"], &["start"]);
+    assert!(out.status.success());
+    let log = node.wait_for_log(mark, STARTED_MARKER);
+    assert!(log.contains("Creating the tables of emptydb"), "{log}");
+    assert!(log.contains("APIManager database already exists"), "{log}");
+    node.stop_and_wait();
 }
 
 #[test]

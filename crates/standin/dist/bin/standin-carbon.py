@@ -529,17 +529,17 @@ def defined_datasources(node):
 
 
 def datasource_uses(node):
-    """(jndi name, purpose, logging class, probe tables) for every datasource in use."""
+    """(jndi name, purpose, logging class, probe tables, creating script) per datasource in use."""
     uses = [(text_at(node.apim, "DataSourceName", "jdbc/WSO2AM_DB"), "API Manager",
-             C_APIM_DB, ("AM_SUBSCRIBER", "IDN_BASE_TABLE"))]
+             C_APIM_DB, ("AM_SUBSCRIBER", "IDN_BASE_TABLE"), AM_SCRIPT)]
     for prop in children(at(node.user_mgt, "Realm/Configuration"), "Property"):
         if prop.get("name") == "dataSource" and prop.text:
-            uses.append((prop.text.strip(), "user store", C_USER, ("UM_TENANT",)))
+            uses.append((prop.text.strip(), "user store", C_USER, ("UM_TENANT",), CARBON_SCRIPT))
     for db_config in children(node.registry, "dbConfig"):
         jndi = text_at(db_config, "dataSource")
         if jndi:
             purpose = "registry dbConfig '%s'" % db_config.get("name", "")
-            uses.append((jndi, purpose, C_REGISTRY, ("REG_RESOURCE",)))
+            uses.append((jndi, purpose, C_REGISTRY, ("REG_RESOURCE",), CARBON_SCRIPT))
     return uses
 
 
@@ -547,6 +547,10 @@ def mask_url(url):
     return re.sub(r"(?i)(password=)[^&;]*", r"\1****", url)
 
 
+AM_SCRIPT = "dbscripts/apimgt/mysql.sql"
+CARBON_SCRIPT = "dbscripts/mysql.sql"
+C_DB_CREATOR = "org.wso2.carbon.utils.dbcreator.DatabaseCreator"
+C_AM_DB_CREATOR = "org.wso2.carbon.apimgt.impl.utils.LocalDatabaseCreator"
 MYSQL_URL = re.compile(r"^jdbc:(mysql|mariadb)://([^/:?,]+)(?::(\d+))?/([^?;]*)")
 
 
@@ -554,7 +558,7 @@ def check_datasources(node):
     log = node.log
     defined = defined_datasources(node)
     failures = 0
-    for jndi, purpose, cls, probes in datasource_uses(node):
+    for jndi, purpose, cls, probes, script in datasource_uses(node):
         source = defined.get(jndi)
         if source is None:
             log.error(cls, "Error in looking up data source %s for the %s: "
@@ -563,14 +567,14 @@ def check_datasources(node):
             failures += 1
             continue
         try:
-            check_datasource(node, source, purpose, cls, probes)
+            check_datasource(node, source, purpose, cls, probes, script)
         except StartupFailed:
             failures += 1
     if failures:
         raise StartupFailed()
 
 
-def check_datasource(node, source, purpose, cls, probes):
+def check_datasource(node, source, purpose, cls, probes, script):
     log = node.log
     if source.url.startswith("jdbc:h2:"):
         return
@@ -591,10 +595,28 @@ def check_datasource(node, source, purpose, cls, probes):
         fail_pool(log, cls, where, purpose,
                   "com.mysql.jdbc.exceptions.jdbc4.CommunicationsException: Communications link "
                   "failure: java.net.UnknownHostException: %s" % host)
+    login = (address, port, database, source.username, source.password)
     query = "".join("SELECT 1 FROM %s LIMIT 1; " % table for table in probes)
-    ok, message = run_mysql(address, port, database, source.username, source.password, query)
+    ok, message = run_mysql(login, query)
+    if not ok and "setup" in node.props and "doesn't exist" in message:
+        create_tables(node, login, script, cls, where, purpose)
+        ok, message = run_mysql(login, query)
+    elif ok and "setup" in node.props and script == AM_SCRIPT:
+        log.info(C_AM_DB_CREATOR, "APIManager database already exists. Not creating a new database.")
     if not ok:
         fail_pool(log, cls, where, purpose, message)
+
+
+def create_tables(node, login, script, cls, where, purpose):
+    """-Dsetup: what Carbon's DatabaseCreator does when the probe table is missing."""
+    node.log.info(C_AM_DB_CREATOR if script == AM_SCRIPT else C_DB_CREATOR,
+                  "Creating the tables of %s from %s (-Dsetup)" % (login[2], script))
+    with open(os.path.join(CARBON_HOME, script), encoding="utf-8") as handle:
+        ok, message = run_mysql(login, None, stdin=handle.read())
+    if not ok:
+        node.log.error(cls, "Cannot create the database tables for the %s in %s: %s"
+                       % (purpose, where, message))
+        raise StartupFailed()
 
 
 def fail_pool(log, cls, where, purpose, message):
@@ -638,9 +660,10 @@ def option_value(value):
     return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def run_mysql(address, port, database, user, password, query):
-    """Runs `query` as `user`; returns (ok, message). The password only ever sits in a
-    0600 defaults file that is removed afterwards."""
+def run_mysql(login, query, stdin=None):
+    """Runs `query` (or the SQL on `stdin`) as the login's user; returns (ok, message).
+    The password only ever sits in a 0600 defaults file that is removed afterwards."""
+    address, port, database, user, password = login
     client = mysql_client()
     if client is None:
         return False, "stand-in: no mariadb or mysql client on this host"
@@ -650,10 +673,12 @@ def run_mysql(address, port, database, user, password, query):
             handle.write("[client]\nhost=%s\nport=%d\nuser=%s\npassword=%s\n"
                          % (address, port, option_value(user), option_value(password)))
         argv = [client, "--defaults-file=" + defaults, "--protocol=TCP", "--batch",
-                "--skip-column-names", "--connect-timeout=5", "--database=" + database,
-                "-e", query]
+                "--skip-column-names", "--connect-timeout=5", "--database=" + database]
+        if query is not None:
+            argv += ["-e", query]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            done = subprocess.run(argv, input=stdin or "", capture_output=True, text=True,
+                                  timeout=120)
         except subprocess.TimeoutExpired:
             return False, ("com.mysql.jdbc.exceptions.jdbc4.CommunicationsException: "
                            "Communications link failure (no answer from %s:%d)" % (address, port))
