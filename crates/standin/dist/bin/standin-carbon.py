@@ -799,6 +799,12 @@ class Server:
         except FatalStartup:
             self.release_ports()
             return 1
+        except (ValueError, AttributeError, OSError) as err:
+            # e.g. a port that is not a number: Carbon dies with the Java equivalent.
+            self.log.error(C_CORE, "Error while starting the server: %s: %s"
+                           % (type(err).__name__, err))
+            self.release_ports()
+            return 1
         except StartupFailed:
             self.release_ports()
         self.stopping.wait()
@@ -824,6 +830,8 @@ class Server:
             port.reserve(log)
 
         check_datasources(node)
+        if self.stopping.is_set():
+            return
         log.info(C_REGISTRY, "Configured Registry in 12ms")
         log.info(C_REGISTRY_MODE, "Registry Mode    : READ-WRITE")
         log.info(C_USER_OK, "Carbon UserStoreMgtDSComponent activated successfully.")
@@ -847,6 +855,8 @@ class Server:
                       "STANDIN_REFUSE_START=1 (stand-in failure switch)" % REFUSE_FILE)
             raise StartupFailed()
 
+        if self.stopping.is_set():
+            return
         self.open_ports(node)
         if clustering_enabled(node):
             log_cluster_members(node)
