@@ -495,9 +495,12 @@ impl Lab {
                 .collect(),
         };
         procs::signal_all(&victims, libc::SIGKILL);
+        // Wait until the host's init has reaped them. A zombie (or a leader whose threads
+        // are still exiting) may still hold its listening socket: its files are released by
+        // the last exiting thread, after the namespace links in /proc are already gone.
         wait_until(Duration::from_secs(5), || {
             victims.iter().all(|&p| {
-                procs::status_of(p).is_none_or(|s| s.state == 'Z' || procs::mntns_of(p) != Some(ns))
+                procs::status_of(p).is_none() || procs::mntns_of(p).is_some_and(|m| m != ns)
             })
         });
         Ok(())
@@ -592,12 +595,25 @@ impl Lab {
 fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>) -> Result<()> {
     let t0 = Instant::now();
     let ids = namespace_ids(spec, hosts);
+    // The anchors are the only host processes outside the hosts' pid namespaces.
+    let anchor_pids: Vec<i32> = procs::scan(&ids)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .filter(|&pid| procs::status_of(pid).is_some_and(|s| s.ns_pids.len() == 1))
+        .collect();
     stop_processes(&ids);
     tracing::debug!("lab: down stopped after {:?}", t0.elapsed());
     for anchor in &mut anchors {
         let _ = anchor.wait();
     }
     reap_own_anchors(spec, hosts);
+    // An anchor exits only after its init, and an init only after every process of its pid
+    // namespace has been reaped: then no socket or file of the host is open any more.
+    wait_until(Duration::from_secs(3), || {
+        anchor_pids
+            .iter()
+            .all(|&pid| procs::status_of(pid).is_none_or(|s| s.state == 'Z'))
+    });
     tracing::debug!("lab: down anchors after {:?}", t0.elapsed());
     net::destroy(spec)?;
     tracing::debug!("lab: down net after {:?}", t0.elapsed());
