@@ -380,6 +380,11 @@ fn healthy_node_starts_stops_restarts_and_keeps_its_pid_file() {
         assert!(node.accepts(port), "port {port} closed on a started node");
     }
 
+    // A second `start` sees the live pid and starts nothing.
+    let out = node.script(&[], &["start"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Process is already running"));
+    assert_eq!(node.pid(), pid);
+
     // `stop` returns at once; the server logs its shutdown, exits, leaves the pid file.
     let mark = node.log().len();
     node.stop();

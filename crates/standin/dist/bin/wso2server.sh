@@ -44,59 +44,58 @@ if [ -z "$STANDIN_PYTHON" ]; then
   fi
 fi
 
-# ----- Process the input command ---------------------------------------------
-for c in "$@"
+# ----- Which command? ----------------------------------------------------------
+# Every word is looked at; the last command word wins. After "debug" the next word
+# is the debug port and later words are no commands any more.
+CMD=""
+PORT=""
+for word in "$@"
 do
-    if [ "$c" = "--debug" ] || [ "$c" = "-debug" ] || [ "$c" = "debug" ]; then
-          CMD="--debug"
-          continue
-    elif [ "$CMD" = "--debug" ]; then
-          if [ -z "$PORT" ]; then
-                PORT=$c
-          fi
-    elif [ "$c" = "--stop" ] || [ "$c" = "-stop" ] || [ "$c" = "stop" ]; then
-          CMD="stop"
-    elif [ "$c" = "--start" ] || [ "$c" = "-start" ] || [ "$c" = "start" ]; then
-          CMD="start"
-    elif [ "$c" = "--version" ] || [ "$c" = "-version" ] || [ "$c" = "version" ]; then
-          CMD="version"
-    elif [ "$c" = "--restart" ] || [ "$c" = "-restart" ] || [ "$c" = "restart" ]; then
-          CMD="restart"
-    elif [ "$c" = "--test" ] || [ "$c" = "-test" ] || [ "$c" = "test" ]; then
-          CMD="test"
+    if [ "$CMD" = "--debug" ]; then
+        [ -z "$PORT" ] && PORT=$word
+        continue
     fi
+    case "$word" in
+        debug|-debug|--debug)       CMD="--debug" ;;
+        start|-start|--start)       CMD="start" ;;
+        stop|-stop|--stop)          CMD="stop" ;;
+        restart|-restart|--restart) CMD="restart" ;;
+        version|-version|--version) CMD="version" ;;
+        test|-test|--test)          CMD="test" ;;
+    esac
 done
+
+# The pid Carbon wrote (100 bytes: digits, newline, NUL padding).
+carbon_pid() {
+    tr -d '\000' < "$CARBON_HOME/wso2carbon.pid"
+}
 
 if [ "$CMD" = "--debug" ]; then
   if [ "$PORT" = "" ]; then
-    echo " Please specify the debug port after the --debug option"
+    echo "debug needs a port: wso2server.sh --debug <port>"
     exit 1
   fi
-  echo "Please start the remote debugging client to continue..."
+  echo "The stand-in has no JVM to debug; running it in the foreground."
 elif [ "$CMD" = "start" ]; then
-  if [ -e "$CARBON_HOME/wso2carbon.pid" ]; then
-    if  ps -p `tr -d '\000' < "$CARBON_HOME/wso2carbon.pid"` > /dev/null 2>&1 ; then
-      echo "Process is already running"
-      exit 0
-    fi
+  if [ -e "$CARBON_HOME/wso2carbon.pid" ] && ps -p "`carbon_pid`" > /dev/null 2>&1; then
+    echo "Process is already running"
+    exit 0
   fi
   export CARBON_HOME=$CARBON_HOME
   nohup bash "$CARBON_HOME/bin/wso2server.sh" > /dev/null 2>&1 &
   exit 0
 elif [ "$CMD" = "stop" ]; then
   export CARBON_HOME=$CARBON_HOME
-  kill -term `tr -d '\000' < "$CARBON_HOME/wso2carbon.pid"`
+  kill -term `carbon_pid`
   exit 0
 elif [ "$CMD" = "restart" ]; then
   export CARBON_HOME=$CARBON_HOME
-  pid=`tr -d '\000' < "$CARBON_HOME/wso2carbon.pid"`
-  kill -term $pid
-  process_status=0
-  while [ "$process_status" -eq "0" ]
+  old_pid=`carbon_pid`
+  kill -term $old_pid
+  # wait until the old server is gone, then start like "start" does
+  while ps -p "$old_pid" > /dev/null 2>&1
   do
-        sleep 1;
-        ps -p $pid > /dev/null 2>&1
-        process_status=$?
+    sleep 1
   done
 
   nohup bash "$CARBON_HOME/bin/wso2server.sh" > /dev/null 2>&1 &
