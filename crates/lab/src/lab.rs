@@ -107,7 +107,11 @@ impl Lab {
         match lab.build(&user) {
             Ok(()) => Ok(lab),
             Err(err) => {
-                if let Err(cleanup) = lab.down() {
+                // Stop everything, but keep the files: the error points at a host's log.
+                // The next `up` or `down` deletes them.
+                let anchors =
+                    std::mem::take(&mut *lab.anchors.lock().unwrap_or_else(|e| e.into_inner()));
+                if let Err(cleanup) = teardown(&lab.spec, &lab.hosts, anchors, Files::Keep) {
                     tracing::warn!("cleaning up the failed lab also failed: {cleanup}");
                 }
                 Err(err)
@@ -132,7 +136,7 @@ impl Lab {
     /// rules and state dir. Running it again is a no-op.
     pub fn down(&self) -> Result<()> {
         let anchors = std::mem::take(&mut *self.anchors.lock().unwrap_or_else(|e| e.into_inner()));
-        teardown(&self.spec, &self.hosts, anchors)
+        teardown(&self.spec, &self.hosts, anchors, Files::Delete)
     }
 
     /// Tears down whatever lab lives in `state_dir`; nothing to do if it does not exist.
@@ -141,7 +145,7 @@ impl Lab {
             return Ok(());
         }
         match read_state(state_dir)? {
-            Some(state) => teardown(&state.spec, &state.hosts, Vec::new()),
+            Some(state) => teardown(&state.spec, &state.hosts, Vec::new(), Files::Delete),
             None if is_empty_dir(state_dir) => {
                 fs::remove_dir(state_dir).map_err(LabError::io(state_dir))
             }
@@ -592,7 +596,15 @@ impl Lab {
 
 /// Stops processes, then removes links and netns, then unmounts, then deletes the state dir.
 /// The order matters: a live process or netns handle keeps the mounts busy.
-fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>) -> Result<()> {
+/// Whether teardown deletes the state dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Files {
+    Delete,
+    /// After a failed `up`: the logs stay readable.
+    Keep,
+}
+
+fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>, files: Files) -> Result<()> {
     let t0 = Instant::now();
     let ids = namespace_ids(spec, hosts);
     // The anchors are the only host processes outside the hosts' pid namespaces.
@@ -619,7 +631,7 @@ fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>) -> Result<(
     tracing::debug!("lab: down net after {:?}", t0.elapsed());
     unmount_under(&spec.state_dir)?;
     tracing::debug!("lab: down unmounted after {:?}", t0.elapsed());
-    if spec.state_dir.exists() {
+    if files == Files::Delete && spec.state_dir.exists() {
         fs::remove_dir_all(&spec.state_dir).map_err(LabError::io(&spec.state_dir))?;
     }
     Ok(())
