@@ -274,6 +274,8 @@ struct DbConfig<'s> {
     um: (&'s str, &'s str, &'s str),
     reg: (&'s str, &'s str, &'s str),
     user_store_jndi: &'s str,
+    /// The `instanceId` the two registry mounts name (the remoteInstance's id is "gov").
+    mount_instance: &'s str,
 }
 
 const GOOD_DB: DbConfig<'static> = DbConfig {
@@ -281,6 +283,7 @@ const GOOD_DB: DbConfig<'static> = DbConfig {
     um: ("userdb.mysql-wso2.com", "userdb", APP_PASSWORD),
     reg: ("regdb.mysql-wso2.com", "regdb", APP_PASSWORD),
     user_store_jndi: "jdbc/WSO2UM_DB",
+    mount_instance: "gov",
 };
 
 fn configure_databases(node: &Node, db: &DbConfig) {
@@ -321,10 +324,25 @@ fn configure_databases(node: &Node, db: &DbConfig) {
     let registry = node.file("repository/conf/registry.xml");
     let text = std::fs::read_to_string(&registry).unwrap();
     if !text.contains("govregistry") {
-        let anchor = "    </dbConfig>\r\n";
-        let gov = "    </dbConfig>\r\n\r\n    <dbConfig name=\"govregistry\">\r\n        \
-                   <dataSource>jdbc/WSO2REG_DB</dataSource>\r\n    </dbConfig>\r\n";
-        std::fs::write(&registry, text.replacen(anchor, gov, 1)).unwrap();
+        // The seed's shared governance registry: a dbConfig, a JDBC remoteInstance, two mounts.
+        let mut gov = String::from(
+            "    </dbConfig>\n\n    <dbConfig name=\"govregistry\">\n        \
+             <dataSource>jdbc/WSO2REG_DB</dataSource>\n    </dbConfig>\n\n    \
+             <remoteInstance url=\"https://localhost:9443/registry\">\n        \
+             <id>gov</id>\n        <dbConfig>govregistry</dbConfig>\n        \
+             <readOnly>false</readOnly>\n        <enableCache>true</enableCache>\n        \
+             <registryRoot>/</registryRoot>\n    </remoteInstance>\n",
+        );
+        for path in ["/_system/config", "/_system/governance"] {
+            gov.push_str(&format!(
+                "\n    <mount path=\"{path}\" overwrite=\"true\">\n        \
+                 <instanceId>{}</instanceId>\n        <targetPath>{path}</targetPath>\n    \
+                 </mount>\n",
+                db.mount_instance
+            ));
+        }
+        let gov = gov.replace('\n', "\r\n");
+        std::fs::write(&registry, text.replacen("    </dbConfig>\r\n", &gov, 1)).unwrap();
     }
 }
 
@@ -465,7 +483,7 @@ fn each_database_fault_logs_errors_and_never_reports_started() {
     prepare_databases(&lab, dist.path());
     add_db_hostnames(&lab, "app1");
 
-    let faults: [(&str, DbConfig, &str); 4] = [
+    let faults: [(&str, DbConfig, &str); 5] = [
         (
             "wrong password",
             DbConfig {
@@ -497,6 +515,14 @@ fn each_database_fault_logs_errors_and_never_reports_started() {
                 ..GOOD_DB
             },
             "Name [jdbc/WSO2_UM_DB] is not bound in this Context",
+        ),
+        (
+            "mount naming no remoteInstance",
+            DbConfig {
+                mount_instance: "governance",
+                ..GOOD_DB
+            },
+            "mount '/_system/config' uses instanceId 'governance', which no remoteInstance has",
         ),
     ];
     for (fault, config, needle) in &faults {

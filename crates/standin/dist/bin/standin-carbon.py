@@ -88,6 +88,7 @@ C_NIO = "org.apache.tomcat.util.net.NioSelectorPool"
 C_THRIFT = "org.wso2.carbon.apimgt.keymgt.internal.APIKeyMgtServiceComponent"
 C_IDP = "org.wso2.carbon.idp.mgt.internal.IdPManagementServiceComponent"
 C_STANDIN = "org.wso2.carbon.standin.StandInServer"
+C_REG_CONFIG = "org.wso2.carbon.registry.core.config.RegistryConfigurationProcessor"
 
 
 class StartupFailed(Exception):
@@ -704,6 +705,34 @@ def java_exception(lines):
     return "java.sql.SQLException: " + text
 
 
+def check_registry_references(node):
+    """Each remoteInstance's dbConfig and each mount's instanceId must name something
+    defined in registry.xml, and currentDBConfig must name a dbConfig."""
+    log = node.log
+    db_configs = {c.get("name") for c in children(node.registry, "dbConfig")}
+    instances = set()
+    problems = []
+    current = text_at(node.registry, "currentDBConfig")
+    if current not in db_configs:
+        problems.append("currentDBConfig '%s' names no dbConfig" % current)
+    for instance in children(node.registry, "remoteInstance"):
+        instance_id = text_at(instance, "id", "")
+        instances.add(instance_id)
+        db_config = text_at(instance, "dbConfig")
+        if db_config is not None and db_config not in db_configs:
+            problems.append("remoteInstance '%s' uses dbConfig '%s', which is not defined"
+                            % (instance_id, db_config))
+    for mount in children(node.registry, "mount"):
+        instance_id = text_at(mount, "instanceId", "")
+        if instance_id not in instances:
+            problems.append("mount '%s' uses instanceId '%s', which no remoteInstance has"
+                            % (mount.get("path", ""), instance_id))
+    for problem in problems:
+        log.error(C_REG_CONFIG, "Error in registry.xml: %s" % problem)
+    if problems:
+        raise StartupFailed()
+
+
 # --------------------------------------------------------------------------- peers
 
 def peer_urls(node):
@@ -829,6 +858,7 @@ class Server:
         for port in self.ports:
             port.reserve(log)
 
+        check_registry_references(node)
         check_datasources(node)
         if self.stopping.is_set():
             return
