@@ -273,6 +273,11 @@ pub fn summary(lab: &Lab) -> String {
     let dir = lab.state_dir().display();
     let mut out = String::new();
     let _ = writeln!(out, "\ninventory:   {}", lab.inventory_path().display());
+    let _ = writeln!(
+        out,
+        "ansible:     {}",
+        lab.ansible_inventory_path().display()
+    );
     if lab.dist_dir().exists() {
         let _ = writeln!(
             out,

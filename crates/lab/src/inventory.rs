@@ -148,6 +148,32 @@ pub(crate) fn render(spec: &LabSpec, hosts: &[Host], dist: &DistFiles) -> String
     text
 }
 
+pub(crate) fn ansible_path(spec: &LabSpec) -> PathBuf {
+    spec.state_dir.join("inventory.ini")
+}
+
+/// An Ansible inventory of the same hosts, for comparison runs against Ansible: groups
+/// `apim` and `database` (not `db`, which is a host), strict host key checking.
+pub(crate) fn write_ansible(spec: &LabSpec, hosts: &[Host]) -> Result<()> {
+    let dir = spec.state_dir.display();
+    let mut text = format!(
+        "# Ansible inventory of the apim-deploy lab {} (written by `lab up`).\n",
+        spec.prefix
+    );
+    for (group, is_db) in [("apim", false), ("database", true)] {
+        text.push_str(&format!("\n[{group}]\n"));
+        for host in hosts.iter().filter(|h| h.is_db == is_db) {
+            text.push_str(&format!("{} ansible_host={}\n", host.name, host.address));
+        }
+    }
+    text.push_str(&format!(
+        "\n[all:vars]\nansible_user=root\nansible_port=22\nansible_ssh_private_key_file={dir}/id_ed25519\n\
+         ansible_ssh_common_args='-o UserKnownHostsFile={dir}/known_hosts -o GlobalKnownHostsFile=/dev/null \
+         -o StrictHostKeyChecking=yes'\nansible_python_interpreter=/usr/bin/python3\n"
+    ));
+    host::write(&ansible_path(spec), &text, 0o644)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

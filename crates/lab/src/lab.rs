@@ -182,6 +182,7 @@ impl Lab {
         keys::write_known_hosts(spec, &self.hosts)?;
         keys::write_ssh_config(spec, &self.hosts)?;
         inventory::write(spec, &self.hosts, &inventory::DistFiles::placeholder(spec))?;
+        inventory::write_ansible(spec, &self.hosts)?;
         Ok(())
     }
 
@@ -281,6 +282,12 @@ impl Lab {
     /// distribution and JDBC driver are placeholders until [`Lab::write_inventory`].
     pub fn inventory_path(&self) -> PathBuf {
         inventory::path(&self.spec)
+    }
+
+    /// `<state>/inventory.ini`: the same hosts as an Ansible inventory (groups `apim` and
+    /// `database`), for comparison runs.
+    pub fn ansible_inventory_path(&self) -> PathBuf {
+        inventory::ansible_path(&self.spec)
     }
 
     /// Rewrites the inventory to point at real distribution files (e.g. the stand-in
