@@ -22,7 +22,10 @@ pub type Hosts = HashMap<String, Arc<dyn Transport>>;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("secret {field}: {message}")]
-    Secret { field: &'static str, message: String },
+    Secret {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Unreachable(String),
 }
@@ -72,33 +75,45 @@ pub fn targets(inv: &Inventory, topo: &Topology) -> Result<Vec<SshTarget>, Conne
         ..Timeouts::default()
     };
     let jump = ssh.jump.as_ref().map(|j| {
-        let mut t = SshTarget::new(j.address.to_string(), j.address.to_string(), known_hosts.clone());
+        let mut t = SshTarget::new(
+            j.address.to_string(),
+            j.address.to_string(),
+            known_hosts.clone(),
+        );
         t.port = j.port;
         t.user = j.user.as_ref().unwrap_or(&ssh.user).to_string();
         t.auth = auth.clone();
         t.policy = policy;
-        t.timeouts = timeouts.clone();
+        t.timeouts = timeouts;
         Box::new(t)
     });
     Ok(topo
         .hosts
         .iter()
         .map(|h| {
-            let mut t = SshTarget::new(h.name.to_string(), h.address.to_string(), known_hosts.clone());
+            let mut t = SshTarget::new(
+                h.name.to_string(),
+                h.address.to_string(),
+                known_hosts.clone(),
+            );
             t.port = h.ssh_port;
             t.user = h.ssh_user.to_string();
             t.auth = auth.clone();
             t.policy = policy;
             t.jump = jump.clone();
             t.sudo = ssh.sudo;
-            t.timeouts = timeouts.clone();
+            t.timeouts = timeouts;
             t
         })
         .collect())
 }
 
 fn resolve(base: &std::path::Path, p: &std::path::Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
 fn default_known_hosts() -> PathBuf {

@@ -6,9 +6,9 @@
 //! distribution are crates of their own under `crates/`.
 
 pub mod cli;
-pub mod inventory;
 pub mod connect;
 pub mod deploy;
 pub mod engine;
+pub mod inventory;
 pub mod topology;
 pub mod wso2;

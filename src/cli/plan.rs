@@ -56,7 +56,13 @@ pub fn print_plan(out: &mut impl Write, plan: &Plan, color: bool) -> std::io::Re
             Verdict::Change(_) => paint("33", "will change"),
             Verdict::Skipped(_) => paint("2", "    skipped"),
         };
-        writeln!(out, "{tag} {}: {} ({})", step.target, step.task, step.verdict.reason())?;
+        writeln!(
+            out,
+            "{tag} {}: {} ({})",
+            step.target,
+            step.task,
+            step.verdict.reason()
+        )?;
         for d in &step.diffs {
             for line in d.diff.lines() {
                 let line = match line.chars().next() {

@@ -106,10 +106,12 @@ impl Archive {
         let mut zip = self.zip.lock().expect("archive lock");
         let mut entry = zip.by_index(index).map_err(|_| missing())?;
         let mut buf = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut buf).map_err(|e| ArchiveError::Open {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
+        entry
+            .read_to_end(&mut buf)
+            .map_err(|e| ArchiveError::Open {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
         Ok(buf)
     }
 }
@@ -136,7 +138,10 @@ mod tests {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 
-    fn make_zip(entries: &[(&str, &[u8])], symlink: Option<(&str, &str)>) -> tempfile::NamedTempFile {
+    fn make_zip(
+        entries: &[(&str, &[u8])],
+        symlink: Option<(&str, &str)>,
+    ) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
         let mut w = zip::ZipWriter::new(f.reopen().unwrap());
         for (name, body) in entries {
@@ -144,7 +149,8 @@ mod tests {
             w.write_all(body).unwrap();
         }
         if let Some((name, target)) = symlink {
-            w.add_symlink(name, target, SimpleFileOptions::default()).unwrap();
+            w.add_symlink(name, target, SimpleFileOptions::default())
+                .unwrap();
         }
         w.finish().unwrap();
         f

@@ -96,7 +96,9 @@ pub async fn execute(
             }
             let blocked = {
                 let sh = shared.lock().unwrap();
-                pb.ancestors(role).iter().any(|a| sh.failed_roles.contains(a))
+                pb.ancestors(role)
+                    .iter()
+                    .any(|a| sh.failed_roles.contains(a))
             };
             if blocked {
                 for s in &batch {
@@ -129,7 +131,10 @@ async fn run_per_host(
 ) {
     let mut by_host: BTreeMap<String, Vec<Step>> = BTreeMap::new();
     for s in steps {
-        by_host.entry(s.host.clone()).or_default().push((*s).clone());
+        by_host
+            .entry(s.host.clone())
+            .or_default()
+            .push((*s).clone());
     }
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.forks.max(1)));
     let mut set = tokio::task::JoinSet::new();
@@ -171,7 +176,12 @@ async fn run_step(
     shared: &Arc<Mutex<Shared>>,
 ) {
     if shared.lock().unwrap().failed_hosts.contains(&step.host) {
-        skip(step, "an earlier task failed on this host", reporter, shared);
+        skip(
+            step,
+            "an earlier task failed on this host",
+            reporter,
+            shared,
+        );
         return;
     }
     let started = Instant::now();
@@ -255,7 +265,11 @@ async fn run_step(
     }
 }
 
-async fn run_actions(t: &dyn Transport, actions: &[Action], redactor: &Redactor) -> Result<(), String> {
+async fn run_actions(
+    t: &dyn Transport,
+    actions: &[Action],
+    redactor: &Redactor,
+) -> Result<(), String> {
     for a in actions {
         run_action(t, a)
             .await
@@ -288,7 +302,9 @@ async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
             t.exec_ok(&Cmd::new("mkdir").arg("-p").arg(parent))
                 .await
                 .map_err(|e| e.to_string())?;
-            t.upload(local, remote, sha256).await.map_err(|e| e.to_string())?;
+            t.upload(local, remote, sha256)
+                .await
+                .map_err(|e| e.to_string())?;
             if let Some(o) = owner {
                 t.exec_ok(&Cmd::new("chown").arg(format!("{o}:")).arg(remote))
                     .await
@@ -305,8 +321,14 @@ async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
 }
 
 /// Runs a bash script sent on stdin (so nothing in it reaches a command line).
-async fn run_script(t: &dyn Transport, script: &str, limit: Option<Duration>) -> Result<(), String> {
-    let mut cmd = Cmd::new("bash").arg("-s").stdin_bytes(script.as_bytes().to_vec());
+async fn run_script(
+    t: &dyn Transport,
+    script: &str,
+    limit: Option<Duration>,
+) -> Result<(), String> {
+    let mut cmd = Cmd::new("bash")
+        .arg("-s")
+        .stdin_bytes(script.as_bytes().to_vec());
     if let Some(l) = limit {
         cmd = cmd.timeout(l);
     }

@@ -101,7 +101,7 @@ pub async fn make_plan(
     decide_all(pb, run, pending, &mut states)
 }
 
-fn targets<'a>(run: &'a Run, scope: Scope) -> Vec<&'a Target> {
+fn targets(run: &Run, scope: Scope) -> Vec<&Target> {
     match scope {
         Scope::Host => run.hosts.iter().collect(),
         Scope::Database => vec![&run.database],
@@ -208,14 +208,19 @@ async fn probe_all(
     let mut all = HashMap::new();
     while let Some(joined) = set.join_next().await {
         let (host, result) = joined.expect("probe task panicked");
-        all.insert(host.clone(), result.map_err(|message| PlanError::Probe { host, message })?);
+        all.insert(
+            host.clone(),
+            result.map_err(|message| PlanError::Probe { host, message })?,
+        );
     }
     Ok(all)
 }
 
 /// One round trip: the probe script goes on stdin (it may hold credentials).
 pub async fn probe_host(t: &dyn Transport, questions: &[Fact]) -> Result<probe::Facts, String> {
-    let cmd = Cmd::new("bash").arg("-s").stdin_bytes(probe::script(questions));
+    let cmd = Cmd::new("bash")
+        .arg("-s")
+        .stdin_bytes(probe::script(questions));
     let out = t.exec(&cmd).await.map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!("{}: {}", out.status, out.stderr_text().trim()));

@@ -210,14 +210,19 @@ mod tests {
     use super::*;
 
     fn pb(depends: &str) -> Result<Playbook, PlaybookError> {
-        Playbook::parse(&format!("name = 't'\nphase = []\n[depends]\n{depends}"), "t.toml")
+        Playbook::parse(
+            &format!("name = 't'\nphase = []\n[depends]\n{depends}"),
+            "t.toml",
+        )
     }
 
     #[test]
     fn roles_are_ordered_by_dependencies() {
-        let p = pb("store = ['publisher']\npublisher = ['gateway']\ngateway = ['keymanager']\n\
-                    keymanager = ['database']\ndatabase = []")
-            .unwrap();
+        let p = pb(
+            "store = ['publisher']\npublisher = ['gateway']\ngateway = ['keymanager']\n\
+                    keymanager = ['database']\ndatabase = []",
+        )
+        .unwrap();
         assert_eq!(
             p.role_order().unwrap(),
             ["database", "keymanager", "gateway", "publisher", "store"]

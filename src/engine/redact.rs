@@ -61,7 +61,10 @@ mod tests {
     fn masks_plain_and_xml_escaped_secrets() {
         let mut r = Redactor::new();
         r.add("p&ss");
-        assert_eq!(r.mask("<password>p&amp;ss</password> p&ss"), "<password>********</password> ********");
+        assert_eq!(
+            r.mask("<password>p&amp;ss</password> p&ss"),
+            "<password>********</password> ********"
+        );
     }
 
     #[test]

@@ -89,7 +89,11 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
     fn event(&self, e: &Event) {
         let mut out = self.out.lock().expect("reporter lock");
         let _ = match e {
-            Event::RunStart { command, hosts, nodes } => {
+            Event::RunStart {
+                command,
+                hosts,
+                nodes,
+            } => {
                 writeln!(out, "{command}: {hosts} host(s), {nodes} node(s)")
             }
             Event::PhaseStart { phase } => writeln!(out, "== {phase}"),
@@ -119,7 +123,11 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                 }
                 r
             }
-            Event::TaskFailed { target, task, error } => {
+            Event::TaskFailed {
+                target,
+                task,
+                error,
+            } => {
                 writeln!(out, "  FAILED {target}: {task}: {error}")
             }
             Event::Restart {
@@ -133,7 +141,11 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                 if *healthy { "healthy" } else { "not healthy" },
                 fmt_ms(*duration_ms)
             ),
-            Event::Recap { hosts, ok, duration_ms } => {
+            Event::Recap {
+                hosts,
+                ok,
+                duration_ms,
+            } => {
                 let _ = writeln!(out, "{}", recap_table(hosts));
                 writeln!(
                     out,
@@ -153,7 +165,9 @@ pub struct JsonReporter<W: Write + Send> {
 
 impl<W: Write + Send> JsonReporter<W> {
     pub fn new(out: W) -> Self {
-        JsonReporter { out: Mutex::new(out) }
+        JsonReporter {
+            out: Mutex::new(out),
+        }
     }
 }
 

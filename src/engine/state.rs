@@ -42,7 +42,9 @@ impl HostState {
             return Some(bytes.to_vec());
         }
         for (dir, archive) in &self.unpacked {
-            if let Some(rel) = path.strip_prefix(dir.as_str()).and_then(|r| r.strip_prefix('/'))
+            if let Some(rel) = path
+                .strip_prefix(dir.as_str())
+                .and_then(|r| r.strip_prefix('/'))
                 && archive.contains(rel)
             {
                 return archive.read(rel).ok();
@@ -61,12 +63,15 @@ impl HostState {
 
     /// Records that `dir` will be unpacked from `archive`.
     pub fn unpack(&mut self, dir: &str, archive: Arc<Archive>) {
-        self.unpacked.push((dir.trim_end_matches('/').to_string(), archive));
+        self.unpacked
+            .push((dir.trim_end_matches('/').to_string(), archive));
     }
 
     /// Whether a planned unpack covers `dir`.
     pub fn will_unpack(&self, dir: &str) -> bool {
-        self.unpacked.iter().any(|(d, _)| d == dir.trim_end_matches('/'))
+        self.unpacked
+            .iter()
+            .any(|(d, _)| d == dir.trim_end_matches('/'))
     }
 
     /// The sha256 the host reported for a file (probed, not planned).
@@ -79,7 +84,8 @@ impl HostState {
     }
 
     pub fn was_probed(&self, fact: &Fact) -> bool {
-        !matches!(self.facts.get(fact), None | Some(Answer::Missing)) || self.facts.get(fact).is_some()
+        !matches!(self.facts.get(fact), None | Some(Answer::Missing))
+            || self.facts.get(fact).is_some()
     }
 }
 

@@ -47,7 +47,10 @@ impl Renderer {
             return Ok(template.to_string());
         }
         self.env
-            .render_str(template, minijinja::Value::from(minijinja::value::Serde(ctx)))
+            .render_str(
+                template,
+                minijinja::Value::from(minijinja::value::Serde(ctx)),
+            )
             .map_err(|e| TemplateError {
                 template: template.to_string(),
                 message: error_chain(&e),
@@ -115,7 +118,12 @@ impl Renderer {
         }
     }
 
-    fn eval_typed(&self, expr: &str, template: &str, ctx: &Value) -> Result<toml::Value, TemplateError> {
+    fn eval_typed(
+        &self,
+        expr: &str,
+        template: &str,
+        ctx: &Value,
+    ) -> Result<toml::Value, TemplateError> {
         let err = |message: String| TemplateError {
             template: template.to_string(),
             message,
@@ -150,7 +158,9 @@ fn json_to_toml(v: Value) -> Option<toml::Value> {
             None => toml::Value::Float(n.as_f64()?),
         },
         Value::String(s) => toml::Value::String(s),
-        Value::Array(a) => toml::Value::Array(a.into_iter().map(json_to_toml).collect::<Option<_>>()?),
+        Value::Array(a) => {
+            toml::Value::Array(a.into_iter().map(json_to_toml).collect::<Option<_>>()?)
+        }
         Value::Object(o) => toml::Value::Table(
             o.into_iter()
                 .map(|(k, v)| Some((k, json_to_toml(v)?)))
@@ -190,7 +200,9 @@ mod tests {
     #[test]
     fn undefined_names_are_errors() {
         let r = Renderer::new();
-        let err = r.render("{{ node.nope }}", &json!({"node": {}})).unwrap_err();
+        let err = r
+            .render("{{ node.nope }}", &json!({"node": {}}))
+            .unwrap_err();
         assert!(err.to_string().contains("undefined"), "{err}");
     }
 
@@ -211,7 +223,10 @@ mod tests {
         t.insert("url".into(), "x:{{ db.port }}".into());
         let out = r.render_table(&t, &ctx).unwrap();
         assert_eq!(out["port"], toml::Value::Integer(3306));
-        assert_eq!(out["hosts"], toml::Value::Array(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            out["hosts"],
+            toml::Value::Array(vec!["a".into(), "b".into()])
+        );
         assert_eq!(out["url"], toml::Value::String("x:3306".into()));
     }
 

@@ -145,7 +145,11 @@ fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, Arti
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/var/cache"))
         .join("apim-deploy");
-    let name = url.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("artifact");
+    let name = url
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("artifact");
     let dest = cache.join(format!("{sha256}-{name}"));
     if dest.exists() {
         return Ok(dest);

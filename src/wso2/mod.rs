@@ -18,7 +18,7 @@ use crate::engine::{Run, Target};
 use crate::inventory::Inventory;
 use crate::topology::{DatabaseKind, Node, Topology};
 
-pub use artifacts::{Artifacts, ArtifactError};
+pub use artifacts::{ArtifactError, Artifacts};
 
 /// Settings of a run that are not in the inventory.
 #[derive(Debug, Clone)]
@@ -40,12 +40,19 @@ pub enum PrepareError {
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
     #[error("secret {field}: {message}")]
-    Secret { field: &'static str, message: String },
+    Secret {
+        field: &'static str,
+        message: String,
+    },
 }
 
 /// Builds the engine's run: verifies the artifacts on the controller first
 /// (a wrong checksum stops here, before any host is touched).
-pub fn prepare(inv: &Inventory, topo: &Topology, settings: &RunSettings) -> Result<Run, PrepareError> {
+pub fn prepare(
+    inv: &Inventory,
+    topo: &Topology,
+    settings: &RunSettings,
+) -> Result<Run, PrepareError> {
     let artifacts = Artifacts::verify(inv)?;
     let archive = Arc::new(artifacts.open_distribution()?);
     let secrets = resolve_secrets(inv)?;
@@ -64,7 +71,11 @@ pub fn prepare(inv: &Inventory, topo: &Topology, settings: &RunSettings) -> Resu
             host: h.name.to_string(),
             role: None,
             label: h.name.to_string(),
-            vars: with(&globals, "host", json!({ "name": h.name.to_string(), "address": h.address.to_string() })),
+            vars: with(
+                &globals,
+                "host",
+                json!({ "name": h.name.to_string(), "address": h.address.to_string() }),
+            ),
         })
         .collect();
     let db = &topo.database;
@@ -200,7 +211,12 @@ fn node_vars(n: &Node) -> Value {
         let members: String = c
             .members
             .iter()
-            .map(|m| format!("<member><hostName>{}</hostName><port>{}</port></member>", m.host, m.port))
+            .map(|m| {
+                format!(
+                    "<member><hostName>{}</hostName><port>{}</port></member>",
+                    m.host, m.port
+                )
+            })
             .collect();
         json!({
             "domain": c.domain,

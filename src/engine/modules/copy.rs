@@ -28,12 +28,19 @@ pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
 
 pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError> {
     match state.probed_sha256(&p.dest) {
-        Some(d) if d.eq_ignore_ascii_case(&p.sha256) => {
-            Ok(Decision::ok(format!("{} has sha256 {}", p.dest, short(&p.sha256))))
-        }
+        Some(d) if d.eq_ignore_ascii_case(&p.sha256) => Ok(Decision::ok(format!(
+            "{} has sha256 {}",
+            p.dest,
+            short(&p.sha256)
+        ))),
         found => {
             let why = match found {
-                Some(d) => format!("{} has sha256 {}, want {}", p.dest, short(d), short(&p.sha256)),
+                Some(d) => format!(
+                    "{} has sha256 {}, want {}",
+                    p.dest,
+                    short(d),
+                    short(&p.sha256)
+                ),
                 None => format!("{} is missing", p.dest),
             };
             Ok(Decision::change(

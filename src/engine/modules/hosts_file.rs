@@ -46,7 +46,11 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
     let text = String::from_utf8_lossy(&old).into_owned();
     let new = with_block(&text, &p.marker, &block_lines(p));
     if new == text {
-        return Ok(Decision::ok(format!("{} already maps {}", p.path, names(p))));
+        return Ok(Decision::ok(format!(
+            "{} already maps {}",
+            p.path,
+            names(p)
+        )));
     }
     let mut d = Decision::change(
         format!("{} will map {}", p.path, names(p)),
@@ -57,7 +61,8 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
             owner: None,
         }],
     );
-    d.diffs.push(file_diff(&p.path, &old, new.as_bytes(), ctx.redactor));
+    d.diffs
+        .push(file_diff(&p.path, &old, new.as_bytes(), ctx.redactor));
     state.write(&p.path, new.into_bytes());
     Ok(d)
 }
@@ -93,7 +98,12 @@ pub fn with_block(text: &str, marker: &str, lines: &[String]) -> String {
 
     let all: Vec<&str> = text.split_inclusive('\n').collect();
     let start = all.iter().position(|l| l.trim_end() == begin);
-    let stop = start.and_then(|s| all[s..].iter().position(|l| l.trim_end() == end).map(|e| s + e));
+    let stop = start.and_then(|s| {
+        all[s..]
+            .iter()
+            .position(|l| l.trim_end() == end)
+            .map(|e| s + e)
+    });
     match (start, stop) {
         (Some(s), Some(e)) => {
             let mut out: String = all[..s].concat();
@@ -125,7 +135,11 @@ mod tests {
             "127.0.0.1 localhost\n# BEGIN apim\n10.0.0.9\tdb.example\n# END apim\n"
         );
         assert_eq!(with_block(&first, "apim", &lines), first);
-        let moved = with_block(&format!("{first}::1 x\n"), "apim", &["1.2.3.4\tdb".to_string()]);
+        let moved = with_block(
+            &format!("{first}::1 x\n"),
+            "apim",
+            &["1.2.3.4\tdb".to_string()],
+        );
         assert_eq!(
             moved,
             "127.0.0.1 localhost\n# BEGIN apim\n1.2.3.4\tdb\n# END apim\n::1 x\n"

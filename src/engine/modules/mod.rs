@@ -162,7 +162,10 @@ pub fn params<T: DeserializeOwned>(module: &str, table: &toml::Table) -> Result<
     toml::Value::Table(table.clone())
         .try_into()
         .map_err(|e: toml::de::Error| {
-            ModuleError(format!("module `{module}`: bad parameters: {}", e.message()))
+            ModuleError(format!(
+                "module `{module}`: bad parameters: {}",
+                e.message()
+            ))
         })
 }
 

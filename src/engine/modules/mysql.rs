@@ -109,7 +109,8 @@ fn parse_probe(out: &str) -> DbFacts {
             }
             ["G", user_host, db] => {
                 if let Some((u, h)) = user_host.rsplit_once('@') {
-                    f.grants.insert((u.to_string(), h.to_string(), db.to_string()));
+                    f.grants
+                        .insert((u.to_string(), h.to_string(), db.to_string()));
                 }
             }
             _ => {}
@@ -193,7 +194,9 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
             }
             if !created {
                 why.push(format!("user {}@{host} will be granted access", p.app_user));
-                sql_shown.push(format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '********';"));
+                sql_shown.push(format!(
+                    "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '********';"
+                ));
                 sql_run.push_str(&format!(
                     "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {};\n",
                     sql_str(&p.app_password)
@@ -232,7 +235,8 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
 
 fn validate(p: &Params) -> Result<(), ModuleError> {
     let ident = |what: &str, v: &str| {
-        if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             Err(ModuleError::new(format!(
                 "mysql: {what} {v:?} is not allowed (letters, digits and _, at most 64)"
             )))
@@ -247,10 +251,15 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
     if let Some(c) = &p.charset {
         ident("charset", c)?;
     }
-    for (what, v) in [("admin user", &p.admin_user), ("application user", &p.app_user)] {
+    for (what, v) in [
+        ("admin user", &p.admin_user),
+        ("application user", &p.app_user),
+    ] {
         if v.is_empty()
             || v.len() > 80
-            || !v.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         {
             return Err(ModuleError::new(format!(
                 "mysql: {what} {v:?} is not allowed (letters, digits, _ . -)"
@@ -258,15 +267,24 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
         }
     }
     for h in &p.grant_hosts {
-        if h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || "_.-%:".contains(c)) {
+        if h.is_empty()
+            || !h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-%:".contains(c))
+        {
             return Err(ModuleError::new(format!(
                 "mysql: grant host {h:?} is not allowed (an address, a name, or a pattern with %)"
             )));
         }
     }
-    for (what, v) in [("admin password", &p.admin_password), ("application password", &p.app_password)] {
+    for (what, v) in [
+        ("admin password", &p.admin_password),
+        ("application password", &p.app_password),
+    ] {
         if v.contains('\n') || v.contains('\0') {
-            return Err(ModuleError::new(format!("mysql: the {what} contains a newline or NUL")));
+            return Err(ModuleError::new(format!(
+                "mysql: the {what} contains a newline or NUL"
+            )));
         }
     }
     Ok(())
@@ -300,9 +318,13 @@ mod tests {
 
     #[test]
     fn probe_output_is_parsed_into_schemas_tables_and_grants() {
-        let f = parse_probe("S\tapimgtdb\t\nT\tapimgtdb\tAM_SUBSCRIBER\nG\twso2@10.0.0.%\tapimgtdb\n");
+        let f =
+            parse_probe("S\tapimgtdb\t\nT\tapimgtdb\tAM_SUBSCRIBER\nG\twso2@10.0.0.%\tapimgtdb\n");
         assert!(f.schemas["apimgtdb"].contains("AM_SUBSCRIBER"));
-        assert!(f.grants.contains(&("wso2".into(), "10.0.0.%".into(), "apimgtdb".into())));
+        assert!(
+            f.grants
+                .contains(&("wso2".into(), "10.0.0.%".into(), "apimgtdb".into()))
+        );
     }
 
     #[test]

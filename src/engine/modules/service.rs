@@ -149,7 +149,9 @@ pub fn decide_with(p: &Params, state: &HostState, notified: &[String]) -> Decisi
         .probed_shell(&status_probe(&p.dir))
         .and_then(|(_, out)| {
             let out = String::from_utf8_lossy(out);
-            out.trim().strip_prefix("running ").map(|pid| pid.to_string())
+            out.trim()
+                .strip_prefix("running ")
+                .map(|pid| pid.to_string())
         });
     let pending = state.facts.file(&pending_marker(&p.dir)).is_some();
     let action = |restart| {
@@ -165,7 +167,10 @@ pub fn decide_with(p: &Params, state: &HostState, notified: &[String]) -> Decisi
             action(true),
         ),
         Some(pid) if !notified.is_empty() => Decision::change(
-            format!("running as pid {pid}; will restart because {} changed", notified.join(", ")),
+            format!(
+                "running as pid {pid}; will restart because {} changed",
+                notified.join(", ")
+            ),
             action(true),
         ),
         Some(pid) => Decision::ok(format!("running as pid {pid}, nothing changed")),

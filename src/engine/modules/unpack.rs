@@ -38,7 +38,10 @@ fn exists_probe(dest: &str) -> String {
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
-    Ok(vec![Fact::File(marker(&p.dest)), Fact::Shell(exists_probe(&p.dest))])
+    Ok(vec![
+        Fact::File(marker(&p.dest)),
+        Fact::Shell(exists_probe(&p.dest)),
+    ])
 }
 
 pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {

@@ -46,7 +46,10 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
 fn valid_name(name: &str) -> Result<(), ModuleError> {
     let ok = !name.is_empty()
         && name.len() <= 32
-        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');

@@ -36,8 +36,13 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
         .filter(|(_, c)| c.changed)
         .map(|(op, _)| last_step(op.path()).to_string())
         .collect();
-    if changed.is_empty() {
-        return Ok(Decision::ok(format!("{}: {} value(s) already set", short(&p.file), p.ops.len())));
+    // The bytes decide: ops that set one value twice can flag changes that cancel out.
+    if !patched.changed() {
+        return Ok(Decision::ok(format!(
+            "{}: {} value(s) already set",
+            short(&p.file),
+            p.ops.len()
+        )));
     }
     let mut d = Decision::change(
         format!("{}: {}", short(&p.file), changed.join(", ")),
@@ -48,7 +53,8 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
             owner: None,
         }],
     );
-    d.diffs.push(file_diff(&p.file, &old, &patched.text, ctx.redactor));
+    d.diffs
+        .push(file_diff(&p.file, &old, &patched.text, ctx.redactor));
     state.write(&p.file, patched.text);
     Ok(d)
 }
