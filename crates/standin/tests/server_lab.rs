@@ -646,4 +646,30 @@ fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
     gw.wait_for_log(mark, STARTED_MARKER);
     gw.stop_and_wait();
     km.stop_and_wait();
+
+    // As a non-root service user owning CARBON_HOME (the inventory's service_user).
+    let user = lab.deploy_user().to_string();
+    let node = Node::install(&lab, "app2", "/opt/asuser", dist.path(), false);
+    let owner = format!("{user}:{user}");
+    let chown = lab
+        .exec("app2", &["chown", "-R", &owner, &node.home])
+        .unwrap();
+    assert!(chown.status.success(), "{chown:?}");
+    let script = format!("{}/bin/wso2server.sh", node.home);
+    let mark = node.log().len();
+    let out = lab
+        .exec("app2", &["runuser", "-u", &user, "--", &script, "start"])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    node.wait_for_log(mark, STARTED_MARKER);
+    let pid = node.pid().to_string();
+    let owner_of_pid = lab
+        .exec("app2", &["ps", "-o", "user=", "-p", &pid])
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&owner_of_pid.stdout).trim(), user);
+    let out = lab
+        .exec("app2", &["runuser", "-u", &user, "--", &script, "stop"])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    node.wait_until_gone(node.pid());
 }
