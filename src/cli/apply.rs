@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::deploy::{self, DeployOptions};
-use crate::engine::report::{JsonReporter, PlainReporter, Reporter};
+use crate::engine::report::{JsonReporter, PlainReporter, ProgressReporter, Reporter};
 
 #[derive(Debug, clap::Args)]
 #[group(skip)]
@@ -50,10 +50,11 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         let prepared = deploy::prepare(&opts).await?;
         let reporter: Arc<dyn Reporter> = if args.json {
             Arc::new(JsonReporter::new(std::io::stdout()))
+        } else if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            Arc::new(ProgressReporter::new(args.diff))
         } else {
             let mut r = PlainReporter::new(std::io::stdout());
             r.show_diffs = args.diff;
-            r.color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             Arc::new(r)
         };
         let outcome = deploy::apply(&prepared, reporter, &opts).await;

@@ -72,7 +72,6 @@ pub trait Reporter: Send + Sync {
 pub struct PlainReporter<W: Write + Send> {
     out: Mutex<W>,
     pub show_diffs: bool,
-    pub color: bool,
 }
 
 impl<W: Write + Send> PlainReporter<W> {
@@ -80,7 +79,6 @@ impl<W: Write + Send> PlainReporter<W> {
         PlainReporter {
             out: Mutex::new(out),
             show_diffs: false,
-            color: false,
         }
     }
 }
@@ -208,4 +206,113 @@ pub fn recap_table(hosts: &[HostRecap]) -> String {
         ));
     }
     s.trim_end().to_string()
+}
+
+/// The terminal display: one spinner line per host showing its current task,
+/// changes and failures printed above the spinners, then the recap table.
+pub struct ProgressReporter {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+    show_diffs: bool,
+}
+
+impl ProgressReporter {
+    pub fn new(show_diffs: bool) -> Self {
+        ProgressReporter {
+            multi: indicatif::MultiProgress::new(),
+            bars: Mutex::new(Default::default()),
+            show_diffs,
+        }
+    }
+
+    fn bar(&self, target: &str) -> indicatif::ProgressBar {
+        let host = target.split('/').next().unwrap_or(target).to_string();
+        let mut bars = self.bars.lock().expect("progress lock");
+        bars.entry(host.clone())
+            .or_insert_with(|| {
+                let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg}")
+                        .expect("valid template"),
+                );
+                bar.set_prefix(host);
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            })
+            .clone()
+    }
+
+    fn say(&self, line: String) {
+        let _ = self.multi.println(line);
+    }
+}
+
+impl Reporter for ProgressReporter {
+    fn event(&self, e: &Event) {
+        match e {
+            Event::RunStart { .. } | Event::PhaseStart { .. } => {}
+            Event::TaskStart { target, task } => {
+                self.bar(target).set_message(format!("{target}: {task}"))
+            }
+            Event::TaskEnd {
+                target,
+                task,
+                verdict: Verdict::Change(reason),
+                duration_ms,
+                diffs,
+            } => {
+                self.say(format!(
+                    "\x1b[33mchanged\x1b[0m {target}: {task} ({reason}) [{}]",
+                    fmt_ms(*duration_ms)
+                ));
+                if self.show_diffs {
+                    for d in diffs {
+                        self.say(d.diff.trim_end().to_string());
+                    }
+                }
+                self.bar(target).set_message("");
+            }
+            Event::TaskEnd { target, .. } => self.bar(target).set_message(""),
+            Event::TaskFailed {
+                target,
+                task,
+                error,
+            } => self.say(format!("\x1b[31mFAILED\x1b[0m  {target}: {task}: {error}")),
+            Event::Restart {
+                target,
+                healthy,
+                duration_ms,
+            } => self.say(if *healthy {
+                format!(
+                    "\x1b[32mstarted\x1b[0m {target}: healthy in {}",
+                    fmt_ms(*duration_ms)
+                )
+            } else {
+                format!(
+                    "\x1b[31mFAILED\x1b[0m  {target}: not healthy after {}",
+                    fmt_ms(*duration_ms)
+                )
+            }),
+            Event::Recap {
+                hosts,
+                ok,
+                duration_ms,
+            } => {
+                for bar in self.bars.lock().expect("progress lock").values() {
+                    bar.finish_and_clear();
+                }
+                let _ = self.multi.clear();
+                println!("{}", recap_table(hosts));
+                println!(
+                    "{} in {}",
+                    if *ok {
+                        "\x1b[32mdone\x1b[0m"
+                    } else {
+                        "\x1b[31mFAILED\x1b[0m"
+                    },
+                    fmt_ms(*duration_ms)
+                );
+            }
+        }
+    }
 }
