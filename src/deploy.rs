@@ -59,6 +59,7 @@ fn load(path: &Path) -> anyhow::Result<(crate::inventory::Inventory, Topology)> 
 pub async fn apply(p: &Prepared, reporter: Arc<dyn Reporter>, opts: &DeployOptions) -> Outcome {
     let started = std::time::Instant::now();
     reporter.event(&Event::RunStart {
+        schema: "apim-deploy.events/1".into(),
         command: "apply".into(),
         hosts: p.hosts.len(),
         nodes: p.run.nodes.len(),

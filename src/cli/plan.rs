@@ -27,7 +27,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     let mut out = std::io::stdout().lock();
     if args.common.json {
-        serde_json::to_writer_pretty(&mut out, &plan)?;
+        serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
         writeln!(out)?;
     } else {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

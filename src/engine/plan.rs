@@ -51,6 +51,17 @@ impl Plan {
         self.steps.iter().filter(|s| s.verdict.is_change()).count()
     }
 
+    /// The plan as the documented JSON document (docs/plan-json.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "schema": "apim-deploy.plan/1",
+            "playbook": self.playbook,
+            "changes": self.changes(),
+            "steps": self.steps,
+            "restarts": self.restarts().iter().map(|s| &s.target).collect::<Vec<_>>(),
+        })
+    }
+
     /// The nodes that would be (re)started, in order.
     pub fn restarts(&self) -> Vec<&Step> {
         self.steps

@@ -15,6 +15,8 @@ use super::modules::{FileDiff, Verdict};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     RunStart {
+        /// The event stream's schema (docs/events.md): `apim-deploy.events/1`.
+        schema: String,
         command: String,
         hosts: usize,
         nodes: usize,
@@ -91,6 +93,7 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                 command,
                 hosts,
                 nodes,
+                ..
             } => {
                 writeln!(out, "{command}: {hosts} host(s), {nodes} node(s)")
             }
