@@ -235,3 +235,66 @@ async fn jump_host_reaches_the_inner_host() {
         lab.host("app1").unwrap().address.to_string()
     );
 }
+
+#[tokio::test]
+async fn refused_channel_opens_are_retried() {
+    // Should: against an sshd allowing only 2 sessions per connection, 30 commands with
+    // 8 channels wanted at once all succeed: refused channel opens are retried.
+    let Some(lab) = common::lab("refused_channel_opens_are_retried", 1) else {
+        return;
+    };
+    let sshd = [
+        "/usr/sbin/sshd",
+        "-p",
+        "2223",
+        "-o",
+        "MaxSessions=2",
+        "-o",
+        "PidFile=/run/sshd-2223.pid",
+    ];
+    let out = lab.exec("app1", &sshd).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    let address = lab.host("app1").unwrap().address.to_string();
+    let key = common::host_key_line(&lab, "app1", "ssh-ed25519");
+    std::fs::write(&known, format!("[{address}]:2223 {key}\n")).unwrap();
+    let mut target = common::target(&lab, "app1", "root");
+    target.port = 2223;
+    target.known_hosts = known;
+    target.max_channels = 8;
+    let mut connected = None;
+    for _ in 0..50 {
+        match SshTransport::connect(target.clone()).await {
+            Err(TransportError::Connect { .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => {
+                connected = Some(other.unwrap());
+                break;
+            }
+        }
+    }
+    let host = Arc::new(connected.expect("sshd on 2223 never came up"));
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                host.exec_ok(
+                    &Cmd::new("sh")
+                        .arg("-c")
+                        .arg("sleep 0.1; echo $0")
+                        .arg(i.to_string()),
+                )
+                .await
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        assert_eq!(task.await.unwrap().unwrap().stdout_text(), format!("{i}\n"));
+    }
+}

@@ -23,6 +23,7 @@ pub mod known_hosts;
 mod target;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use secrecy::ExposeSecret;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub use target::{Auth, HostKeyPolicy, SshTarget, Timeouts};
 
@@ -44,7 +45,7 @@ use crate::output::{ExitStatus, Output, stderr_tail};
 /// Handshakes (TCP connect to the end of authentication) in flight at once, process-wide.
 pub const MAX_CONCURRENT_HANDSHAKES: usize = 8;
 /// Attempts to open a channel the server refused (MaxSessions) before giving up.
-const CHANNEL_OPEN_ATTEMPTS: u32 = 8;
+const CHANNEL_OPEN_ATTEMPTS: u32 = 50;
 
 fn handshake_slots() -> &'static Semaphore {
     static SLOTS: OnceLock<Semaphore> = OnceLock::new();
@@ -56,6 +57,8 @@ pub struct SshTransport {
     target: SshTarget,
     handle: Handle<HostKeyChecker>,
     channels: Semaphore,
+    /// Current size of `channels` (shrinks when the server refuses channels).
+    channel_limit: AtomicUsize,
     /// The connection to the jump host carries ours: it must live as long as we do.
     _jump: Option<Box<SshTransport>>,
 }
@@ -107,6 +110,7 @@ impl SshTransport {
         tracing::debug!(host = %target.name, endpoint = %target.endpoint(), "connected");
         Ok(SshTransport {
             channels: Semaphore::new(target.max_channels.max(1)),
+            channel_limit: AtomicUsize::new(target.max_channels.max(1)),
             target,
             handle,
             _jump: jump,
@@ -121,38 +125,64 @@ impl SshTransport {
         }
     }
 
-    async fn open_channel(&self) -> Result<russh::Channel<Msg>> {
-        let attempts = async {
-            let mut delay = Duration::from_millis(20);
-            let mut attempt = 1;
-            loop {
-                match self.handle.channel_open_session().await {
-                    Ok(channel) => return Ok(channel),
-                    Err(russh::Error::ChannelOpenFailure(reason))
-                        if attempt < CHANNEL_OPEN_ATTEMPTS =>
-                    {
-                        tracing::debug!(host = %self.target.name, ?reason, attempt, "channel open refused, retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(1));
-                        attempt += 1;
-                    }
-                    Err(russh::Error::SendError | russh::Error::Disconnect) => {
-                        return Err(self.ssh_error("open a channel", "the connection is closed"));
-                    }
-                    Err(other) => return Err(self.ssh_error("open a channel", other)),
+    /// Opens a channel while holding one of the connection's slots. A refused open
+    /// (sshd's MaxSessions) gives that slot up for good, so the connection's channel
+    /// limit shrinks by one (never below one) towards what the server allows, and the
+    /// command queues again for a slot after a short backoff.
+    async fn open_channel(
+        &self,
+        cmd: &Cmd,
+        deadline: tokio::time::Instant,
+    ) -> Result<(russh::Channel<Msg>, SemaphorePermit<'_>)> {
+        let mut delay = Duration::from_millis(10);
+        let mut attempt = 1;
+        loop {
+            let slot = self
+                .channels
+                .acquire()
+                .await
+                .expect("channel semaphore is never closed");
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let limit = self.target.timeouts.channel_open.min(left);
+            let opened = tokio::time::timeout(limit, self.handle.channel_open_session()).await;
+            match opened {
+                Err(_) => {
+                    return Err(TransportError::Timeout {
+                        host: self.target.name.clone(),
+                        stage: format!("opening a channel for `{}`", cmd.display()),
+                        after: limit,
+                    });
                 }
+                Ok(Ok(channel)) => return Ok((channel, slot)),
+                Ok(Err(russh::Error::ChannelOpenFailure(reason)))
+                    if attempt < CHANNEL_OPEN_ATTEMPTS =>
+                {
+                    self.give_up_slot(slot, &reason);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(250));
+                    attempt += 1;
+                }
+                Ok(Err(russh::Error::SendError | russh::Error::Disconnect)) => {
+                    return Err(self.ssh_error("open a channel", "the connection is closed"));
+                }
+                Ok(Err(other)) => return Err(self.ssh_error("open a channel", other)),
             }
-        };
-        let limit = self.target.timeouts.channel_open;
-        tokio::time::timeout(limit, attempts)
-            .await
-            .unwrap_or_else(|_| {
-                Err(TransportError::Timeout {
-                    host: self.target.name.clone(),
-                    stage: "opening a channel".into(),
-                    after: limit,
-                })
-            })
+        }
+    }
+
+    fn give_up_slot(&self, slot: SemaphorePermit<'_>, reason: &russh::ChannelOpenFailure) {
+        let limit = self.channel_limit.load(Ordering::Relaxed);
+        if limit > 1
+            && self
+                .channel_limit
+                .compare_exchange(limit, limit - 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            slot.forget();
+            tracing::debug!(host = %self.target.name, ?reason, "channel open refused; channel limit now {}", limit - 1);
+        } else {
+            tracing::debug!(host = %self.target.name, ?reason, "channel open refused; retrying");
+        }
     }
 }
 
@@ -167,13 +197,8 @@ impl Transport for SshTransport {
         let line = cmd
             .render(self.target.sudo && cmd.wants_root())
             .map_err(|r| cmd.invalid(&host, r))?;
-        let _slot = self
-            .channels
-            .acquire()
-            .await
-            .expect("channel semaphore is never closed");
-        // The command's limit covers opening its channel too (a frozen host never
-        // confirms it); the clock starts once a channel slot is ours.
+        // The command's limit counts from here: waiting for a channel slot and opening
+        // the channel (a frozen host never confirms it) included.
         let limit = cmd.timeout_limit().unwrap_or(self.target.timeouts.command);
         let started = tokio::time::Instant::now();
         let timed_out = || TransportError::Timeout {
@@ -181,7 +206,7 @@ impl Transport for SshTransport {
             stage: format!("command `{}`", cmd.display()),
             after: limit,
         };
-        let channel = tokio::time::timeout(limit, self.open_channel())
+        let (channel, _slot) = tokio::time::timeout(limit, self.open_channel(cmd, started + limit))
             .await
             .map_err(|_| timed_out())??;
         let (mut reader, writer) = channel.split();
