@@ -12,6 +12,8 @@ pub mod dist;
 pub mod facts;
 pub mod lab;
 pub mod plan;
+pub mod restart;
+pub mod status;
 
 /// Deploy and operate a distributed WSO2 API Manager 1.9 cluster over SSH.
 #[derive(Debug, Parser)]
@@ -35,6 +37,10 @@ pub enum Command {
     Apply(apply::Args),
     /// Show what `apply` would change, changing nothing (exit 0: nothing, 2: changes).
     Plan(plan::Args),
+    /// Restart nodes role by role, batch by batch, each confirmed healthy.
+    Restart(restart::Args),
+    /// Each node's process, ports, health, version and drift (exit 0 ok, 2 drift, 1 unhealthy).
+    Status(status::Args),
     /// Connect to every host and print what is there.
     Facts(facts::Args),
     /// A throwaway cluster of real hosts on this machine (root, Linux).
@@ -61,6 +67,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::exec(args),
         Command::Plan(args) => plan::exec(args),
         Command::Check(args) => check::exec(args),
+        Command::Restart(args) => restart::exec(args),
+        Command::Status(args) => status::exec(args),
         Command::Facts(args) => facts::exec(args),
         Command::Lab(cmd) => lab::exec(cmd),
     }

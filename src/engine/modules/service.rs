@@ -111,7 +111,8 @@ rm -f {pending}
 
 /// A shell function printing the node's live pid, failing when it is not running.
 /// A stale pid (left behind after stop, or reused by another process) does not count.
-fn node_pid_fn() -> &'static str {
+/// It reads `$dir` (the node's CARBON_HOME); `status` reuses it in its own probe.
+pub fn node_pid_fn() -> &'static str {
     r#"node_pid() {
   local p
   p=$(tr -d '\000' < "$dir/wso2carbon.pid" 2>/dev/null | tr -dc '0-9')

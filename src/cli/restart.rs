@@ -1,0 +1,73 @@
+//! `apim-deploy restart INVENTORY`: a rolling, health-gated restart (see
+//! `operate::restart` and docs/operations.md). Exit 0: every selected node came
+//! back healthy; 1: the roll stopped or a node failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use crate::operate::events::{JsonOut, OpReporter, PlainOut};
+use crate::operate::restart::{self, Batch, RestartOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The inventory file (TOML).
+    pub inventory: PathBuf,
+    /// Roll role by role, batch by batch (the default; kept for explicitness).
+    #[arg(long)]
+    pub rolling: bool,
+    /// Nodes of one role restarted together: a count (1) or a share of the role (50%).
+    #[arg(long, default_value = "1")]
+    pub batch: Batch,
+    /// Only these roles (comma-separated), still in dependency order.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Only these hosts, roles or nodes (comma-separated: app2,gateway,app1/store).
+    #[arg(long, value_delimiter = ',')]
+    pub limit: Vec<String>,
+    /// The most selected nodes down at any instant over the whole run, counting
+    /// failed and already-stopped ones; a failure stops the roll only when no
+    /// room is left. Unset: the first failure stops the roll.
+    #[arg(long)]
+    pub max_unavailable: Option<usize>,
+    /// Seconds a node may take to become healthy again.
+    #[arg(long, default_value_t = 180)]
+    pub start_timeout: u64,
+    /// Print an NDJSON event stream (schema: docs/operations.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+}
+
+pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    if args.max_unavailable == Some(0) {
+        anyhow::bail!("--max-unavailable 0 allows no node to go down; give 1 or more");
+    }
+    let mut opts = RestartOptions {
+        inventory: args.inventory,
+        playbook: args.playbook,
+        batch: args.batch,
+        roles: args.roles,
+        limit: args.limit,
+        max_unavailable: args.max_unavailable,
+        ..Default::default()
+    };
+    opts.settings.start_timeout_secs = args.start_timeout;
+    let out: Box<dyn OpReporter> = if args.json {
+        Box::new(JsonOut(Mutex::new(std::io::stdout())))
+    } else {
+        Box::new(PlainOut(Mutex::new(std::io::stdout())))
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let outcome = rt.block_on(restart::restart(&opts, out.as_ref()))?;
+    if outcome.ok {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for f in &outcome.failed {
+            eprintln!("error: {f} did not come back healthy");
+        }
+        Ok(ExitCode::from(1))
+    }
+}

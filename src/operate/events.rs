@@ -1,0 +1,321 @@
+//! What `restart` and `status` report, as events: plain lines for people and
+//! pipes, or NDJSON with `--json` (schema in docs/operations.md).
+//!
+//! The events follow the engine's [`crate::engine::report::Event`] conventions
+//! (an `event` tag, snake_case names); `restart` and `recap` have exactly the
+//! shape of the engine's events of the same name, so one consumer reads both
+//! `apply` and `restart` streams. They live here, not in the engine's enum,
+//! because they describe operations on a running cluster, not playbook runs.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::engine::modules::FileDiff;
+use crate::engine::report::{HostRecap, fmt_ms, recap_table};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum OpEvent {
+    /// `restart` begins: the nodes it will roll, in order.
+    RollStart {
+        nodes: Vec<String>,
+        /// As given: `1`, `2`, `50%`.
+        batch: String,
+        /// The most nodes of one role down at once.
+        max_unavailable: Option<usize>,
+    },
+    /// A batch of one role's nodes is about to be stopped and started.
+    BatchStart { role: String, nodes: Vec<String> },
+    /// A node was (re)started; `healthy` says whether it came back.
+    Restart {
+        target: String,
+        healthy: bool,
+        duration_ms: u64,
+    },
+    /// The roll stopped early: the node that failed, why, its log tail, and the
+    /// nodes left as they were.
+    RollStopped {
+        node: String,
+        error: String,
+        log_tail: Vec<String>,
+        untouched: Vec<String>,
+    },
+    /// One node, as `status` saw it.
+    NodeStatus(Box<NodeState>),
+    /// The end of `status`.
+    StatusSummary(StatusSummary),
+    /// Per-host totals at the end of `restart` (the engine's shape).
+    Recap {
+        hosts: Vec<HostRecap>,
+        ok: bool,
+        duration_ms: u64,
+    },
+}
+
+/// A node's state as `status` saw it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeState {
+    /// `app2/gateway`.
+    pub target: String,
+    pub host: String,
+    pub role: String,
+    pub reachable: bool,
+    /// The node directory holds an unpacked distribution (its marker exists).
+    pub installed: bool,
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub uptime_secs: Option<u64>,
+    /// Running, `WSO2 Carbon started in` logged since the last start, and the
+    /// management port accepting connections.
+    pub healthy: bool,
+    /// Why it is (not) healthy, in words.
+    pub health: String,
+    pub ports: Vec<PortState>,
+    /// carbon.xml `/Server/Version`.
+    pub version: Option<String>,
+    /// The sha256 of the archive the node directory was unpacked from.
+    pub dist_sha256: Option<String>,
+    /// Whether that is the archive the inventory pins.
+    pub dist_current: Option<bool>,
+    pub restart_pending: bool,
+    /// Managed values that differ from what the inventory wants.
+    pub drift: Vec<Drift>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortState {
+    pub name: String,
+    pub port: u16,
+    pub listening: bool,
+}
+
+/// One task whose managed value is not as the inventory wants it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drift {
+    pub target: String,
+    pub task: String,
+    pub reason: String,
+    /// Exact diffs, secrets masked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<FileDiff>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusSummary {
+    pub nodes: usize,
+    pub healthy: usize,
+    pub unhealthy: Vec<String>,
+    pub drifted: Vec<String>,
+    pub restart_pending: Vec<String>,
+    pub unreachable: Vec<String>,
+    /// Drift on hosts (e.g. /etc/hosts), not on a node.
+    pub host_drift: Vec<Drift>,
+    /// Why drift could not be computed, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_error: Option<String>,
+    /// 0 healthy and in sync, 2 drift or restart pending, 1 unhealthy or unreachable.
+    pub exit_code: u8,
+    pub duration_ms: u64,
+}
+
+/// Where operation events go.
+pub trait OpReporter: Send + Sync {
+    fn event(&self, e: &OpEvent);
+}
+
+/// NDJSON: one object per event.
+pub struct JsonOut<W: Write + Send>(pub Mutex<W>);
+
+impl<W: Write + Send> OpReporter for JsonOut<W> {
+    fn event(&self, e: &OpEvent) {
+        let mut out = self.0.lock().expect("reporter lock");
+        if let Ok(line) = serde_json::to_string(e) {
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Plain lines, no control codes.
+pub struct PlainOut<W: Write + Send>(pub Mutex<W>);
+
+impl<W: Write + Send> OpReporter for PlainOut<W> {
+    fn event(&self, e: &OpEvent) {
+        let mut out = self.0.lock().expect("reporter lock");
+        let _ = write!(out, "{}", plain(e));
+        let _ = out.flush();
+    }
+}
+
+/// The plain text of one event (empty for none).
+pub fn plain(e: &OpEvent) -> String {
+    match e {
+        OpEvent::RollStart {
+            nodes,
+            batch,
+            max_unavailable,
+        } => format!(
+            "restart: {} node(s), batch {batch}, max unavailable {}\n",
+            nodes.len(),
+            max_unavailable.map_or("= batch".to_string(), |m| m.to_string())
+        ),
+        OpEvent::BatchStart { role, nodes } => format!("== {role}: {}\n", nodes.join(", ")),
+        OpEvent::Restart {
+            target,
+            healthy,
+            duration_ms,
+        } => format!(
+            "{:>8} {target}: {} in {}\n",
+            if *healthy { "started" } else { "FAILED" },
+            if *healthy { "healthy" } else { "not healthy" },
+            fmt_ms(*duration_ms)
+        ),
+        OpEvent::RollStopped {
+            node,
+            error,
+            log_tail,
+            untouched,
+        } => {
+            let mut s = format!("roll stopped at {node}: {error}\n");
+            if !log_tail.is_empty() {
+                s.push_str(&format!("last lines of {node}'s log:\n"));
+                for l in log_tail {
+                    s.push_str(&format!("  | {l}\n"));
+                }
+            }
+            s.push_str(&format!(
+                "left running as they were: {}\n",
+                if untouched.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    untouched.join(", ")
+                }
+            ));
+            s
+        }
+        OpEvent::NodeStatus(n) => node_lines(n),
+        OpEvent::StatusSummary(s) => summary_lines(s),
+        OpEvent::Recap {
+            hosts,
+            ok,
+            duration_ms,
+        } => format!(
+            "{}\n{} in {}\n",
+            recap_table(hosts),
+            if *ok { "done" } else { "FAILED" },
+            fmt_ms(*duration_ms)
+        ),
+    }
+}
+
+fn fmt_uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn node_lines(n: &NodeState) -> String {
+    let state = if !n.reachable {
+        "UNREACHABLE".to_string()
+    } else if n.running {
+        format!(
+            "running pid {} up {}",
+            n.pid.map_or("?".into(), |p| p.to_string()),
+            n.uptime_secs.map_or("?".into(), fmt_uptime)
+        )
+    } else if n.installed {
+        "STOPPED".to_string()
+    } else {
+        "NOT INSTALLED".to_string()
+    };
+    let health = if n.healthy { "healthy" } else { "UNHEALTHY" };
+    let version = match (&n.version, &n.dist_sha256) {
+        (Some(v), Some(d)) => format!(
+            "{v} ({}{})",
+            &d[..d.len().min(12)],
+            if n.dist_current == Some(false) {
+                ", not the inventory's"
+            } else {
+                ""
+            }
+        ),
+        (Some(v), None) => v.clone(),
+        (None, Some(d)) => d[..d.len().min(12)].to_string(),
+        (None, None) => "-".to_string(),
+    };
+    let mut s = format!(
+        "{:<18} {:<11} {:<8} {state}; {health} ({}); version {version}{}{}\n",
+        n.target,
+        n.role,
+        n.host,
+        n.health,
+        if n.restart_pending {
+            "; RESTART PENDING"
+        } else {
+            ""
+        },
+        if n.drift.is_empty() { "" } else { "; DRIFT" }
+    );
+    if n.reachable && n.installed {
+        let ports: Vec<String> = n
+            .ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}{}",
+                    p.name,
+                    p.port,
+                    if p.listening { "" } else { " (closed)" }
+                )
+            })
+            .collect();
+        s.push_str(&format!("    ports: {}\n", ports.join(", ")));
+    }
+    for d in &n.drift {
+        s.push_str(&drift_lines(d));
+    }
+    s
+}
+
+fn drift_lines(d: &Drift) -> String {
+    let mut s = format!("    drift: {}: {} ({})\n", d.target, d.task, d.reason);
+    for diff in &d.diffs {
+        for line in diff.diff.lines() {
+            s.push_str(&format!("      {line}\n"));
+        }
+    }
+    s
+}
+
+fn summary_lines(s: &StatusSummary) -> String {
+    let mut out = String::new();
+    for d in &s.host_drift {
+        out.push_str(&drift_lines(d));
+    }
+    if let Some(e) = &s.drift_error {
+        out.push_str(&format!("drift not computed: {e}\n"));
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    out.push_str(&format!(
+        "\n{} node(s): {} healthy; unhealthy: {}; unreachable: {}; drift: {}; restart pending: {} [{}]\n",
+        s.nodes,
+        s.healthy,
+        list(&s.unhealthy),
+        list(&s.unreachable),
+        list(&s.drifted),
+        list(&s.restart_pending),
+        fmt_ms(s.duration_ms)
+    ));
+    out
+}

@@ -1,0 +1,135 @@
+//! Operating a deployed cluster: `restart` (rolling, health-gated) and `status`
+//! (what runs, is it healthy, does it match the inventory).
+//!
+//! Both reuse the deployment's own pieces rather than a second description of
+//! a node: the topology names nodes and ports, the playbook's `service` task
+//! (rendered for each node) gives the directory, account and health port, and
+//! the planner (read-only) tells what drifted. This module holds what the two
+//! share: loading, per-host connections, and each node's service parameters.
+
+pub mod events;
+pub mod restart;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use apim_transport::Transport;
+
+use crate::connect;
+use crate::engine::Run;
+use crate::engine::modules::{self, service};
+use crate::engine::playbook::{Playbook, Scope};
+use crate::engine::template::Renderer;
+use crate::inventory::{Inventory, Secrets};
+use crate::topology::Topology;
+use crate::wso2::{self, RunSettings};
+
+/// What `restart` and `status` start from.
+pub struct Loaded {
+    pub playbook: Playbook,
+    pub inventory: Inventory,
+    pub topology: Topology,
+    pub run: Run,
+}
+
+/// Loads the inventory, the playbook and the run (verifying the artifacts, as
+/// `plan` does, so every command sees the same variables).
+pub fn load(
+    inventory: &std::path::Path,
+    playbook: Option<&PathBuf>,
+    settings: &RunSettings,
+) -> anyhow::Result<Loaded> {
+    let playbook = match playbook {
+        Some(p) => Playbook::load(p)?,
+        None => Playbook::builtin(),
+    };
+    let (inv, topo) =
+        Topology::load(inventory, Secrets::Resolve).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = wso2::prepare(&inv, &topo, settings)?;
+    Ok(Loaded {
+        playbook,
+        inventory: inv,
+        topology: topo,
+        run,
+    })
+}
+
+/// One connection per named host, opened concurrently; a host that cannot be
+/// reached is an `Err` with the reason, the others are still usable.
+pub async fn connect_each(
+    loaded: &Loaded,
+    only: Option<&[String]>,
+) -> anyhow::Result<BTreeMap<String, Result<Arc<dyn Transport>, String>>> {
+    let targets = connect::targets(&loaded.inventory, &loaded.topology)?;
+    let mut set = tokio::task::JoinSet::new();
+    for t in targets {
+        if only.is_some_and(|o| !o.contains(&t.name)) {
+            continue;
+        }
+        set.spawn(async move {
+            let name = t.name.clone();
+            let result = connect::connect_all(vec![t]).await;
+            let result = result
+                .map_err(|e| e.to_string())
+                .and_then(|mut m| m.remove(&name).ok_or_else(|| "no connection".to_string()));
+            (name, result)
+        });
+    }
+    let mut all = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (name, result) = joined.context("connect task panicked")?;
+        all.insert(name, result);
+    }
+    Ok(all)
+}
+
+/// The playbook's `service` task rendered for every node it applies to, keyed by
+/// node label (`app2/gateway`). Errors name the node and the task.
+pub fn service_params(
+    pb: &Playbook,
+    run: &Run,
+) -> anyhow::Result<BTreeMap<String, service::Params>> {
+    let renderer = Renderer::new();
+    let task = pb
+        .phases
+        .iter()
+        .filter(|p| p.scope == Scope::Node)
+        .flat_map(|p| p.tasks.iter())
+        .find(|t| t.module == "service")
+        .with_context(|| {
+            format!(
+                "playbook `{}` has no `service` task in a node phase",
+                pb.name
+            )
+        })?;
+    let mut out = BTreeMap::new();
+    for node in &run.nodes {
+        if !task.roles.is_empty() && !node.role.as_ref().is_some_and(|r| task.roles.contains(r)) {
+            continue;
+        }
+        let fail = |e: String| anyhow::anyhow!("{}: task `{}`: {e}", node.label, task.name);
+        if let Some(when) = &task.when
+            && !renderer
+                .truthy(when, &node.vars)
+                .map_err(|e| fail(e.to_string()))?
+        {
+            continue;
+        }
+        let table = renderer
+            .render_table(&task.params, &node.vars)
+            .map_err(|e| fail(e.to_string()))?;
+        let params: service::Params = modules::params("service", &table).map_err(|e| fail(e.0))?;
+        out.insert(node.label.clone(), params);
+    }
+    Ok(out)
+}
+
+/// Closes every open connection (politely ends the SSH sessions).
+pub async fn close_all(hosts: &BTreeMap<String, Result<Arc<dyn Transport>, String>>) {
+    for t in hosts.values().flatten() {
+        t.close().await;
+    }
+}
