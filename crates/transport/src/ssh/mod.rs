@@ -314,7 +314,13 @@ async fn feed_stdin(writer: &ChannelWriteHalf<Msg>, cmd: &Cmd) -> std::result::R
             let reader = cmd
                 .take_stdin_reader()
                 .ok_or("stdin stream already consumed by an earlier run")?;
-            writer.data(reader).await.map_err(|e| e.to_string())?;
+            // Large reads: `data()` copies through an 8 KiB buffer, a packet each;
+            // 256 KiB reads let russh fill its 32 KiB packets.
+            let mut buffered = tokio::io::BufReader::with_capacity(256 * 1024, reader);
+            let mut tx = writer.make_writer();
+            tokio::io::copy_buf(&mut buffered, &mut tx)
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
     writer.eof().await.map_err(|e| e.to_string())
