@@ -1,0 +1,185 @@
+//! Shared helpers for the end-to-end tests: a lab with the stand-in distribution and
+//! an inventory pointing at it, the CLI, and checks that read the hosts themselves.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use apim_lab::testing::{TestLab, lab_tests_enabled};
+use apim_lab::{DistFiles, Layout};
+
+/// A lab of `layout` with the stand-in distribution (start delay `delay` seconds) and an
+/// inventory for it; `None` (after a visible skip line) when lab tests are off.
+pub fn deployable_lab(test: &str, layout: Layout, delay: f64) -> Option<(TestLab, PathBuf)> {
+    if !lab_tests_enabled(test) {
+        return None;
+    }
+    let lab = TestLab::up(|spec| {
+        spec.layout = layout;
+        spec.app_hosts = layout.min_app_hosts();
+    })
+    .expect("lab up");
+    let dist = apim_standin::write_dist(
+        &lab.dist_dir(),
+        &apim_standin::DistOptions {
+            start_delay_secs: delay,
+            ..Default::default()
+        },
+    )
+    .expect("stand-in distribution");
+    let inventory = lab
+        .write_inventory(&DistFiles {
+            zip: dist.zip.path,
+            zip_sha256: dist.zip.sha256,
+            jdbc_jar: dist.jdbc_jar.path,
+            jdbc_jar_sha256: dist.jdbc_jar.sha256,
+        })
+        .expect("inventory");
+    Some((lab, inventory))
+}
+
+/// Runs `apim-deploy ARGS...` without a terminal and returns its output.
+pub fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_apim-deploy"))
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("run apim-deploy")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The secret values of a lab (its generated password files), for leak checks.
+pub fn secrets(lab: &TestLab) -> Vec<String> {
+    let dir = lab.state_dir().join("secrets");
+    std::fs::read_dir(&dir)
+        .expect("secrets dir")
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Fails when any secret value appears in any captured output.
+pub fn assert_no_secret_in(outputs: &[&[u8]], secrets: &[String]) {
+    for out in outputs {
+        let t = text(out);
+        for s in secrets {
+            assert!(
+                !t.contains(s.as_str()),
+                "a secret value leaked into output:\n{t}"
+            );
+        }
+    }
+}
+
+/// sha256 of every regular file below `inside` on a host (read through the controller's
+/// view of the host's private directories), keyed by path.
+pub fn tree_hashes(lab: &TestLab, host: &str, inside: &str) -> BTreeMap<PathBuf, String> {
+    let root = lab.host_path(host, inside).expect("host path");
+    let mut out = BTreeMap::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            walk(root, &p, out);
+        } else if meta.is_file() {
+            use sha2::Digest;
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            out.insert(
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                hex::encode(sha2::Sha256::digest(&bytes)),
+            );
+        }
+    }
+}
+
+/// A command's stdout inside a lab host (no SSH), asserting success.
+pub fn exec(lab: &TestLab, host: &str, argv: &[&str]) -> String {
+    let out = lab.exec(host, argv).expect("lab exec");
+    assert!(
+        out.status.success(),
+        "{argv:?} on {host}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The database's schemas and tables, as the db host's root sees them.
+pub fn db_schema(lab: &TestLab) -> String {
+    exec(
+        lab,
+        "db",
+        &[
+            "mariadb",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA NOT IN ('mysql','information_schema','performance_schema','sys') \
+             ORDER BY 1, 2; SELECT User, Host, Db FROM mysql.db ORDER BY 1, 2, 3",
+        ],
+    )
+}
+
+/// The pid of a node's running stand-in server, if any (read from its pid file,
+/// confirmed live inside the host).
+pub fn server_pid(lab: &TestLab, host: &str, dir: &str) -> Option<String> {
+    let out = lab
+        .exec(
+            host,
+            &[
+                "bash",
+                "-c",
+                "p=$(tr -d '\\000' < \"$1/wso2carbon.pid\" 2>/dev/null | tr -dc 0-9); \
+                 [ -n \"$p\" ] && [ -d /proc/$p ] && echo $p",
+                "x",
+                dir,
+            ],
+        )
+        .ok()?;
+    let pid = text(&out.stdout).trim().to_string();
+    (!pid.is_empty()).then_some(pid)
+}
+
+/// Parses an NDJSON stream, asserting every line is a JSON object with an `event`.
+pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    text(stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+            assert!(
+                v.get("event").and_then(|e| e.as_str()).is_some(),
+                "no event field: {l}"
+            );
+            v
+        })
+        .collect()
+}
+
+/// Targets of the `restart` events of a stream.
+pub fn restarted(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "restart")
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect()
+}
