@@ -22,6 +22,8 @@ pub struct DeployOptions {
     /// A playbook file instead of the built-in one.
     pub playbook: Option<PathBuf>,
     pub settings: RunSettings,
+    /// Only these hosts, roles or nodes (`--limit`); empty: all.
+    pub limit: Vec<String>,
     pub exec: ExecOptions,
 }
 
@@ -40,8 +42,20 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         None => Playbook::builtin(),
     };
     let (inv, topo) = load(&opts.inventory)?;
-    let run = wso2::prepare(&inv, &topo, &opts.settings)?;
-    let hosts = connect::connect_all(connect::targets(&inv, &topo)?).await?;
+    let mut run = wso2::prepare(&inv, &topo, &opts.settings)?;
+    run.limit(&opts.limit);
+    let wanted = run.host_names();
+    if wanted.is_empty() {
+        anyhow::bail!(
+            "--limit {} matches no host, role or node",
+            opts.limit.join(",")
+        );
+    }
+    let targets = connect::targets(&inv, &topo)?
+        .into_iter()
+        .filter(|t| wanted.contains(&t.name))
+        .collect();
+    let hosts = connect::connect_all(targets).await?;
     let plan = plan::make_plan(&playbook, &run, &hosts).await?;
     Ok(Prepared {
         playbook,

@@ -25,6 +25,9 @@ pub struct Args {
     /// Seconds a node may take to become healthy.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
+    /// Only these hosts, roles or nodes (comma-separated: `app2,gateway,app1/store`).
+    #[arg(long, value_delimiter = ',')]
+    pub limit: Vec<String>,
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
@@ -35,6 +38,7 @@ impl Args {
         let mut o = DeployOptions {
             inventory: self.inventory.clone(),
             playbook: self.playbook.clone(),
+            limit: self.limit.clone(),
             ..Default::default()
         };
         o.settings.start_timeout_secs = self.start_timeout;

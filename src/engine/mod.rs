@@ -41,7 +41,8 @@ pub struct Target {
 #[derive(Clone)]
 pub struct Run {
     pub hosts: Vec<Target>,
-    pub database: Target,
+    /// The database host's target; `None` when `--limit` leaves it out.
+    pub database: Option<Target>,
     pub nodes: Vec<Target>,
     /// Variables for controller tasks (and the base of every target's).
     pub globals: Value,
@@ -49,4 +50,38 @@ pub struct Run {
     pub archive: Option<Arc<archive::Archive>>,
     /// Every secret value, for masking.
     pub redactor: redact::Redactor,
+}
+
+impl Run {
+    /// Keeps only the targets that `--limit` names: a host name, a role, or a node
+    /// (`host/role`). An empty limit keeps everything.
+    pub fn limit(&mut self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let wanted = |t: &Target| {
+            names
+                .iter()
+                .any(|n| *n == t.host || *n == t.label || t.role.as_deref() == Some(n.as_str()))
+        };
+        self.nodes.retain(|t| wanted(t));
+        let node_hosts: Vec<String> = self.nodes.iter().map(|t| t.host.clone()).collect();
+        self.hosts
+            .retain(|t| names.contains(&t.host) || node_hosts.contains(&t.host));
+        if let Some(db) = &self.database
+            && !wanted(db)
+        {
+            self.database = None;
+        }
+    }
+
+    /// The hosts any target of this run lives on.
+    pub fn host_names(&self) -> std::collections::BTreeSet<String> {
+        self.hosts
+            .iter()
+            .chain(&self.nodes)
+            .chain(&self.database)
+            .map(|t| t.host.clone())
+            .collect()
+    }
 }

@@ -115,7 +115,7 @@ pub async fn make_plan(
 fn targets(run: &Run, scope: Scope) -> Vec<&Target> {
     match scope {
         Scope::Host => run.hosts.iter().collect(),
-        Scope::Database => vec![&run.database],
+        Scope::Database => run.database.iter().collect(),
         Scope::Node => run.nodes.iter().collect(),
     }
 }

@@ -97,7 +97,7 @@ pub fn prepare(
         .collect();
     Ok(Run {
         hosts,
-        database,
+        database: Some(database),
         nodes,
         globals,
         archive: Some(archive),
