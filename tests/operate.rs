@@ -1,0 +1,404 @@
+//! End-to-end tests of `restart` and `status` on real labs (root; APIM_LAB_TESTS=1).
+//! Each test brings up its own lab on a prefix in 127.0.51-59, deploys the stand-in
+//! distribution with `apply`, then drives the binary as an operator would. Outcomes are
+//! checked on the hosts (pid files, live processes, ports answering from the controller),
+//! not in the tool's own words; `status` is the exception, since its output is its job.
+
+use std::fs::{self, File, TryLockError};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use apim_lab::testing::lab_tests_enabled;
+use apim_lab::{DistFiles, HostKeyType, Lab, LabSpec, Layout};
+
+/// The prefixes these tests may use (127.0.51.0/24 .. 127.0.59.0/24).
+const OCTETS: std::ops::RangeInclusive<u8> = 51..=59;
+const LOCK_DIR: &str = "/tmp/apimlab-test-locks";
+const GATEWAY_DIR: &str = "/opt/wso2/Gateway";
+
+/// A deployed two-gateways lab (app1: keymanager, publisher, store; app2, app3:
+/// gateways), torn down on drop.
+struct Deployed {
+    lab: Option<Lab>,
+    inventory: PathBuf,
+    prefix: String,
+    _lock: File,
+}
+
+impl Drop for Deployed {
+    fn drop(&mut self) {
+        if let Some(lab) = self.lab.take()
+            && let Err(err) = lab.down()
+        {
+            eprintln!("tearing down lab {}: {err}", self.prefix);
+        }
+    }
+}
+
+impl Deployed {
+    fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("lab is up")
+    }
+
+    /// Leases a prefix, brings the lab up, writes the stand-in and applies.
+    fn up() -> Deployed {
+        let (prefix, state_dir, lock) = lease();
+        if state_dir.exists() {
+            let _ = Lab::down_dir(&state_dir);
+        }
+        let mut spec = LabSpec::new(&prefix, &state_dir);
+        spec.layout = Layout::TwoGateways;
+        spec.app_hosts = 3;
+        spec.host_key_types = vec![HostKeyType::Ed25519, HostKeyType::Ecdsa];
+        let lab = Lab::up(&spec).expect("lab up");
+        let dist = apim_standin::write_dist(&lab.dist_dir(), &apim_standin::DistOptions::default())
+            .expect("stand-in distribution");
+        let inventory = lab
+            .write_inventory(&DistFiles {
+                zip: dist.zip.path,
+                zip_sha256: dist.zip.sha256,
+                jdbc_jar: dist.jdbc_jar.path,
+                jdbc_jar_sha256: dist.jdbc_jar.sha256,
+            })
+            .expect("inventory");
+        let d = Deployed {
+            lab: Some(lab),
+            inventory,
+            prefix,
+            _lock: lock,
+        };
+        let out = d.apim(&["apply"], &[]);
+        assert!(out.status.success(), "apply failed:\n{}", text(&out));
+        d
+    }
+
+    /// Runs `apim-deploy <command> <inventory> <args>`.
+    fn apim(&self, command: &[&str], args: &[&str]) -> Output {
+        Command::new(assert_cmd::cargo::cargo_bin("apim-deploy"))
+            .args(command)
+            .arg(&self.inventory)
+            .args(args)
+            .output()
+            .expect("run apim-deploy")
+    }
+
+    fn address(&self, host: &str) -> String {
+        self.lab().host(host).expect("lab host").address.to_string()
+    }
+
+    /// The pid in the node's `wso2carbon.pid`, if that process is alive on the host.
+    fn live_pid(&self, host: &str, dir: &str) -> Option<u32> {
+        let out = self
+            .lab()
+            .exec(host, &["cat", &format!("{dir}/wso2carbon.pid")])
+            .ok()?;
+        let digits: String = String::from_utf8_lossy(&out.stdout)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let pid: u32 = digits.parse().ok()?;
+        let alive = self
+            .lab()
+            .exec(host, &["kill", "-0", &pid.to_string()])
+            .ok()?
+            .status
+            .success();
+        alive.then_some(pid)
+    }
+
+    /// Every node's live pid, by node name.
+    fn pids(&self) -> Vec<(&'static str, Option<u32>)> {
+        [
+            ("app1/keymanager", "app1", "/opt/wso2/KeyManager"),
+            ("app1/publisher", "app1", "/opt/wso2/Publisher"),
+            ("app1/store", "app1", "/opt/wso2/Store"),
+            ("app2/gateway", "app2", GATEWAY_DIR),
+            ("app3/gateway", "app3", GATEWAY_DIR),
+        ]
+        .into_iter()
+        .map(|(node, host, dir)| (node, self.live_pid(host, dir)))
+        .collect()
+    }
+
+    /// Whether a gateway's pass-through HTTP port (8280) answers an HTTP request from
+    /// the controller, through the lab network.
+    fn nio_answers(&self, host: &str) -> bool {
+        nio_answers(&format!("{}:8280", self.address(host)).parse().unwrap())
+    }
+}
+
+fn nio_answers(addr: &SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+}
+
+/// Reserves a prefix in 127.0.51-59 no other test holds (an exclusive file lock).
+fn lease() -> (String, PathBuf, File) {
+    fs::create_dir_all(LOCK_DIR).unwrap();
+    for octet in OCTETS {
+        let prefix = format!("127.0.{octet}");
+        let file = File::create(PathBuf::from(LOCK_DIR).join(format!("{prefix}.lock"))).unwrap();
+        match file.try_lock() {
+            Ok(()) => {
+                return (
+                    prefix,
+                    PathBuf::from(format!("/tmp/apimlab-ops-{octet}")),
+                    file,
+                );
+            }
+            Err(TryLockError::WouldBlock) => continue,
+            Err(TryLockError::Error(e)) => panic!("lock {prefix}: {e}"),
+        }
+    }
+    panic!("every prefix in 127.0.51-59 is in use");
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The `status --json` stream: node_status lines and the summary.
+fn status_json(d: &Deployed) -> (Option<i32>, Vec<serde_json::Value>, serde_json::Value) {
+    let out = d.apim(&["status"], &["--json"]);
+    let mut nodes = Vec::new();
+    let mut summary = serde_json::Value::Null;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match v["event"].as_str() {
+            Some("node_status") => nodes.push(v),
+            Some("status_summary") => summary = v,
+            other => panic!("unexpected event {other:?} in {line}"),
+        }
+    }
+    (out.status.code(), nodes, summary)
+}
+
+#[test]
+fn rolling_restart_of_two_gateways_keeps_a_nio_port_answering_throughout() {
+    // should: restart both gateways one at a time while at every probe at least one NIO port answers
+    if !lab_tests_enabled("rolling_restart_of_two_gateways_keeps_a_nio_port_answering_throughout") {
+        return;
+    }
+    let d = Deployed::up();
+    let before = d.pids();
+    assert!(
+        before.iter().all(|(_, p)| p.is_some()),
+        "not all running after apply: {before:?}"
+    );
+    let gateways: Vec<SocketAddr> = ["app2", "app3"]
+        .iter()
+        .map(|h| format!("{}:8280", d.address(h)).parse().unwrap())
+        .collect();
+    assert!(
+        gateways.iter().all(nio_answers),
+        "gateways answer before the roll"
+    );
+
+    let done = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let done = done.clone();
+        let gateways = gateways.clone();
+        std::thread::spawn(move || {
+            // Bounded: at most 5 minutes and 100 000 samples.
+            let deadline = Instant::now() + Duration::from_secs(300);
+            let mut samples: Vec<(bool, bool)> = Vec::new();
+            while !done.load(Ordering::SeqCst)
+                && Instant::now() < deadline
+                && samples.len() < 100_000
+            {
+                samples.push((nio_answers(&gateways[0]), nio_answers(&gateways[1])));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            samples
+        })
+    };
+    let out = d.apim(&["restart"], &["--roles", "gateway"]);
+    done.store(true, Ordering::SeqCst);
+    let samples = prober.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let both_down = samples.iter().filter(|(a, b)| !a && !b).count();
+    assert_eq!(
+        both_down,
+        0,
+        "{both_down} of {} probes found no gateway answering",
+        samples.len()
+    );
+    assert!(
+        samples.iter().any(|(a, _)| !a),
+        "app2's gateway was never seen down: the probe missed the roll"
+    );
+    assert!(
+        samples.iter().any(|(_, b)| !b),
+        "app3's gateway was never seen down: the probe missed the roll"
+    );
+    let after = d.pids();
+    for ((node, old), (_, new)) in before.iter().zip(&after) {
+        assert!(new.is_some(), "{node} is not running after the roll");
+        if node.ends_with("gateway") {
+            assert_ne!(old, new, "{node} was not restarted");
+        } else {
+            assert_eq!(
+                old, new,
+                "{node} was restarted though only gateways were asked for"
+            );
+        }
+    }
+    assert!(d.nio_answers("app2") && d.nio_answers("app3"));
+}
+
+#[test]
+fn a_node_that_fails_its_health_check_stops_the_roll_and_leaves_the_rest_running() {
+    // should: stop at the refusing gateway, name it, and leave every node after it running untouched
+    if !lab_tests_enabled(
+        "a_node_that_fails_its_health_check_stops_the_roll_and_leaves_the_rest_running",
+    ) {
+        return;
+    }
+    let d = Deployed::up();
+    let before = d.pids();
+    assert!(before.iter().all(|(_, p)| p.is_some()), "{before:?}");
+    let refuse = format!("{GATEWAY_DIR}/repository/conf/standin-refuse-start");
+    let touched = d.lab().exec("app2", &["touch", &refuse]).unwrap();
+    assert!(touched.status.success());
+
+    let started = Instant::now();
+    let out = d.apim(&["restart"], &["--start-timeout", "8"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("roll stopped at app2/gateway"), "{all}");
+    assert!(
+        all.contains("Refusing to finish start-up"),
+        "the log tail is shown:\n{all}"
+    );
+    assert!(took < Duration::from_secs(60), "the roll waited {took:?}");
+
+    let after = d.pids();
+    let pid =
+        |list: &[(&str, Option<u32>)], node: &str| list.iter().find(|(n, _)| *n == node).unwrap().1;
+    // The Key Manager comes first in the role order and was restarted.
+    assert!(pid(&after, "app1/keymanager").is_some());
+    assert_ne!(
+        pid(&before, "app1/keymanager"),
+        pid(&after, "app1/keymanager")
+    );
+    // Nodes after the failure: untouched, same process, still serving.
+    for node in ["app3/gateway", "app1/publisher", "app1/store"] {
+        assert_eq!(
+            pid(&before, node),
+            pid(&after, node),
+            "{node} was touched after the failure"
+        );
+    }
+    assert!(d.nio_answers("app3"), "the other gateway still answers");
+    // Only the failed node is down: its pass-through port is closed.
+    assert!(!d.nio_answers("app2"));
+}
+
+#[test]
+fn status_exits_0_when_converged_2_after_a_hand_edit_and_1_with_a_stopped_node() {
+    // should: list every node running (pids as on the hosts), then report drift, then a stopped node
+    if !lab_tests_enabled(
+        "status_exits_0_when_converged_2_after_a_hand_edit_and_1_with_a_stopped_node",
+    ) {
+        return;
+    }
+    let d = Deployed::up();
+
+    let (code, nodes, summary) = status_json(&d);
+    assert_eq!(code, Some(0), "{summary}");
+    let on_hosts = d.pids();
+    assert_eq!(nodes.len(), on_hosts.len());
+    for (node, pid) in &on_hosts {
+        let n = nodes
+            .iter()
+            .find(|n| n["target"] == *node)
+            .unwrap_or_else(|| panic!("{node} missing"));
+        assert_eq!(n["running"], true, "{n}");
+        assert_eq!(n["healthy"], true, "{n}");
+        assert_eq!(
+            n["pid"].as_u64().map(|p| p as u32),
+            *pid,
+            "{node}: pid as on the host"
+        );
+        assert!(
+            n["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["listening"] == true),
+            "{n}"
+        );
+    }
+
+    // A hand edit of one managed value on one node.
+    let file = format!("{GATEWAY_DIR}/repository/conf/api-manager.xml");
+    let edit = |from: &str, to: &str| {
+        let sed = format!(
+            "s|<ThriftClientPort>{from}</ThriftClientPort>|<ThriftClientPort>{to}</ThriftClientPort>|"
+        );
+        let out = d.lab().exec("app3", &["sed", "-i", &sed, &file]).unwrap();
+        assert!(out.status.success());
+    };
+    edit("10397", "10399");
+    let out = d.apim(&["status"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let (_, _, summary) = status_json(&d);
+    assert_eq!(
+        summary["drifted"],
+        serde_json::json!(["app3/gateway"]),
+        "{summary}"
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("api-manager.xml") && shown.contains("10399"),
+        "{shown}"
+    );
+    edit("10399", "10397");
+
+    // A stopped node.
+    let stop = format!("cd {GATEWAY_DIR} && bash bin/wso2server.sh stop");
+    assert!(
+        d.lab()
+            .exec("app2", &["sh", "-c", &stop])
+            .unwrap()
+            .status
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.live_pid("app2", GATEWAY_DIR).is_some() {
+        assert!(Instant::now() < deadline, "app2's gateway did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, nodes, summary) = status_json(&d);
+    assert_eq!(code, Some(1), "{summary}");
+    assert_eq!(
+        summary["unhealthy"],
+        serde_json::json!(["app2/gateway"]),
+        "{summary}"
+    );
+    let gw = nodes
+        .iter()
+        .find(|n| n["target"] == "app2/gateway")
+        .unwrap();
+    assert_eq!(gw["running"], false, "{gw}");
+}
