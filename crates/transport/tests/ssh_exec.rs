@@ -298,3 +298,29 @@ async fn refused_channel_opens_are_retried() {
         assert_eq!(task.await.unwrap().unwrap().stdout_text(), format!("{i}\n"));
     }
 }
+
+#[tokio::test]
+async fn target_from_ssh_config_reaches_the_host() {
+    // Should: a target read through `ssh -G` from the lab's ssh_config (HostName, User,
+    // IdentityFile, UserKnownHostsFile, ConnectTimeout) connects like a hand-built one.
+    let Some(lab) = common::lab("target_from_ssh_config_reaches_the_host", 1) else {
+        return;
+    };
+    let target =
+        apim_transport::ssh::config::target_from_ssh_config("app1", Some(&lab.ssh_config_path()))
+            .unwrap();
+    assert_eq!(
+        target.address,
+        lab.host("app1").unwrap().address.to_string()
+    );
+    assert_eq!(target.known_hosts, lab.known_hosts_path());
+    assert_eq!(target.timeouts.connect, std::time::Duration::from_secs(5));
+    let host = SshTransport::connect(target).await.unwrap();
+    assert_eq!(
+        host.exec_ok(&Cmd::new("hostname"))
+            .await
+            .unwrap()
+            .stdout_text(),
+        "app1\n"
+    );
+}
