@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use apim_lab::{DistFiles, HostStatus, KillScope, Lab, LabSpec, Layout};
+use apim_lab::{DistFiles, HostKeyType, HostStatus, KillScope, Lab, LabSpec, Layout};
 
 use super::dist;
 
@@ -72,6 +72,10 @@ pub struct UpArgs {
     /// carries placeholder sha256 digests).
     #[arg(long)]
     pub no_dist: bool,
+    /// SSH host key types of every host, comma-separated (ed25519, ecdsa, rsa). RSA keys
+    /// take about 0.1-1 s of CPU each to generate.
+    #[arg(long, value_delimiter = ',', default_value = "ed25519,ecdsa")]
+    pub host_keys: Vec<HostKeyType>,
     /// Short name ([a-z0-9], at most 6) in link and netns names; default derived from --prefix.
     #[arg(long)]
     pub tag: Option<String>,
@@ -161,6 +165,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut spec = LabSpec::new(&args.prefix, &args.state.state_dir);
     spec.layout = args.layout;
     spec.with_db = !args.no_db;
+    spec.host_key_types = args.host_keys;
     spec.app_hosts = args.app_hosts.unwrap_or(args.layout.min_app_hosts());
     if let Some(tag) = args.tag {
         spec.tag = tag;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{LabError, Result};
 use crate::host::{HostPaths, enter, start_daemon};
-use crate::run::{command, run, run_with_input};
+use crate::run::{run, run_with_input};
 use crate::spec::LabSpec;
 
 /// The account `up` creates for the deployment tool.
@@ -22,13 +22,18 @@ pub const DATADIR_CACHE: &str = "/var/cache/apim-lab";
 /// Fills the db host's private datadir: from the cache when it has a matching template,
 /// else with `mariadb-install-db` inside the host (then stored in the cache).
 pub(crate) fn install(spec: &LabSpec, paths: &HostPaths) -> Result<()> {
-    let datadir = paths.private("/var/lib/mysql");
     let template = template_dir()?;
     if template.join("ready").exists() {
-        return copy_tree(&template.join("data"), &datadir);
+        // /var/cache is shared with the hosts; the datadir (a tmpfs) only exists inside.
+        return copy_in_host(
+            spec,
+            paths,
+            &template.join("data"),
+            Path::new("/var/lib/mysql"),
+        );
     }
     install_fresh(spec, paths)?;
-    store_template(&datadir, &template)
+    store_template(spec, paths, &template)
 }
 
 /// `<cache>/mariadb-<binary size>-<binary mtime>-<config hash>`.
@@ -50,11 +55,11 @@ fn template_dir() -> Result<PathBuf> {
 
 /// Copies a just-installed datadir into the cache, atomically (a temp dir, then rename),
 /// so labs coming up at the same time never see half a template.
-fn store_template(datadir: &Path, template: &Path) -> Result<()> {
+fn store_template(spec: &LabSpec, paths: &HostPaths, template: &Path) -> Result<()> {
     let cache = Path::new(DATADIR_CACHE);
     std::fs::create_dir_all(cache).map_err(LabError::io(cache))?;
     let tmp = cache.join(format!(".tmp-{}-{}", std::process::id(), unique()));
-    copy_tree(datadir, &tmp.join("data"))?;
+    copy_in_host(spec, paths, Path::new("/var/lib/mysql"), &tmp.join("data"))?;
     std::fs::write(tmp.join("ready"), "").map_err(LabError::io(&tmp))?;
     if std::fs::rename(&tmp, template).is_err() {
         // Another lab stored the same template first; ours is redundant.
@@ -85,12 +90,23 @@ fn unique() -> u128 {
         .unwrap_or(0)
 }
 
-/// `cp -a src/. dest/`: keeps owners (mysql) and modes.
-fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
-    std::fs::create_dir_all(dest).map_err(LabError::io(dest))?;
-    let mut from = src.as_os_str().to_owned();
-    from.push("/.");
-    run(command("cp").arg("-a").arg(from).arg(dest)).map(|_| ())
+/// `cp -a src/. dest/` inside the db host: keeps owners (mysql) and modes.
+fn copy_in_host(spec: &LabSpec, paths: &HostPaths, src: &Path, dest: &Path) -> Result<()> {
+    let from = format!("{}/.", src.display());
+    let to = dest.display().to_string();
+    run(&mut enter(
+        spec,
+        paths,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p \"$2\" && cp -a \"$1\" \"$2\"",
+            "sh",
+            &from,
+            &to,
+        ],
+    ))
+    .map(|_| ())
 }
 
 fn install_fresh(spec: &LabSpec, paths: &HostPaths) -> Result<()> {

@@ -51,8 +51,11 @@ pub enum LabError {
     #[error("no host named `{name}` in this lab (hosts: {known})")]
     UnknownHost { name: String, known: String },
 
-    #[error("host {host} has no {what} in this lab")]
-    NotOnHost { host: String, what: &'static str },
+    #[error(
+        "{path} is not in a private dir of {host} (/etc, /opt, /root, /home, /tmp, /var/tmp, \
+         /var/log, /run): read it with `exec`"
+    )]
+    NotPrivate { host: String, path: String },
 
     #[error(
         "{path} exists, is not empty and has no lab.json: not a lab state dir, refusing to delete it"

@@ -44,18 +44,26 @@ while True:
 const BOOT_SH: &str = r#"
 lab=$1 h=$2 name=$3 addr=$4 prefix=$5 db=$6
 # Drop this mount namespace's copies of every namespace handle (this lab's, other labs',
-# ip-netns'): a copy would keep that namespace alive after its lab is down.
-grep ' - nsfs ' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | while read -r m; do
-  umount -l "$m" 2>/dev/null || true
+# ip-netns'): a copy would keep that namespace alive after its lab is down. Detaching a
+# handle dir (a lab's <state>/ns, /run/netns) drops all handles in it with one umount.
+nsfs_mounts() { grep ' - nsfs ' /proc/self/mountinfo | cut -d' ' -f5; }
+is_mount_point() { cut -d' ' -f5 /proc/self/mountinfo | grep -qxF "$1"; }
+for d in "$lab/ns" /run/netns $(nsfs_mounts | sed -n 's|/[^/]*$||p' | grep '/ns$' | sort -u); do
+  if is_mount_point "$d"; then umount -l "$d" 2>/dev/null || true; fi
 done
-umount -l "$lab/ns" 2>/dev/null || true
+nsfs_mounts | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 mount -t overlay "apimlab-etc-$name" -o "lowerdir=/etc,upperdir=$h/etc.upper,workdir=$h/etc.work" /etc
 mount --bind "$h/fs/opt" /opt
 mount --bind "$h/fs/root" /root
 mount --bind "$h/fs/home" /home
 mount --bind "$h/fs/vartmp" /var/tmp
 mount --bind "$h/fs/varlog" /var/log
-if [ "$db" = 1 ]; then mount --bind "$h/fs/mysql" /var/lib/mysql; fi
+# The db's datadir lives in memory: deleting tens of MB of InnoDB files cost up to a
+# second of every down on this disk; a tmpfs goes with the host's mount namespace.
+if [ "$db" = 1 ]; then
+  mount -t tmpfs -o mode=0755,size=4g apimlab-mysql /var/lib/mysql
+  chown "$(id -u mysql):$(id -g mysql)" /var/lib/mysql
+fi
 mount --bind "$h/fs/run" /run
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -103,12 +111,12 @@ impl HostPaths {
     pub fn anchor_file(&self) -> PathBuf {
         self.dir.join("anchor.pid")
     }
-    /// A path inside the host (absolute, e.g. `/run/sshd.pid`) as seen from the controller,
-    /// for the host's private directories.
-    pub fn private(&self, inside: &str) -> PathBuf {
+    /// A path inside the host (absolute, e.g. `/run/sshd.pid`) as seen from the controller;
+    /// None unless it is in one of the host's private dirs. For `/etc` that is the host's
+    /// own changes (the overlay's upper dir), not the files it shares with the controller.
+    pub fn private_path(&self, inside: &str) -> Option<PathBuf> {
         let fs = self.fs();
         for (mount, sub) in [
-            ("/var/lib/mysql", "mysql"),
             ("/var/tmp", "vartmp"),
             ("/var/log", "varlog"),
             ("/opt", "opt"),
@@ -117,14 +125,28 @@ impl HostPaths {
             ("/tmp", "tmp"),
             ("/run", "run"),
         ] {
-            if let Some(rest) = inside.strip_prefix(mount) {
-                return fs.join(sub).join(rest.trim_start_matches('/'));
+            if inside == mount
+                || inside
+                    .strip_prefix(mount)
+                    .is_some_and(|r| r.starts_with('/'))
+            {
+                let rest = &inside[mount.len()..];
+                return Some(fs.join(sub).join(rest.trim_start_matches('/')));
             }
         }
-        if let Some(rest) = inside.strip_prefix("/etc/") {
-            return self.etc_upper().join(rest);
+        if inside == "/etc" || inside.starts_with("/etc/") {
+            return Some(
+                self.etc_upper()
+                    .join(inside["/etc".len()..].trim_start_matches('/')),
+            );
         }
-        fs.join(inside.trim_start_matches('/'))
+        None
+    }
+
+    /// [`HostPaths::private_path`] for paths the lab itself keeps in private dirs.
+    pub fn private(&self, inside: &str) -> PathBuf {
+        self.private_path(inside)
+            .unwrap_or_else(|| panic!("{inside} is not in a private dir of a lab host"))
     }
 }
 
@@ -240,7 +262,7 @@ fn prepare_db_files(paths: &HostPaths) -> Result<()> {
         problem: "no `mysql` user: is mariadb-server installed (scripts/install-deps.sh)?".into(),
     })?;
     let fs_dir = paths.fs();
-    for sub in ["mysql", "run/mysqld", "varlog/mysql"] {
+    for sub in ["run/mysqld", "varlog/mysql"] {
         let dir = fs_dir.join(sub);
         mkdir(&dir, 0o755)?;
         chown(&dir, Some(uid), Some(gid)).map_err(LabError::io(&dir))?;

@@ -319,11 +319,18 @@ impl Lab {
         })
     }
 
-    /// Where a path inside one of the host's private dirs (/opt, /etc, /tmp, /var/log, ...)
-    /// lives on the controller, for assertions that do not go through the host.
+    /// Where a path inside one of the host's private dirs (/opt, /root, /home, /tmp,
+    /// /var/tmp, /var/log, /run) lives on the controller, for assertions that do not go
+    /// through the host. For /etc it is the host's own changes (the overlay's upper dir).
+    /// Other paths (/usr, the db's in-memory /var/lib/mysql) are an error: use `exec`.
     pub fn host_path(&self, name: &str, inside: &str) -> Result<PathBuf> {
         let host = self.host(name)?;
-        Ok(self.paths(host).private(inside))
+        self.paths(host)
+            .private_path(inside)
+            .ok_or_else(|| LabError::NotPrivate {
+                host: name.to_string(),
+                path: inside.to_string(),
+            })
     }
 
     /// Directory with the host's logs (sshd.log, mariadbd.log, init.log, install-db.log).
@@ -640,6 +647,7 @@ fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>, files: File
     tracing::debug!("lab: down unmounted after {:?}", t0.elapsed());
     if files == Files::Delete && spec.state_dir.exists() {
         fs::remove_dir_all(&spec.state_dir).map_err(LabError::io(&spec.state_dir))?;
+        tracing::debug!("lab: down deleted after {:?}", t0.elapsed());
     }
     Ok(())
 }
@@ -706,16 +714,20 @@ fn unmount_under(dir: &Path) -> Result<()> {
         if mounts.is_empty() {
             return Ok(());
         }
-        for mount in mounts.iter().rev() {
+        // Only the outermost mounts: detaching one takes everything beneath it along, in one
+        // syscall (one RCU grace period instead of one per namespace handle). Every process
+        // of the lab is gone by now, so nothing can still be using them.
+        let outermost = mounts.iter().filter(|m| {
+            !mounts
+                .iter()
+                .any(|other| m.starts_with(other) && m != &other)
+        });
+        for mount in outermost {
             let Ok(c_path) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
                 continue;
             };
             // SAFETY: umount2 with a valid NUL-terminated path.
-            let rc = unsafe { libc::umount2(c_path.as_ptr(), 0) };
-            if rc != 0 {
-                // Busy (a handle open somewhere): detach it so nothing under dir is reachable.
-                unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) };
-            }
+            unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) };
         }
     }
     let left = mounts_under(dir);

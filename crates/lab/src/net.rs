@@ -20,10 +20,11 @@ pub(crate) fn create(spec: &LabSpec, hosts: &[Host]) -> Result<()> {
     let bridge = spec.bridge_name();
     let controller = spec.controller_address();
     let prefix = &spec.prefix;
+    let group = spec.link_group();
     let mut batch = format!(
         "link add {bridge} type bridge\n\
          addr add {controller}/24 dev {bridge}\n\
-         link set {bridge} up\n\
+         link set {bridge} group {group} up\n\
          route add table local {prefix}.0/24 dev {bridge} src {controller}\n"
     );
     for host in hosts {
@@ -32,7 +33,7 @@ pub(crate) fn create(spec: &LabSpec, hosts: &[Host]) -> Result<()> {
         batch.push_str(&format!(
             "netns add {netns}\n\
              link add {veth} type veth peer name eth0 netns {netns}\n\
-             link set {veth} master {bridge} up\n"
+             link set {veth} master {bridge} group {group} up\n"
         ));
     }
     run_with_input(command("ip").args(["-batch", "-"]), Some(batch.as_bytes()))?;
@@ -52,20 +53,30 @@ pub(crate) fn create(spec: &LabSpec, hosts: &[Host]) -> Result<()> {
 /// name (the tag makes them unique to this lab), so a half-built lab is cleaned too.
 pub(crate) fn destroy(spec: &LabSpec) -> Result<()> {
     let mut batch = String::new();
-    for link in lab_links(spec)? {
-        if link != spec.bridge_name() {
-            batch.push_str(&format!("link del {link}\n"));
-        }
+    let links = lab_links(spec)?;
+    let group = spec.link_group();
+    let in_group = names(
+        &run(command("ip").args(["-o", "link", "show", "group", &group.to_string()]))?.stdout,
+    );
+    if !in_group.is_empty()
+        && in_group
+            .iter()
+            .all(|name| name.starts_with(&spec.veth_prefix()))
+    {
+        // One batched unregister for the whole group (one `link del` per veth waits for
+        // the network to settle once per link). Only when every member is ours: a group
+        // number is not a name, and another tenant's link must never go with ours.
+        batch.push_str(&format!("link del group {group}\n"));
+    }
+    // Deleting the bridge also removes its address and the table-local route.
+    for link in links.iter().filter(|l| !in_group.contains(l)) {
+        batch.push_str(&format!("link del {link}\n"));
     }
     for netns in lab_netns(spec) {
         batch.push_str(&format!("netns del {netns}\n"));
     }
-    if lab_links(spec)?.contains(&spec.bridge_name()) {
-        // Deleting the bridge also removes its address and the table-local route.
-        batch.push_str(&format!("link del {}\n", spec.bridge_name()));
-    }
     if !batch.is_empty() {
-        // -force: keep going past an entry that vanished meanwhile; check the result below.
+        // -force: keep going past an entry that is already gone; the result is checked below.
         output_with_input(
             command("ip").args(["-force", "-batch", "-"]),
             Some(batch.as_bytes()),
@@ -86,12 +97,19 @@ pub(crate) fn destroy(spec: &LabSpec) -> Result<()> {
 pub(crate) fn lab_links(spec: &LabSpec) -> Result<Vec<String>> {
     let out = run(command("ip").args(["-o", "link", "show"]))?;
     let prefix = spec.veth_prefix();
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(names(&out.stdout)
+        .into_iter()
+        .filter(|name| name.starts_with(&prefix))
+        .collect())
+}
+
+/// Link names from `ip -o link show` output (`3: name@peer: <...`).
+fn names(output: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(output)
         .lines()
         .filter_map(|line| line.split(": ").nth(1))
         .map(|name| name.split('@').next().unwrap_or(name).to_string())
-        .filter(|name| name.starts_with(&prefix))
-        .collect())
+        .collect()
 }
 
 /// This lab's named network namespaces.

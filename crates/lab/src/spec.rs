@@ -86,6 +86,16 @@ impl Layout {
     }
 }
 
+impl std::str::FromStr for HostKeyType {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        HostKeyType::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| format!("unknown host key type `{text}` (allowed: ed25519, ecdsa, rsa)"))
+    }
+}
+
 impl std::str::FromStr for Layout {
     type Err = String;
     fn from_str(text: &str) -> std::result::Result<Self, String> {
@@ -118,6 +128,11 @@ impl HostKeyType {
         }
     }
     pub const ALL: [HostKeyType; 3] = [HostKeyType::Ed25519, HostKeyType::Ecdsa, HostKeyType::Rsa];
+
+    /// What a lab gets unless asked for more: RSA generation is CPU-bound and took 1-4 s
+    /// of a 4-host `up` on the busy 2-core test machine, and every client in use
+    /// (OpenSSH, russh) prefers ed25519 or ecdsa host keys anyway.
+    pub const DEFAULT: [HostKeyType; 2] = [HostKeyType::Ed25519, HostKeyType::Ecdsa];
 }
 
 /// What to build. `LabSpec::new` fills the defaults; adjust fields, then `Lab::up(&spec)`.
@@ -140,8 +155,8 @@ pub struct LabSpec {
 }
 
 impl LabSpec {
-    /// Defaults: 4 app hosts, a db host, one role per host, all host key types, user `deploy`,
-    /// and a tag derived from the prefix.
+    /// Defaults: 4 app hosts, a db host, one role per host, ed25519 and ecdsa host keys,
+    /// user `deploy`, and a tag derived from the prefix.
     pub fn new(prefix: &str, state_dir: impl Into<PathBuf>) -> LabSpec {
         LabSpec {
             prefix: prefix.to_string(),
@@ -150,7 +165,7 @@ impl LabSpec {
             state_dir: state_dir.into(),
             tag: tag_for_prefix(prefix),
             layout: Layout::OnePerHost,
-            host_key_types: HostKeyType::ALL.to_vec(),
+            host_key_types: HostKeyType::DEFAULT.to_vec(),
             deploy_user: "deploy".to_string(),
         }
     }
@@ -259,6 +274,14 @@ impl LabSpec {
     /// The controller's end of a host's veth pair (at most 15 characters).
     pub fn veth_name(&self, host: &str) -> String {
         format!("al{}-{host}", self.tag)
+    }
+
+    /// The link group of the lab's bridge and veths on the controller: one `ip link del
+    /// group` removes them all in one batch. Derived from the prefix, like the tag.
+    pub fn link_group(&self) -> u32 {
+        let o = parse_prefix(&self.prefix).expect("validated prefix");
+        // 0x61 0x6c ("al") marks apim-lab groups; the low 16 bits are the prefix's /24.
+        0x616c_0000 | (u32::from(o[1]) << 8) | u32::from(o[2])
     }
 
     /// Prefix shared by this lab's veths (and only by them).

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use crate::error::{LabError, Result};
 use crate::lab::Lab;
-use crate::spec::{HostKeyType, LabSpec};
+use crate::spec::LabSpec;
 
 /// Third octets handed out to tests (127.0.100.0/24 .. 127.0.199.0/24); the CLI default is
 /// 127.0.10, so a developer's own lab is never touched by a test run.
@@ -72,12 +72,10 @@ pub fn lease() -> Result<Lease> {
     })
 }
 
-/// The spec a test lab starts from: 4 app hosts and a db on a leased prefix, ed25519 and
-/// ecdsa host keys (RSA generation would add about a second per lab on a busy machine).
+/// The spec a test lab starts from: the defaults of [`LabSpec::new`] (4 app hosts, a db,
+/// ed25519 and ecdsa host keys) on a leased prefix and state dir.
 pub fn test_spec(lease: &Lease) -> LabSpec {
-    let mut spec = LabSpec::new(&lease.prefix, &lease.state_dir);
-    spec.host_key_types = vec![HostKeyType::Ed25519, HostKeyType::Ecdsa];
-    spec
+    LabSpec::new(&lease.prefix, &lease.state_dir)
 }
 
 /// A lab that belongs to one test and is torn down when dropped.
