@@ -9,7 +9,7 @@ pub mod cli;
 pub mod connect;
 pub mod deploy;
 pub mod engine;
-pub mod operate;
 pub mod inventory;
+pub mod operate;
 pub mod topology;
 pub mod wso2;
