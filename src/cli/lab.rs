@@ -118,6 +118,7 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         return dist::exec(args);
     }
     apim_lab::ensure_root()?;
+    let cmd = with_absolute_state_dir(cmd)?;
     match cmd {
         LabCommand::Up(args) => up(args),
         LabCommand::Down(args) => {
@@ -159,6 +160,25 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Dist(_) => unreachable!("handled above"),
     }
+}
+
+/// `--state-dir lab` means `$PWD/lab`: the lab records absolute paths (keys, inventory).
+fn with_absolute_state_dir(mut cmd: LabCommand) -> anyhow::Result<LabCommand> {
+    let state = match &mut cmd {
+        LabCommand::Up(args) => &mut args.state,
+        LabCommand::Down(args) | LabCommand::Status(args) | LabCommand::Env(args) => args,
+        LabCommand::Freeze(args)
+        | LabCommand::Thaw(args)
+        | LabCommand::Revive(args)
+        | LabCommand::Cut(args)
+        | LabCommand::Heal(args) => &mut args.state,
+        LabCommand::Kill(args) => &mut args.state,
+        LabCommand::Exec(args) => &mut args.state,
+        LabCommand::Dist(_) => return Ok(cmd),
+    };
+    state.state_dir = std::path::absolute(&state.state_dir)
+        .with_context(|| format!("--state-dir {}", state.state_dir.display()))?;
+    Ok(cmd)
 }
 
 fn up(args: UpArgs) -> anyhow::Result<ExitCode> {

@@ -56,8 +56,12 @@ pub fn lease() -> Result<Lease> {
         let file = File::create(&path).map_err(LabError::io(&path))?;
         match file.try_lock() {
             Ok(()) => {
+                let state_dir = PathBuf::from(format!("/tmp/apimlab-test-{octet}"));
+                if used_by_another_lab(&prefix, &state_dir) {
+                    continue;
+                }
                 return Ok(Lease {
-                    state_dir: PathBuf::from(format!("/tmp/apimlab-test-{octet}")),
+                    state_dir,
                     prefix,
                     _lock: file,
                 });
@@ -70,6 +74,14 @@ pub fn lease() -> Result<Lease> {
         path: LOCK_DIR.into(),
         problem: format!("all {} test prefixes are in use", TEST_OCTETS.count()),
     })
+}
+
+/// A lab someone started by hand on a test prefix (its bridge exists, but the test state
+/// dir records no lab). A crashed test's lab, in contrast, is cleaned up by the next `up`.
+fn used_by_another_lab(prefix: &str, state_dir: &std::path::Path) -> bool {
+    let bridge = LabSpec::new(prefix, state_dir).bridge_name();
+    std::path::Path::new("/sys/class/net").join(bridge).exists()
+        && !state_dir.join("lab.json").exists()
 }
 
 /// The spec a test lab starts from: the defaults of [`LabSpec::new`] (4 app hosts, a db,
