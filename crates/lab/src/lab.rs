@@ -723,11 +723,7 @@ fn unmount_under(dir: &Path) -> Result<()> {
                 .any(|other| m.starts_with(other) && m != &other)
         });
         for mount in outermost {
-            let Ok(c_path) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
-                continue;
-            };
-            // SAFETY: umount2 with a valid NUL-terminated path.
-            unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) };
+            detach(mount);
         }
     }
     let left = mounts_under(dir);
@@ -744,6 +740,20 @@ fn unmount_under(dir: &Path) -> Result<()> {
         })
     }
 }
+
+/// `umount -l`: detaches the mount and everything mounted beneath it.
+#[cfg(target_os = "linux")]
+fn detach(mount: &Path) {
+    let Ok(c_path) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: umount2 with a valid NUL-terminated path; no memory is shared.
+    unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) };
+}
+
+/// Elsewhere a lab never came up (`ensure_root` refuses), so there is nothing mounted.
+#[cfg(not(target_os = "linux"))]
+fn detach(_mount: &Path) {}
 
 /// Mount points at or under `dir` in this process's mount namespace, in mount order.
 pub(crate) fn mounts_under(dir: &Path) -> Vec<PathBuf> {
