@@ -16,7 +16,7 @@ use crate::engine::archive::Archive;
 use crate::engine::redact::Redactor;
 use crate::engine::{Run, Target};
 use crate::inventory::Inventory;
-use crate::topology::{DatabaseKind, Node, Topology};
+use crate::topology::{DatabaseKind, KeyValidatorClientType, Node, Topology};
 
 pub use artifacts::{ArtifactError, Artifacts};
 
@@ -92,7 +92,7 @@ pub fn prepare(
             host: n.host.to_string(),
             role: Some(n.role.key().to_string()),
             label: n.id.clone(),
-            vars: with(&globals, "node", node_vars(n)),
+            vars: with(&globals, "node", node_vars(n, topo)),
         })
         .collect();
     Ok(Run {
@@ -148,13 +148,13 @@ fn globals(
     let (apimgt, apimgt_host) = name(DatabaseKind::Apimgt);
     let (user, user_host) = name(DatabaseKind::User);
     let (reg, reg_host) = name(DatabaseKind::Reg);
-    let mut grant_hosts: Vec<String> = db
-        .databases
-        .iter()
-        .flat_map(|d| d.grant_hosts.iter().map(|g| g.to_string()))
-        .collect();
-    grant_hosts.sort();
-    grant_hosts.dedup();
+    let grants = |k: DatabaseKind| -> Vec<String> {
+        db.databases
+            .iter()
+            .filter(|d| d.kind == k)
+            .flat_map(|d| d.grant_hosts.iter().map(|g| g.to_string()))
+            .collect()
+    };
     json!({
         "install": {
             "root": topo.install_root,
@@ -179,7 +179,11 @@ fn globals(
             "admin_user": db.admin_user.to_string(),
             "app_user": db.app_user.to_string(),
             "charset": db.charset.to_string(),
-            "grant_hosts": grant_hosts,
+            "grant_hosts": {
+                "apimgt": grants(DatabaseKind::Apimgt),
+                "user": grants(DatabaseKind::User),
+                "reg": grants(DatabaseKind::Reg),
+            },
             "names": { "apimgt": apimgt, "user": user, "reg": reg },
             "hostnames": { "apimgt": apimgt_host, "user": user_host, "reg": reg_host },
         },
@@ -191,8 +195,11 @@ fn globals(
 }
 
 /// A node's variables: the topology's node, plus a few derived conveniences.
-fn node_vars(n: &Node) -> Value {
+fn node_vars(n: &Node, topo: &Topology) -> Value {
     let mut v = serde_json::to_value(n).expect("nodes serialize");
+    if let Some(host) = gateway_thrift_host(n, topo) {
+        v["key_manager"]["thrift_server_host"] = json!(host);
+    }
     let ds: Map<String, Value> = n
         .datasources
         .iter()
@@ -231,4 +238,18 @@ fn node_vars(n: &Node) -> Value {
         m.insert("cluster".into(), cluster.unwrap_or(Value::Bool(false)));
     }
     v
+}
+
+/// `ThriftServerHost` for a Thrift-validating Gateway on another machine than its Key
+/// Manager: the Key Manager's address. The product would fall back to the host of
+/// `APIKeyValidator/ServerURL` (the same address); stating it keeps the Gateway's Thrift
+/// client independent of that URL (issue #7, seed deviation 13).
+fn gateway_thrift_host(n: &Node, topo: &Topology) -> Option<String> {
+    if n.role != crate::inventory::Role::Gateway
+        || n.key_manager.client_type != KeyValidatorClientType::ThriftClient
+    {
+        return None;
+    }
+    let km = topo.node(n.key_manager.key_manager_node.as_deref()?)?;
+    (km.host != n.host).then(|| km.address.to_string())
 }

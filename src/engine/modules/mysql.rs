@@ -32,8 +32,6 @@ pub struct Params {
     pub admin_password: String,
     pub app_user: String,
     pub app_password: String,
-    /// Host parts of the application user's accounts (node addresses or a pattern).
-    pub grant_hosts: Vec<String>,
     #[serde(default)]
     pub charset: Option<String>,
     pub databases: Vec<Database>,
@@ -47,6 +45,10 @@ pub struct Database {
     pub script: String,
     /// A table whose presence proves the script ran.
     pub sentinel: String,
+    /// Host parts of the application user's accounts on this database: the addresses of
+    /// the nodes that use it, or a configured pattern (least privilege: a Gateway gets no
+    /// account on the user store or registry databases it never opens).
+    pub grant_hosts: Vec<String>,
 }
 
 fn default_host() -> String {
@@ -182,28 +184,29 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
         sql_run.push_str(&String::from_utf8_lossy(&script));
         sql_run.push('\n');
     }
-    for host in &p.grant_hosts {
+    for (host, dbs) in grants_by_host(p) {
+        let missing: Vec<&str> = dbs
+            .into_iter()
+            .filter(|db| {
+                !facts
+                    .grants
+                    .contains(&(p.app_user.clone(), host.to_string(), db.to_string()))
+            })
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
         let account = format!("{}@{}", sql_str(&p.app_user), sql_str(host));
-        let mut created = false;
-        for db in &p.databases {
-            if facts
-                .grants
-                .contains(&(p.app_user.clone(), host.clone(), db.name.clone()))
-            {
-                continue;
-            }
-            if !created {
-                why.push(format!("user {}@{host} will be granted access", p.app_user));
-                sql_shown.push(format!(
-                    "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '********';"
-                ));
-                sql_run.push_str(&format!(
-                    "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {};\n",
-                    sql_str(&p.app_password)
-                ));
-                created = true;
-            }
-            let grant = format!("GRANT ALL ON `{}`.* TO {account};", db.name);
+        why.push(format!("user {}@{host} will be granted access", p.app_user));
+        sql_shown.push(format!(
+            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '********';"
+        ));
+        sql_run.push_str(&format!(
+            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {};\n",
+            sql_str(&p.app_password)
+        ));
+        for db in missing {
+            let grant = format!("GRANT ALL ON `{db}`.* TO {account};");
             sql_shown.push(grant.clone());
             sql_run.push_str(&grant);
             sql_run.push('\n');
@@ -212,7 +215,7 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
     if why.is_empty() {
         let names: Vec<&str> = p.databases.iter().map(|d| d.name.as_str()).collect();
         return Ok(Decision::ok(format!(
-            "{} seeded; {} granted on every node",
+            "{} seeded; {} granted to the nodes that use them",
             names.join(", "),
             p.app_user
         )));
@@ -231,6 +234,20 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
     );
     d.sql = sql_shown;
     Ok(d)
+}
+
+/// Each account host with the databases it must be granted, in first-seen order.
+fn grants_by_host(p: &Params) -> Vec<(&str, Vec<&str>)> {
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for db in &p.databases {
+        for host in &db.grant_hosts {
+            match out.iter_mut().find(|(h, _)| h == host) {
+                Some((_, dbs)) => dbs.push(&db.name),
+                None => out.push((host, vec![&db.name])),
+            }
+        }
+    }
+    out
 }
 
 fn validate(p: &Params) -> Result<(), ModuleError> {
@@ -266,7 +283,7 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
             )));
         }
     }
-    for h in &p.grant_hosts {
+    for h in p.databases.iter().flat_map(|d| &d.grant_hosts) {
         if h.is_empty()
             || !h
                 .chars()
@@ -324,6 +341,36 @@ mod tests {
         assert!(
             f.grants
                 .contains(&("wso2".into(), "10.0.0.%".into(), "apimgtdb".into()))
+        );
+    }
+
+    #[test]
+    fn each_host_is_granted_only_the_databases_its_nodes_use() {
+        let db = |name: &str, hosts: &[&str]| Database {
+            name: name.into(),
+            script: "s.sql".into(),
+            sentinel: "T".into(),
+            grant_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        };
+        let p = Params {
+            host: default_host(),
+            port: 3306,
+            admin_user: "a".into(),
+            admin_password: "p".into(),
+            app_user: "wso2".into(),
+            app_password: "q".into(),
+            charset: None,
+            databases: vec![
+                db("apimgtdb", &["10.0.0.1", "10.0.0.2"]),
+                db("userdb", &["10.0.0.1"]),
+            ],
+        };
+        assert_eq!(
+            grants_by_host(&p),
+            vec![
+                ("10.0.0.1", vec!["apimgtdb", "userdb"]),
+                ("10.0.0.2", vec!["apimgtdb"])
+            ]
         );
     }
 
