@@ -106,7 +106,7 @@ pub fn report(topology: &Topology) -> String {
             p.hazelcast.map_or("-".to_owned(), |h| h.to_string()),
         ]);
     }
-    out.push_str(&table(&rows));
+    out.push_str(&super::table::aligned(&rows, "  "));
 
     let db = &topology.database;
     out.push_str(&format!(
@@ -130,7 +130,7 @@ pub fn report(topology: &Topology) -> String {
                 .join(", "),
         ]);
     }
-    out.push_str(&table(&rows));
+    out.push_str(&super::table::aligned(&rows, "  "));
 
     let kv = &topology.key_validation;
     out.push_str(&format!("\nKey validation: {:?}", kv.client_type));
@@ -167,36 +167,10 @@ pub fn report(topology: &Topology) -> String {
             link.target.clone(),
         ]);
     }
-    out.push_str(&table(&rows));
+    out.push_str(&super::table::aligned(&rows, "  "));
     out
 }
 
 fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
     cells.iter().map(|c| (*c).to_owned()).collect()
-}
-
-/// Left-aligned columns separated by two spaces, indented by two.
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
-            .collect();
-        out.push_str("  ");
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }

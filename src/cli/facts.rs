@@ -284,7 +284,7 @@ pub fn render_table(report: &[HostFacts]) -> String {
         }
         rows.push(row);
     }
-    let mut text = align(&rows);
+    let mut text = super::table::aligned(&rows, "");
     text.push('\n');
     for h in report {
         match (&h.facts, &h.error) {
@@ -331,30 +331,6 @@ fn work_summary(p: &Probe) -> String {
         parts.push(format!("{}: {state}", n.dir));
     }
     parts.join("; ")
-}
-
-fn align(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut text = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, s)| format!("{s:<width$}", width = widths[c]))
-            .collect();
-        text.push_str(cells.join("  ").trim_end());
-        text.push('\n');
-    }
-    text
 }
 
 fn gib(kib: Option<u64>) -> String {

@@ -14,6 +14,7 @@ pub mod lab;
 pub mod plan;
 pub mod restart;
 pub mod status;
+pub mod table;
 
 /// Deploy and operate a distributed WSO2 API Manager 1.9 cluster over SSH.
 #[derive(Debug, Parser)]
