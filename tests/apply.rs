@@ -363,6 +363,17 @@ fn check_node_config(w: &World, lab: &Lab, n: &N) {
         "{ctx}: Offset"
     );
 
+    // Values are written as an operator would type them: no character references such as
+    // `&#x2f;` for `/` where the distribution had none.
+    for rel in [CARBON, DATASOURCES, API_MANAGER, USER_MGT, REGISTRY, AXIS2] {
+        let refs = |t: &str| t.matches("&#").count();
+        assert_eq!(
+            refs(&node_text(lab, n, rel)),
+            refs(&w.original(rel)),
+            "{ctx}: {rel} gained character references"
+        );
+    }
+
     check_datasources(w, n, &node_text(lab, n, DATASOURCES));
     check_api_manager(w, n, &node_text(lab, n, API_MANAGER));
     check_user_mgt(w, n, &node_text(lab, n, USER_MGT));
