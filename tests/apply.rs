@@ -31,9 +31,7 @@ use sha2::{Digest, Sha256};
 #[test]
 fn one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing() {
     // should: take 4 bare hosts + db to a healthy cluster with every seed setting, then change nothing on a rerun
-    if !lab_tests_enabled(
-        "one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing",
-    ) {
+    if !enabled("one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing") {
         return;
     }
     deploy_check_and_rerun(Layout::OnePerHost);
@@ -42,9 +40,7 @@ fn one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing(
 #[test]
 fn all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing() {
     // should: run KM, GW, Publisher and Store side by side on one host with offsets 0..3 and offset-aware URLs
-    if !lab_tests_enabled(
-        "all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing",
-    ) {
+    if !enabled("all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing") {
         return;
     }
     let world = deploy_check_and_rerun(Layout::AllInOne);
@@ -58,9 +54,7 @@ fn all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing() {
 #[test]
 fn two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing() {
     // should: configure both gateways (clustered, each its own environment on KM/Publisher/Store)
-    if !lab_tests_enabled(
-        "two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing",
-    ) {
+    if !enabled("two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing") {
         return;
     }
     let world = deploy_check_and_rerun(Layout::TwoGateways);
@@ -70,7 +64,7 @@ fn two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing() {
 #[test]
 fn a_wrong_checksum_an_unreachable_host_or_a_refused_db_login_stops_before_any_host_changes() {
     // should: refuse each fault with an error naming it, leaving every host and the database as they were
-    if !lab_tests_enabled(
+    if !enabled(
         "a_wrong_checksum_an_unreachable_host_or_a_refused_db_login_stops_before_any_host_changes",
     ) {
         return;
@@ -1350,6 +1344,18 @@ fn untouched_state(lab: &Lab) -> BTreeMap<String, String> {
 
 // ---------------------------------------------------------------------------------------
 // Lab, tool and small helpers
+
+/// Whether lab tests run. The skip line goes straight to the stderr handle: libtest
+/// captures `eprintln!` of a passing test, which would hide it.
+fn enabled(test: &str) -> bool {
+    if std::env::var("APIM_LAB_TESTS").as_deref() != Ok("1") {
+        use std::io::Write;
+        let line = format!("SKIPPED {test}: lab test (set APIM_LAB_TESTS=1 and run as root)\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        return false;
+    }
+    lab_tests_enabled(test)
+}
 
 const PREFIX_OCTETS: std::ops::RangeInclusive<u8> = 40..=49;
 const LOCK_DIR: &str = "/tmp/apimlab-test-locks";
