@@ -76,6 +76,10 @@ pub struct UpArgs {
     /// take about 0.1-1 s of CPU each to generate.
     #[arg(long, value_delimiter = ',', default_value = "ed25519,ecdsa")]
     pub host_keys: Vec<HostKeyType>,
+    /// Also let the deploy user log in with a generated password (file under
+    /// <state-dir>/secrets); root always needs the key.
+    #[arg(long)]
+    pub password_login: bool,
     /// Short name ([a-z0-9], at most 6) in link and netns names; default derived from --prefix.
     #[arg(long)]
     pub tag: Option<String>,
@@ -186,6 +190,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     spec.layout = args.layout;
     spec.with_db = !args.no_db;
     spec.host_key_types = args.host_keys;
+    spec.password_login = args.password_login;
     spec.app_hosts = args.app_hosts.unwrap_or(args.layout.min_app_hosts());
     if let Some(tag) = args.tag {
         spec.tag = tag;
@@ -323,6 +328,14 @@ pub fn summary(lab: &Lab) -> String {
         "users:       root, and {} (passwordless sudo), both with the lab key",
         lab.deploy_user()
     );
+    if let Some(file) = lab.deploy_password_file() {
+        let _ = writeln!(
+            out,
+            "             {} may also log in with the password in {}",
+            lab.deploy_user(),
+            file.display()
+        );
+    }
     if let Some(db) = lab.db_admin() {
         let _ = writeln!(
             out,

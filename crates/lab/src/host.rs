@@ -156,6 +156,8 @@ pub(crate) struct DeployUser {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
+    /// crypt(3) hash for /etc/shadow when password login is on; else no password (`*`).
+    pub password_hash: Option<String>,
 }
 
 /// Picks the deploy user's ids: the controller's own entry if it has one, else a free id.
@@ -166,6 +168,7 @@ pub(crate) fn deploy_user(name: &str) -> Result<DeployUser> {
             name: name.to_string(),
             uid: fields.0,
             gid: fields.1,
+            password_hash: None,
         });
     }
     let group = read("/etc/group")?;
@@ -180,6 +183,7 @@ pub(crate) fn deploy_user(name: &str) -> Result<DeployUser> {
         name: name.to_string(),
         uid: id,
         gid: id,
+        password_hash: None,
     })
 }
 
@@ -327,11 +331,27 @@ fn sshd_config(spec: &LabSpec) -> String {
      MaxStartups 256\n\
      MaxSessions 64\n\
      Subsystem sftp /usr/lib/openssh/sftp-server\n"
+        + &password_login(spec)
 }
 
-/// Copies passwd/group/shadow/gshadow into the upper dir with the deploy user added.
+/// A `Match` block (it must come last) that lets only the deploy user use a password.
+fn password_login(spec: &LabSpec) -> String {
+    if spec.password_login {
+        format!(
+            "Match User {}\n  PasswordAuthentication yes\n",
+            spec.deploy_user
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Copies passwd/group/shadow/gshadow into the upper dir with the deploy user added (and
+/// its password hash set in shadow when it has one).
 fn write_users(etc: &Path, user: &DeployUser) -> Result<()> {
     let n = &user.name;
+    // `*`: no password, but not locked (`!` would make sshd refuse key logins without PAM).
+    let hash = user.password_hash.as_deref().unwrap_or("*");
     let entries = [
         (
             "passwd",
@@ -341,25 +361,20 @@ fn write_users(etc: &Path, user: &DeployUser) -> Result<()> {
             ),
         ),
         ("group", format!("{n}:x:{}:", user.gid)),
-        // `*`: no password, but not locked (`!` would make sshd refuse key logins without PAM).
-        ("shadow", format!("{n}:*:20000:0:99999:7:::")),
+        ("shadow", format!("{n}:{hash}:20000:0:99999:7:::")),
         ("gshadow", format!("{n}:!::")),
     ];
     for (file, line) in entries {
         let real = Path::new("/etc").join(file);
-        let Ok(mut text) = fs::read_to_string(&real) else {
+        let Ok(text) = fs::read_to_string(&real) else {
             continue;
         };
-        let present = text
-            .lines()
-            .any(|l| l.split(':').next() == Some(n.as_str()));
-        if !present {
-            if !text.ends_with('\n') && !text.is_empty() {
-                text.push('\n');
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
+        let text = with_entry(
+            &text,
+            n,
+            &line,
+            file == "shadow" && user.password_hash.is_some(),
+        );
         let meta = fs::metadata(&real).map_err(LabError::io(&real))?;
         let dest = etc.join(file);
         write(&dest, &text, meta.permissions().mode() & 0o7777)?;
@@ -367,6 +382,26 @@ fn write_users(etc: &Path, user: &DeployUser) -> Result<()> {
         chown(&dest, Some(meta.uid()), Some(meta.gid())).map_err(LabError::io(&dest))?;
     }
     Ok(())
+}
+
+/// `text` with `line` for user `name` appended; an existing entry is kept, or replaced
+/// when `replace` (the controller's own `deploy` user getting a lab password).
+fn with_entry(text: &str, name: &str, line: &str, replace: bool) -> String {
+    let is_entry = |l: &str| l.split(':').next() == Some(name);
+    let mut out: Vec<&str> = text.lines().filter(|l| !(replace && is_entry(l))).collect();
+    if !out.iter().any(|l| is_entry(l)) {
+        out.push(line);
+    }
+    out.join("\n") + "\n"
+}
+
+/// The crypt(3) SHA-512 hash of `password` (`openssl passwd -6`; the password goes on stdin).
+pub(crate) fn password_hash(password: &str) -> Result<String> {
+    let out = crate::run::run_with_input(
+        command("openssl").args(["passwd", "-6", "-stdin"]),
+        Some(format!("{password}\n").as_bytes()),
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Starts the host: namespaces, mounts, init. Returns the `unshare` anchor process, which

@@ -14,6 +14,7 @@ use crate::spec::{Host, LabSpec};
 pub(crate) const DB_ADMIN_PASSWORD: &str = "db_admin_password";
 pub(crate) const DB_APP_PASSWORD: &str = "db_app_password";
 pub(crate) const ADMIN_PASSWORD: &str = "admin_password";
+pub(crate) const DEPLOY_PASSWORD: &str = "deploy_password";
 
 /// Passwords generated for one lab (kept in memory only as long as `up` needs them).
 pub(crate) struct Secrets {
@@ -45,7 +46,7 @@ pub(crate) fn write_secrets(spec: &LabSpec) -> Result<Secrets> {
 }
 
 /// 24 characters of [A-Za-z0-9]: safe inside SQL quotes and shells, about 140 bits.
-fn random_password() -> Result<String> {
+pub(crate) fn random_password() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 64];
     fs::File::open("/dev/urandom")

@@ -96,9 +96,18 @@ impl Lab {
         Lab::down_dir(&spec.state_dir)?;
         ensure_prefix_free(spec)?;
         let hosts = spec.plan();
-        let user = host::deploy_user(&spec.deploy_user)?;
+        let mut user = host::deploy_user(&spec.deploy_user)?;
         mkdir_private(&spec.state_dir)?;
         write_state(spec, &hosts, &user)?;
+        if spec.password_login {
+            let password = inventory::random_password()?;
+            host::write(
+                &inventory::secret_path(spec, inventory::DEPLOY_PASSWORD),
+                &password,
+                0o600,
+            )?;
+            user.password_hash = Some(host::password_hash(&password)?);
+        }
         let lab = Lab {
             spec: spec.clone(),
             hosts,
@@ -305,6 +314,13 @@ impl Lab {
     /// Non-root user with passwordless sudo and the lab key on every host.
     pub fn deploy_user(&self) -> &str {
         &self.spec.deploy_user
+    }
+
+    /// The deploy user's password file (mode 0600), when the spec asked for password login.
+    pub fn deploy_password_file(&self) -> Option<PathBuf> {
+        self.spec
+            .password_login
+            .then(|| inventory::secret_path(&self.spec, inventory::DEPLOY_PASSWORD))
     }
 
     /// The MariaDB admin account, if the lab has a db host.

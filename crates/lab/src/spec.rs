@@ -152,6 +152,11 @@ pub struct LabSpec {
     pub host_key_types: Vec<HostKeyType>,
     /// Name of the non-root login user with passwordless sudo on every host.
     pub deploy_user: String,
+    /// Also let the deploy user log in with a generated password (stored in
+    /// `<state>/secrets/deploy_password`, mode 0600), for testing password authentication.
+    /// root always needs the key.
+    #[serde(default)]
+    pub password_login: bool,
 }
 
 impl LabSpec {
@@ -167,6 +172,7 @@ impl LabSpec {
             layout: Layout::OnePerHost,
             host_key_types: HostKeyType::DEFAULT.to_vec(),
             deploy_user: "deploy".to_string(),
+            password_login: false,
         }
     }
 

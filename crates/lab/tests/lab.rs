@@ -126,6 +126,86 @@ fn deploy_user_logs_in_with_the_lab_key_and_has_passwordless_sudo() {
 }
 
 #[test]
+fn password_login_admits_the_deploy_user_by_password_and_never_root() {
+    // should: with password_login, accept the deploy user's generated password and still refuse root's
+    if !lab_tests_enabled("password_login_admits_the_deploy_user_by_password_and_never_root") {
+        return;
+    }
+    let lab = TestLab::up(|spec| {
+        spec.app_hosts = 1;
+        spec.with_db = false;
+        spec.password_login = true;
+    })
+    .unwrap();
+    let password_file = lab
+        .deploy_password_file()
+        .expect("password login was asked for");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&password_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // OpenSSH reads the password from an askpass program (never from its arguments).
+    let askpass = lab.state_dir().join("askpass.sh");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\ncat '{}'\n", password_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let by_password = |user: &str| {
+        let address = lab.host("app1").unwrap().address;
+        let mut cmd = Command::new("ssh");
+        cmd.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=no",
+            "-o",
+            "PubkeyAuthentication=no",
+        ])
+        .args([
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab.known_hosts_path().display()
+        ))
+        .arg(format!("{user}@{address}"))
+        .arg("id -un")
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .stdin(Stdio::null());
+        run_bounded(cmd, Duration::from_secs(20)).expect("ssh returned")
+    };
+    let deploy = by_password(lab.deploy_user());
+    assert!(deploy.status.success(), "{}", text(&deploy.stderr));
+    assert_eq!(text(&deploy.stdout), lab.deploy_user());
+    let root = by_password("root");
+    assert_eq!(root.status.code(), Some(255));
+    assert!(
+        text(&root.stderr).contains("Permission denied"),
+        "{}",
+        text(&root.stderr)
+    );
+}
+
+#[test]
 fn files_in_opt_and_etc_hosts_edits_stay_on_their_host() {
     // should: keep /opt and /etc private per host, with rename-based edits (sed -i) working
     if !lab_tests_enabled("files_in_opt_and_etc_hosts_edits_stay_on_their_host") {
