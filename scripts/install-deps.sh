@@ -8,7 +8,7 @@ packages=(
   mariadb-server mariadb-client   # the lab's database host
   iproute2 nftables               # lab networking (veth, netns) and `lab cut`
   util-linux procps psmisc        # unshare, nsenter, setsid, pkill
-  sudo                            # the lab's non-root deploy user
+  sudo openssl                    # the lab's non-root deploy user (openssl: its password hash)
   python3                         # the lab hosts' reaping init and the stand-in Carbon server
   zip unzip curl ca-certificates  # archives and downloads on hosts
 )
