@@ -1,4 +1,5 @@
-//! `Lab`: bringing a lab up and down, inspecting it, and injecting faults.
+//! `Lab`: bringing a lab up and down and inspecting it (faults: `faults.rs`; teardown:
+//! `teardown.rs`).
 //!
 //! `up` writes `lab.json` into the state dir before it creates anything, so `down` (or the
 //! next `up`) can clean up a half-built or crashed lab. Teardown finds the lab's processes by
@@ -8,7 +9,6 @@
 use std::collections::HashMap;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::sync::Mutex;
@@ -23,14 +23,13 @@ use crate::inventory::{self, DistFiles};
 use crate::keys;
 use crate::net;
 use crate::procs;
-use crate::run::{command, output_with_input, run, run_with_input};
+use crate::run::{command, output_with_input, run};
 use crate::spec::{Host, LabSpec};
+use crate::teardown::{Files, host_namespace, teardown};
 
 const STATE_FILE: &str = "lab.json";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(15);
-const SSHD_TIMEOUT: Duration = Duration::from_secs(15);
-/// nft table a `cut` adds inside the host's netns (never touches anyone else's rules).
-const CUT_TABLE: &str = "apimlab_cut";
+pub(crate) const SSHD_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What `lab.json` records: enough to find and tear down everything of the lab.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,15 +75,6 @@ pub struct HostStatus {
     pub cut: bool,
     /// For the db host: mariadbd answers on its socket.
     pub db_running: Option<bool>,
-}
-
-/// Which processes `kill` targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillScope {
-    /// The host's sshd and its sessions ("connection refused"; nohup'd daemons live on).
-    Sshd,
-    /// Every process but the host's init: like a crash with the machine still up.
-    All,
 }
 
 impl Lab {
@@ -478,133 +468,13 @@ impl Lab {
         Ok(report)
     }
 
-    // ----- faults -----
-
-    /// SIGSTOP every process of the host: TCP still connects (the kernel answers), but
-    /// nothing responds, e.g. ssh fails with "Connection timed out during banner exchange".
-    pub fn freeze(&self, name: &str) -> Result<()> {
-        let ns = self.mntns(self.host(name)?)?;
-        // Twice: a process forked between the scan and the signals is caught the second time.
-        for _ in 0..2 {
-            procs::signal_all(&procs::pids_in(ns), libc::SIGSTOP);
-        }
-        Ok(())
-    }
-
-    /// SIGCONT every process of the host.
-    pub fn thaw(&self, name: &str) -> Result<()> {
-        let ns = self.mntns(self.host(name)?)?;
-        procs::signal_all(&procs::pids_in(ns), libc::SIGCONT);
-        Ok(())
-    }
-
-    /// SIGKILL the host's sshd and its sessions (new connections are refused at once), or
-    /// with [`KillScope::All`] every process but the host's init.
-    pub fn kill(&self, name: &str, scope: KillScope) -> Result<()> {
-        let host = self.host(name)?;
-        let ns = self.mntns(host)?;
-        let pids = procs::pids_in(ns);
-        let victims: Vec<i32> = match scope {
-            KillScope::Sshd => {
-                let Some(listener) =
-                    procs::pid_from_file(ns, &self.paths(host).private("/run/sshd.pid"))
-                else {
-                    return Ok(());
-                };
-                let sshd_exe = fs::read_link(format!("/proc/{listener}/exe")).ok();
-                procs::with_descendants(listener, &pids)
-                    .into_iter()
-                    .filter(|&p| {
-                        p == listener || fs::read_link(format!("/proc/{p}/exe")).ok() == sshd_exe
-                    })
-                    .collect()
-            }
-            KillScope::All => pids
-                .into_iter()
-                .filter(|&p| {
-                    // Keep the anchor (outside the host's pid namespace) and the init (pid 1 inside).
-                    procs::status_of(p)
-                        .is_some_and(|s| s.ns_pids.len() > 1 && s.ns_pids.last() != Some(&1))
-                })
-                .collect(),
-        };
-        procs::signal_all(&victims, libc::SIGKILL);
-        // Wait until the host's init has reaped them. A zombie (or a leader whose threads
-        // are still exiting) may still hold its listening socket: its files are released by
-        // the last exiting thread, after the namespace links in /proc are already gone.
-        wait_until(Duration::from_secs(5), || {
-            victims.iter().all(|&p| {
-                procs::status_of(p).is_none() || procs::mntns_of(p).is_some_and(|m| m != ns)
-            })
-        });
-        Ok(())
-    }
-
-    /// Restarts what `kill` stopped: sshd, and on the db host mariadbd.
-    pub fn revive(&self, name: &str) -> Result<()> {
-        let host = self.host(name)?;
-        let paths = self.paths(host);
-        if self.sshd_pid(name)?.is_none() {
-            host::start_sshd(&self.spec, &paths)?;
-            wait_for_port(host, 22, SSHD_TIMEOUT, &paths.log("sshd.log"))?;
-        }
-        if host.is_db && !db::answering(&paths) {
-            db::start(&self.spec, &paths)?;
-        }
-        Ok(())
-    }
-
-    /// Drops all of the host's traffic in both directions: an nft table inside the host's
-    /// netns (connections to and from it time out); without nft, its veth goes down.
-    pub fn cut(&self, name: &str) -> Result<()> {
-        let host = self.host(name)?;
-        let paths = self.paths(host);
-        let marker = paths.dir.join("cut");
-        if marker.exists() {
-            return Ok(());
-        }
-        let how = if nft_available() {
-            let rules = format!(
-                "table inet {CUT_TABLE} {{\n\
-                   chain input {{ type filter hook input priority -300; policy accept; iifname \"eth0\" drop; }}\n\
-                   chain output {{ type filter hook output priority -300; policy accept; oifname \"eth0\" drop; }}\n\
-                 }}\n"
-            );
-            run_with_input(
-                &mut self.in_netns(host, &["nft", "-f", "-"]),
-                Some(rules.as_bytes()),
-            )?;
-            "nft"
-        } else {
-            run(command("ip").args(["link", "set", &self.spec.veth_name(&host.name), "down"]))?;
-            "link"
-        };
-        fs::write(&marker, how).map_err(LabError::io(&marker))
-    }
-
-    /// Undoes `cut`.
-    pub fn heal(&self, name: &str) -> Result<()> {
-        let host = self.host(name)?;
-        let marker = self.paths(host).dir.join("cut");
-        match fs::read_to_string(&marker).ok().as_deref() {
-            Some("nft") => {
-                run(&mut self.in_netns(host, &["nft", "delete", "table", "inet", CUT_TABLE]))?;
-            }
-            Some(_) => {
-                run(command("ip").args(["link", "set", &self.spec.veth_name(&host.name), "up"]))?;
-            }
-            None => return Ok(()),
-        }
-        fs::remove_file(&marker).map_err(LabError::io(&marker))
-    }
-
     // ----- internals -----
 
-    fn paths(&self, host: &Host) -> HostPaths {
+    pub(crate) fn paths(&self, host: &Host) -> HostPaths {
         HostPaths::new(&self.spec.state_dir, &host.name)
     }
 
-    fn mntns(&self, host: &Host) -> Result<u64> {
+    pub(crate) fn mntns(&self, host: &Host) -> Result<u64> {
         let paths = self.paths(host);
         host_namespace(&paths).ok_or(LabError::State {
             path: paths.handle("mnt"),
@@ -615,172 +485,13 @@ impl Lab {
         })
     }
 
-    fn in_netns(&self, host: &Host, argv: &[&str]) -> std::process::Command {
+    pub(crate) fn in_netns(&self, host: &Host, argv: &[&str]) -> std::process::Command {
         let mut cmd = command("nsenter");
         cmd.arg(format!("--net={}", net::netns_path(&self.spec, &host.name)))
             .arg("--")
             .args(argv);
         cmd
     }
-}
-
-/// Stops processes, then removes links and netns, then unmounts, then deletes the state dir.
-/// The order matters: a live process or netns handle keeps the mounts busy.
-/// Whether teardown deletes the state dir.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Files {
-    Delete,
-    /// After a failed `up`: the logs stay readable.
-    Keep,
-}
-
-fn teardown(spec: &LabSpec, hosts: &[Host], mut anchors: Vec<Child>, files: Files) -> Result<()> {
-    let t0 = Instant::now();
-    let ids = namespace_ids(spec, hosts);
-    // The anchors are the only host processes outside the hosts' pid namespaces.
-    let anchor_pids: Vec<i32> = procs::scan(&ids)
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .filter(|&pid| procs::status_of(pid).is_some_and(|s| s.ns_pids.len() == 1))
-        .collect();
-    stop_processes(&ids);
-    tracing::debug!("lab: down stopped after {:?}", t0.elapsed());
-    for anchor in &mut anchors {
-        let _ = anchor.wait();
-    }
-    reap_own_anchors(spec, hosts);
-    // An anchor exits only after its init, and an init only after every process of its pid
-    // namespace has been reaped: then no socket or file of the host is open any more.
-    wait_until(Duration::from_secs(3), || {
-        anchor_pids
-            .iter()
-            .all(|&pid| procs::status_of(pid).is_none_or(|s| s.state == 'Z'))
-    });
-    tracing::debug!("lab: down anchors after {:?}", t0.elapsed());
-    net::destroy(spec)?;
-    tracing::debug!("lab: down net after {:?}", t0.elapsed());
-    unmount_under(&spec.state_dir)?;
-    tracing::debug!("lab: down unmounted after {:?}", t0.elapsed());
-    if files == Files::Delete && spec.state_dir.exists() {
-        fs::remove_dir_all(&spec.state_dir).map_err(LabError::io(&spec.state_dir))?;
-        tracing::debug!("lab: down deleted after {:?}", t0.elapsed());
-    }
-    Ok(())
-}
-
-/// Mount namespace ids of the lab's running hosts.
-fn namespace_ids(spec: &LabSpec, hosts: &[Host]) -> Vec<u64> {
-    hosts
-        .iter()
-        .filter_map(|host| host_namespace(&HostPaths::new(&spec.state_dir, &host.name)))
-        .collect()
-}
-
-/// The id of the host's mount namespace, read from its bound handle. Only a bound handle
-/// counts: it keeps the namespace alive, so its id cannot have been reused by another
-/// namespace (ids are recycled; a recorded number could name someone else's processes).
-fn host_namespace(paths: &HostPaths) -> Option<u64> {
-    let nsfs_dev = fs::metadata("/proc/self/ns/mnt").ok()?.dev();
-    let meta = fs::metadata(paths.handle("mnt")).ok()?;
-    (meta.dev() == nsfs_dev).then(|| meta.ino())
-}
-
-/// SIGTERM (plus SIGCONT for frozen ones) to every lab process, SIGKILL after 3 s.
-fn stop_processes(ids: &[u64]) {
-    let pids: Vec<i32> = procs::scan(ids).into_iter().map(|(p, _)| p).collect();
-    if pids.is_empty() {
-        return;
-    }
-    procs::signal_all(&pids, libc::SIGTERM);
-    procs::signal_all(&pids, libc::SIGCONT);
-    let gone = |ids: &[u64]| procs::scan(ids).is_empty();
-    if !wait_until(Duration::from_secs(3), || gone(ids)) {
-        let left: Vec<i32> = procs::scan(ids).into_iter().map(|(p, _)| p).collect();
-        procs::signal_all(&left, libc::SIGKILL);
-        wait_until(Duration::from_secs(3), || gone(ids));
-    }
-}
-
-/// Reaps anchors that are our own children but have no `Child` handle (a lab re-opened
-/// from its state dir in the process that started it). Anchors of another process (the
-/// CLI's `up`) belong to the machine's pid 1, which may take a second or two to reap them:
-/// such a zombie holds no namespace, mount or socket, so `down` does not wait for it.
-fn reap_own_anchors(spec: &LabSpec, hosts: &[Host]) {
-    let me = std::process::id() as i32;
-    for host in hosts {
-        let file = HostPaths::new(&spec.state_dir, &host.name).anchor_file();
-        let Some(pid) = fs::read_to_string(file)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if procs::status_of(pid).is_some_and(|s| s.ppid == me) {
-            let mut code = 0;
-            // SAFETY: waitpid on our own child; it has been killed, so this returns promptly.
-            unsafe { libc::waitpid(pid, &mut code, 0) };
-        }
-    }
-}
-
-/// Unmounts everything at or under `dir`, deepest first; errors if anything stays mounted.
-fn unmount_under(dir: &Path) -> Result<()> {
-    for _ in 0..3 {
-        let mounts = mounts_under(dir);
-        if mounts.is_empty() {
-            return Ok(());
-        }
-        // Only the outermost mounts: detaching one takes everything beneath it along, in one
-        // syscall (one RCU grace period instead of one per namespace handle). Every process
-        // of the lab is gone by now, so nothing can still be using them.
-        let outermost = mounts.iter().filter(|m| {
-            !mounts
-                .iter()
-                .any(|other| m.starts_with(other) && m != &other)
-        });
-        for mount in outermost {
-            detach(mount);
-        }
-    }
-    let left = mounts_under(dir);
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(LabError::StillMounted {
-            dir: dir.to_path_buf(),
-            mounts: left
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-    }
-}
-
-/// `umount -l`: detaches the mount and everything mounted beneath it.
-#[cfg(target_os = "linux")]
-fn detach(mount: &Path) {
-    let Ok(c_path) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
-        return;
-    };
-    // SAFETY: umount2 with a valid NUL-terminated path; no memory is shared.
-    unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) };
-}
-
-/// Elsewhere a lab never came up (`ensure_root` refuses), so there is nothing mounted.
-#[cfg(not(target_os = "linux"))]
-fn detach(_mount: &Path) {}
-
-/// Mount points at or under `dir` in this process's mount namespace, in mount order.
-pub(crate) fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
-        .filter(|p| p.starts_with(dir))
-        .collect()
 }
 
 /// `unshare --mount=FILE` needs FILE on a non-shared mount: make the ns dir a private bind.
@@ -791,7 +502,7 @@ fn private_ns_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn wait_for_port(host: &Host, port: u16, timeout: Duration, log: &Path) -> Result<()> {
+pub(crate) fn wait_for_port(host: &Host, port: u16, timeout: Duration, log: &Path) -> Result<()> {
     let addr = SocketAddr::from((host.address, port));
     let start = Instant::now();
     while start.elapsed() < timeout {
@@ -808,7 +519,7 @@ fn wait_for_port(host: &Host, port: u16, timeout: Duration, log: &Path) -> Resul
 }
 
 /// Polls `done` every 10 ms; false on timeout.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if done() {
@@ -856,10 +567,6 @@ fn ensure_prefix_free(spec: &LabSpec) -> Result<()> {
             spec.prefix, spec.tag
         ),
     })
-}
-
-fn nft_available() -> bool {
-    Path::new("/usr/sbin/nft").exists() || Path::new("/sbin/nft").exists()
 }
 
 fn mkdir_private(dir: &Path) -> Result<()> {

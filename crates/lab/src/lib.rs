@@ -28,6 +28,7 @@
 
 mod db;
 mod error;
+mod faults;
 mod host;
 mod inventory;
 mod keys;
@@ -36,12 +37,14 @@ mod net;
 mod procs;
 mod run;
 mod spec;
+mod teardown;
 pub mod testing;
 
 pub use db::ADMIN_USER as DB_ADMIN_USER;
 pub use error::{LabError, Result};
+pub use faults::KillScope;
 pub use inventory::DistFiles;
-pub use lab::{DbAdmin, HostStatus, KillScope, Lab, ensure_root};
+pub use lab::{DbAdmin, HostStatus, Lab, ensure_root};
 pub use spec::{
     CONTROLLER_OCTET, DB_OCTET, Host, HostKeyType, LabSpec, Layout, MAX_APP_HOSTS, Role,
     tag_for_prefix,
