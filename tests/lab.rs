@@ -67,6 +67,16 @@ fn lab_up_writes_an_inventory_that_check_accepts_and_down_removes_the_lab() {
         String::from_utf8_lossy(&hostname.get_output().stdout).trim(),
         "app3"
     );
+    let over_ssh = apim()
+        .args(["lab", "ssh", "app2", "--user", "deploy"])
+        .args(state_args(&lease))
+        .args(["--", "sudo", "-n", "hostname"])
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&over_ssh.get_output().stdout).trim(),
+        "app2"
+    );
     apim()
         .args(["lab", "exec", "app1"])
         .args(state_args(&lease))

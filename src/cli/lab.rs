@@ -41,6 +41,8 @@ pub enum LabCommand {
     Heal(HostArgs),
     /// Run a command inside HOST (its namespaces, as root), without SSH.
     Exec(ExecArgs),
+    /// Log in to HOST with OpenSSH, the lab key and strict host key checking (optionally run CMD).
+    Ssh(SshArgs),
     /// Print shell exports for the lab (eval "$(apim-deploy lab env)").
     Env(StateArgs),
     /// Write the stand-in WSO2 API Manager 1.9.0 distribution and JDBC jar.
@@ -117,6 +119,20 @@ pub struct ExecArgs {
     pub state: StateArgs,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SshArgs {
+    /// A lab host: app1..appN or db.
+    pub host: String,
+    /// Login user: root, or the deploy user (passwordless sudo).
+    #[arg(long, default_value = "root")]
+    pub user: String,
+    /// A command to run instead of a login shell, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
 pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     if let LabCommand::Dist(args) = cmd {
         return dist::exec(args);
@@ -157,6 +173,7 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Exec(args) => exec_in(args),
+        LabCommand::Ssh(args) => ssh(args),
         LabCommand::Env(args) => {
             let lab = Lab::open(&args.state_dir)?;
             emit(&env_exports(&lab))?;
@@ -178,6 +195,7 @@ fn with_absolute_state_dir(mut cmd: LabCommand) -> anyhow::Result<LabCommand> {
         | LabCommand::Heal(args) => &mut args.state,
         LabCommand::Kill(args) => &mut args.state,
         LabCommand::Exec(args) => &mut args.state,
+        LabCommand::Ssh(args) => &mut args.state,
         LabCommand::Dist(_) => return Ok(cmd),
     };
     state.state_dir = std::path::absolute(&state.state_dir)
@@ -256,6 +274,19 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .status()
         .with_context(|| format!("running {argv:?} in {}", args.host))?;
     Ok(ExitCode::from(status.code().map_or(128, |c| c as u8)))
+}
+
+/// Runs OpenSSH with this terminal and exits with its status (255: ssh's own failure).
+fn ssh(args: SshArgs) -> anyhow::Result<ExitCode> {
+    let lab = Lab::open(&args.state.state_dir)?;
+    let mut cmd = lab.ssh_command(&args.host, &args.user, 5)?;
+    if args.command.is_empty() {
+        cmd.arg("-t");
+    } else {
+        cmd.arg("--").args(&args.command);
+    }
+    let status = cmd.status().context("running ssh")?;
+    Ok(ExitCode::from(status.code().map_or(255, |c| c as u8)))
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error, the lab is up either way.
