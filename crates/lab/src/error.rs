@@ -12,6 +12,9 @@ pub enum LabError {
     #[error("the lab needs root on Linux: {reason}")]
     NotPermitted { reason: String },
 
+    #[error("the lab needs {missing} (run scripts/install-deps.sh as root)")]
+    MissingTools { missing: String },
+
     #[error("invalid lab spec: {field}: {problem}")]
     Spec {
         field: &'static str,

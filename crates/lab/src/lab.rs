@@ -84,6 +84,7 @@ impl Lab {
         spec.validate()?;
         ensure_root()?;
         Lab::down_dir(&spec.state_dir)?;
+        ensure_tools(spec)?;
         ensure_prefix_free(spec)?;
         let hosts = spec.plan();
         let mut user = host::deploy_user(&spec.deploy_user)?;
@@ -550,6 +551,54 @@ pub fn ensure_root() -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Every program `up` will run, checked before anything is created: a missing one would
+/// otherwise surface as a half-built lab and a host log to read.
+fn ensure_tools(spec: &LabSpec) -> Result<()> {
+    let mut needed = vec![
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/ssh-keygen", "openssh-client"),
+        ("/usr/bin/python3", "python3"),
+        ("/usr/bin/sudo", "sudo"),
+    ];
+    let mut programs = vec![
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+        ("unshare", "util-linux"),
+        ("setsid", "util-linux"),
+    ];
+    if spec.with_db {
+        needed.push(("/usr/sbin/mariadbd", "mariadb-server"));
+        programs.push(("mariadb-install-db", "mariadb-server"));
+        programs.push(("mariadb", "mariadb-client"));
+    }
+    if spec.password_login {
+        programs.push(("openssl", "openssl"));
+    }
+    let on_path = |program: &str| {
+        crate::run::SYSTEM_PATH
+            .split(':')
+            .any(|dir| Path::new(dir).join(program).exists())
+    };
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(path, _)| !Path::new(path).exists())
+        .map(|(path, package)| format!("{path} (package {package})"))
+        .chain(
+            programs
+                .iter()
+                .filter(|(program, _)| !on_path(program))
+                .map(|(program, package)| format!("{program} (package {package})")),
+        )
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(LabError::MissingTools {
+            missing: missing.join(", "),
+        })
+    }
 }
 
 /// Another lab (other state dir) already using this prefix would share routes and names.
