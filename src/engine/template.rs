@@ -68,15 +68,7 @@ impl Renderer {
 
     /// Evaluates a `when` expression to a boolean (Jinja truthiness).
     pub fn truthy(&self, expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
-        let err = |e: minijinja::Error| TemplateError {
-            template: expr.to_string(),
-            message: error_chain(&e),
-        };
-        let compiled = self.env.compile_expression(expr).map_err(err)?;
-        Ok(compiled
-            .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
-            .map_err(err)?
-            .is_true())
+        Ok(self.eval(expr, expr, ctx)?.is_true())
     }
 
     /// Renders every string inside a TOML value, recursively. A string that is
@@ -109,21 +101,10 @@ impl Renderer {
 impl Renderer {
     /// Evaluates a `loop` expression (`{{ }}` optional) to a list of values.
     pub fn list(&self, expr: &str, ctx: &Value) -> Result<Vec<Value>, TemplateError> {
-        let inner = sole_expression(expr).unwrap_or(expr);
-        let err = |message: String| TemplateError {
-            template: expr.to_string(),
-            message,
-        };
-        let compiled = self
-            .env
-            .compile_expression(inner)
-            .map_err(|e| err(error_chain(&e)))?;
-        let value = compiled
-            .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
-            .map_err(|e| err(error_chain(&e)))?;
-        match serde_json::to_value(&value).map_err(|e| err(e.to_string()))? {
+        let value = self.eval(sole_expression(expr).unwrap_or(expr), expr, ctx)?;
+        match to_json(&value, expr)? {
             Value::Array(items) => Ok(items),
-            other => Err(err(format!("a loop needs a list, got {other}"))),
+            other => Err(error(expr, format!("a loop needs a list, got {other}"))),
         }
     }
 
@@ -133,23 +114,40 @@ impl Renderer {
         template: &str,
         ctx: &Value,
     ) -> Result<toml::Value, TemplateError> {
-        let err = |message: String| TemplateError {
-            template: template.to_string(),
-            message,
-        };
+        let value = self.eval(expr, template, ctx)?;
+        if value.is_none() || value.is_undefined() {
+            return Err(error(template, format!("`{}` has no value", expr.trim())));
+        }
+        json_to_toml(to_json(&value, template)?)
+            .ok_or_else(|| error(template, format!("`{}` has no TOML form", expr.trim())))
+    }
+
+    /// Compiles and evaluates one expression; errors name `template`.
+    fn eval(
+        &self,
+        expr: &str,
+        template: &str,
+        ctx: &Value,
+    ) -> Result<minijinja::Value, TemplateError> {
         let compiled = self
             .env
             .compile_expression(expr)
-            .map_err(|e| err(error_chain(&e)))?;
-        let value = compiled
+            .map_err(|e| error(template, error_chain(&e)))?;
+        compiled
             .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
-            .map_err(|e| err(error_chain(&e)))?;
-        if value.is_none() || value.is_undefined() {
-            return Err(err(format!("`{}` has no value", expr.trim())));
-        }
-        let json = serde_json::to_value(&value).map_err(|e| err(e.to_string()))?;
-        json_to_toml(json).ok_or_else(|| err(format!("`{}` has no TOML form", expr.trim())))
+            .map_err(|e| error(template, error_chain(&e)))
     }
+}
+
+fn error(template: &str, message: String) -> TemplateError {
+    TemplateError {
+        template: template.to_string(),
+        message,
+    }
+}
+
+fn to_json(value: &minijinja::Value, template: &str) -> Result<Value, TemplateError> {
+    serde_json::to_value(value).map_err(|e| error(template, e.to_string()))
 }
 
 /// The expression inside a string of the form `{{ expr }}`, if that is all it is.
