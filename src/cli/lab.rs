@@ -326,7 +326,7 @@ pub fn hosts_table(lab: &Lab) -> String {
         "-".into(),
         "(this machine)".into(),
     ]);
-    table(&rows)
+    super::table::aligned(&rows, "")
 }
 
 /// Where everything is, and what to run next.
@@ -433,7 +433,7 @@ pub fn status_table(report: &[HostStatus]) -> String {
             },
         ]);
     }
-    table(&rows)
+    super::table::aligned(&rows, "")
 }
 
 /// `export NAME='value'` lines; values are paths and addresses, never secrets.
@@ -469,21 +469,4 @@ pub fn env_exports(lab: &Lab) -> String {
 
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
-}
-
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> = (0..N)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
