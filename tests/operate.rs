@@ -312,6 +312,27 @@ fn a_node_that_fails_its_health_check_stops_the_roll_and_leaves_the_rest_running
     assert!(d.nio_answers("app3"), "the other gateway still answers");
     // Only the failed node is down: its pass-through port is closed.
     assert!(!d.nio_answers("app2"));
+
+    // A budget of two down nodes lets the roll go on past the failure to app3.
+    let app3_before = d.live_pid("app3", GATEWAY_DIR);
+    let out = d.apim(
+        &["restart"],
+        &[
+            "--roles",
+            "gateway",
+            "--max-unavailable",
+            "2",
+            "--start-timeout",
+            "8",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let app3_after = d.live_pid("app3", GATEWAY_DIR);
+    assert!(
+        app3_after.is_some() && app3_after != app3_before,
+        "app3 was restarted"
+    );
+    assert!(d.nio_answers("app3") && !d.nio_answers("app2"));
 }
 
 #[test]

@@ -7,13 +7,13 @@
 //! No fixed sleeps: the only waits are each node's own health polling.
 //!
 //! Availability budget (docs/operations.md, "restart"): `--max-unavailable N`
-//! is the most nodes of one role that may be down at any instant, counting the
-//! batch being restarted, nodes found stopped before the roll and not yet
-//! started, and nodes that failed to come back earlier in this run. A batch is
-//! shrunk to fit. When a node fails and the budget leaves no room for another
-//! node of its role, the roll stops at once, names the node, shows its log
-//! tail, and touches nothing more. By default N is the batch size, so the
-//! first failure stops the roll and never more nodes are down than one batch.
+//! is one number for the whole run: at no instant are more than N selected
+//! nodes down, counting the batch being restarted, nodes that failed to come
+//! back earlier in this run, and nodes found stopped and not started yet. A
+//! batch is shrunk to the room left; with no room the roll stops. Without it,
+//! the first node that does not come back stops the roll at once, names the
+//! node, shows its log tail and touches nothing more, so never more nodes are
+//! down than one batch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
