@@ -1,6 +1,12 @@
 //! The distribution archive and the JDBC driver on the controller: found (or
 //! downloaded once into a cache), and verified against their pinned sha256
 //! before any host is touched.
+//!
+//! Hashing a 150 MB archive costs about half a second, on every run. The digest of a
+//! local file is therefore remembered in the controller cache (`digests/`), keyed by the
+//! file's path and stamped with its device, inode, size, mtime and ctime: any write to
+//! the file, a replacement, or a metadata change moves the ctime (which no tool can set
+//! back), so a stale record is never used.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,7 +128,7 @@ fn local_verified(
         (None, Some(url)) => download(what, url.get_ref().as_str(), &want)?,
         (None, None) => return Err(ArtifactError::NoSource { what }),
     };
-    let found = sha256_file(&path).map_err(|e| ArtifactError::Unreadable {
+    let found = cached_sha256(&path).map_err(|e| ArtifactError::Unreadable {
         what,
         path: path.clone(),
         message: e.to_string(),
@@ -138,13 +144,68 @@ fn local_verified(
     Ok((path, want))
 }
 
-/// Downloads `url` once into the controller cache, named by its pinned sha256.
-fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, ArtifactError> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
+/// The controller cache: `$XDG_CACHE_HOME/apim-deploy`, else `~/.cache/apim-deploy`.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/var/cache"))
-        .join("apim-deploy");
+        .join("apim-deploy")
+}
+
+/// The sha256 of a local file: from its digest record when the file has not changed
+/// since it was hashed, else hashed (and recorded; a cache that cannot be written only
+/// costs the next run a rehash).
+fn cached_sha256(path: &Path) -> std::io::Result<String> {
+    cached_sha256_in(&cache_dir(), path)
+}
+
+fn cached_sha256_in(cache: &Path, path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    let stamp = format!(
+        "{} {} {} {}.{:09} {}.{:09}",
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    );
+    let canonical = std::fs::canonicalize(path)?;
+    let key = hex::encode(Sha256::digest(canonical.as_os_str().as_encoded_bytes()));
+    let record = cache.join("digests").join(key);
+    if let Ok(text) = std::fs::read_to_string(&record)
+        && let Some((recorded, digest)) = text.trim_end().rsplit_once(' ')
+        && recorded == stamp
+        && digest.len() == 64
+        && digest.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Ok(digest.to_string());
+    }
+    let digest = sha256_file(path)?;
+    let _ = write_record(&record, &format!("{stamp} {digest}\n"));
+    Ok(digest)
+}
+
+/// Writes a digest record atomically (a temp file, then rename).
+fn write_record(record: &Path, text: &str) -> std::io::Result<()> {
+    let dir = record.parent().expect("records live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, record)
+}
+
+/// Downloads `url` once into the controller cache, named by its pinned sha256.
+fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, ArtifactError> {
+    let cache = cache_dir();
     let name = url
         .rsplit('/')
         .next()
@@ -174,4 +235,34 @@ fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, Arti
     }
     std::fs::rename(&partial, &dest).map_err(|e| failed(e.to_string()))?;
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_digest_is_used_only_while_the_file_is_unchanged() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.zip");
+        std::fs::write(&file, b"first").unwrap();
+        let first = cached_sha256_in(cache.path(), &file).unwrap();
+        assert_eq!(first, sha256_file(&file).unwrap());
+        assert_eq!(
+            std::fs::read_dir(cache.path().join("digests"))
+                .unwrap()
+                .count(),
+            1
+        );
+        assert_eq!(cached_sha256_in(cache.path(), &file).unwrap(), first);
+        // Same size, mtime put back: the ctime still moves, so the record is not used.
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::fs::write(&file, b"other").unwrap();
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(mtime).unwrap();
+        let now = cached_sha256_in(cache.path(), &file).unwrap();
+        assert_eq!(now, sha256_file(&file).unwrap());
+        assert_ne!(now, first);
+    }
 }

@@ -1,13 +1,19 @@
 //! `copy`: a controller file on the host, by checksum (the distribution
 //! archive, the JDBC driver jar). Skipped when the host already has a file with
 //! the pinned sha256; otherwise streamed and verified on the far side.
+//!
+//! Hashing a large file on every host on every run would dominate a no-op rerun
+//! (150 MB: about half a second per host). With `digest_cache`, the host keeps a
+//! record of the digest it verified, stamped with the file's device, inode, size,
+//! mtime and ctime; the probe hashes again only when that stamp no longer matches
+//! (any write or replacement moves the ctime, which cannot be set back).
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError};
-use crate::engine::probe::Fact;
+use crate::engine::probe::{Fact, quote};
 use crate::engine::state::HostState;
 
 #[derive(Debug, Deserialize)]
@@ -20,14 +26,63 @@ pub struct Params {
     pub dest: String,
     #[serde(default)]
     pub owner: Option<String>,
+    /// Where the host records the digest it verified (for large files).
+    #[serde(default)]
+    pub digest_cache: Option<String>,
+}
+
+/// The stat fields that change whenever the file's bytes or identity do.
+const STAMP: &str = "stat -c '%d %i %s %.9Y %.9Z' --";
+
+/// Prints the file's sha256: the recorded one while the stamp matches, else a fresh
+/// hash; exit 3 when the file is missing. Read-only (plan writes nothing).
+fn cached_digest_probe(dest: &str, cache: &str) -> String {
+    format!(
+        "f={f}; c={c}; s=$({STAMP} \"$f\" 2>/dev/null) || exit 3\n\
+         if [ -f \"$c\" ] && [ \"$(sed -n 1p \"$c\")\" = \"$s\" ]; then sed -n 2p \"$c\"; \
+         else sha256sum -- \"$f\" | cut -c1-64; fi",
+        f = quote(dest),
+        c = quote(cache),
+    )
+}
+
+/// Records the digest of a just-verified file (after its chown, which moves the ctime).
+fn record_digest(dest: &str, cache: &str, sha256: &str) -> String {
+    format!(
+        "set -eu\nf={f}; c={c}\ns=$({STAMP} \"$f\")\n\
+         printf '%s\\n%s\\n' \"$s\" {sha} > \"$c.tmp\"\nmv -f \"$c.tmp\" \"$c\"\n",
+        f = quote(dest),
+        c = quote(cache),
+        sha = quote(sha256),
+    )
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
-    Ok(vec![Fact::Sha256(p.dest.clone())])
+    Ok(vec![match &p.digest_cache {
+        Some(cache) => Fact::Shell(cached_digest_probe(&p.dest, cache)),
+        None => Fact::Sha256(p.dest.clone()),
+    }])
+}
+
+/// The digest the host reported, `None` when the file is missing.
+fn host_digest(p: &Params, state: &HostState) -> Result<Option<String>, ModuleError> {
+    let Some(cache) = &p.digest_cache else {
+        return Ok(state.probed_sha256(&p.dest).map(str::to_string));
+    };
+    match state.probed_shell(&cached_digest_probe(&p.dest, cache)) {
+        Some((0, out)) => Ok(Some(String::from_utf8_lossy(out).trim().to_string())),
+        Some((3, _)) => Ok(None),
+        Some((rc, out)) => Err(ModuleError::new(format!(
+            "copy: cannot hash {} on the host (exit {rc}): {}",
+            p.dest,
+            String::from_utf8_lossy(out).trim()
+        ))),
+        None => Err(ModuleError::new("copy: the digest probe did not run")),
+    }
 }
 
 pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError> {
-    match state.probed_sha256(&p.dest) {
+    match host_digest(p, state)? {
         Some(d) if d.eq_ignore_ascii_case(&p.sha256) => Ok(Decision::ok(format!(
             "{} has sha256 {}",
             p.dest,
@@ -38,24 +93,66 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
                 Some(d) => format!(
                     "{} has sha256 {}, want {}",
                     p.dest,
-                    short(d),
+                    short(&d),
                     short(&p.sha256)
                 ),
                 None => format!("{} is missing", p.dest),
             };
-            Ok(Decision::change(
-                why,
-                vec![Action::Upload {
-                    local: p.src.clone(),
-                    remote: p.dest.clone(),
-                    sha256: p.sha256.to_lowercase(),
-                    owner: p.owner.clone(),
-                }],
-            ))
+            let sha256 = p.sha256.to_lowercase();
+            let mut actions = vec![Action::Upload {
+                local: p.src.clone(),
+                remote: p.dest.clone(),
+                sha256: sha256.clone(),
+                owner: p.owner.clone(),
+            }];
+            if let Some(cache) = &p.digest_cache {
+                actions.push(Action::Script {
+                    describe: format!("record the sha256 of {}", p.dest),
+                    script: record_digest(&p.dest, cache, &sha256),
+                });
+            }
+            Ok(Decision::change(why, actions))
         }
     }
 }
 
 fn short(d: &str) -> &str {
     &d[..d.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn sh(script: &str) -> (i32, String) {
+        let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    }
+
+    #[test]
+    fn the_recorded_digest_stands_only_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("it's a.zip");
+        let c = dir.path().join("a.zip.sha256");
+        let (f, c) = (f.to_str().unwrap(), c.to_str().unwrap());
+        assert_eq!(sh(&cached_digest_probe(f, c)).0, 3, "missing file");
+        std::fs::write(f, b"bytes").unwrap();
+        let real = sh(&format!("sha256sum {} | cut -c1-64", quote(f))).1;
+        // A record claiming another digest is believed while the stamp matches...
+        let fake = "ab".repeat(32);
+        assert_eq!(sh(&record_digest(f, c, &fake)).0, 0);
+        assert_eq!(sh(&cached_digest_probe(f, c)), (0, fake));
+        // ...and ignored once the file was written (same size, mtime put back).
+        let mtime = std::fs::metadata(f).unwrap().modified().unwrap();
+        std::fs::write(f, b"BYTES").unwrap();
+        let file = std::fs::File::options().write(true).open(f).unwrap();
+        file.set_modified(mtime).unwrap();
+        let changed = sh(&format!("sha256sum {} | cut -c1-64", quote(f))).1;
+        assert_ne!(changed, real);
+        assert_eq!(sh(&cached_digest_probe(f, c)), (0, changed));
+    }
 }
