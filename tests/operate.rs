@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use apim_lab::testing::lab_tests_enabled;
-use apim_lab::{DistFiles, HostKeyType, Lab, LabSpec, Layout};
+use apim_lab::{DistFiles, HostKeyType, KillScope, Lab, LabSpec, Layout};
 
 /// The prefixes these tests may use (127.0.51.0/24 .. 127.0.59.0/24).
 const OCTETS: std::ops::RangeInclusive<u8> = 51..=59;
@@ -336,10 +336,10 @@ fn a_node_that_fails_its_health_check_stops_the_roll_and_leaves_the_rest_running
 }
 
 #[test]
-fn status_exits_0_when_converged_2_after_a_hand_edit_and_1_with_a_stopped_node() {
-    // should: list every node running (pids as on the hosts), then report drift, then a stopped node
+fn status_exits_0_in_sync_2_on_drift_or_pending_restart_1_unreachable_or_stopped() {
+    // should: list every node running (pids as on the hosts), then report drift, a pending restart, an unreachable host and a stopped node
     if !lab_tests_enabled(
-        "status_exits_0_when_converged_2_after_a_hand_edit_and_1_with_a_stopped_node",
+        "status_exits_0_in_sync_2_on_drift_or_pending_restart_1_unreachable_or_stopped",
     ) {
         return;
     }
@@ -395,6 +395,42 @@ fn status_exits_0_when_converged_2_after_a_hand_edit_and_1_with_a_stopped_node()
         "{shown}"
     );
     edit("10399", "10397");
+
+    // A restart left pending (as by an `apply` killed after writing config): exit 2,
+    // until `restart` of that node clears the mark on the host.
+    let mark = format!("{GATEWAY_DIR}/.apim-deploy/restart-pending");
+    assert!(
+        d.lab()
+            .exec("app3", &["touch", &mark])
+            .unwrap()
+            .status
+            .success()
+    );
+    let (code, _, summary) = status_json(&d);
+    assert_eq!(code, Some(2), "{summary}");
+    assert_eq!(
+        summary["restart_pending"],
+        serde_json::json!(["app3/gateway"])
+    );
+    let out = d.apim(&["restart"], &["--limit", "app3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let gone = d.lab().exec("app3", &["test", "-e", &mark]).unwrap();
+    assert!(
+        !gone.status.success(),
+        "the pending mark is removed after a healthy restart"
+    );
+    assert_eq!(status_json(&d).0, Some(0));
+
+    // An unreachable host.
+    d.lab().kill("app3", KillScope::Sshd).unwrap();
+    let (code, _, summary) = status_json(&d);
+    assert_eq!(code, Some(1), "{summary}");
+    assert_eq!(
+        summary["unreachable"],
+        serde_json::json!(["app3"]),
+        "{summary}"
+    );
+    d.lab().revive("app3").unwrap();
 
     // A stopped node.
     let stop = format!("cd {GATEWAY_DIR} && bash bin/wso2server.sh stop");

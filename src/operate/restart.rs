@@ -26,6 +26,7 @@ use super::events::{OpEvent, OpReporter};
 use crate::engine::modules::service::{self, ServiceAction};
 use crate::engine::plan;
 use crate::engine::probe::Fact;
+use crate::engine::redact::Redactor;
 use crate::engine::report::HostRecap;
 use crate::topology::Node;
 use crate::wso2::RunSettings;
@@ -173,8 +174,8 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
     // Every host must answer before anything is stopped anywhere.
     let conns = super::connect_each(&loaded, Some(&wanted_hosts)).await?;
     let failed_hosts: Vec<String> = conns
-        .iter()
-        .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h}: {e}")))
+        .values()
+        .filter_map(|r| r.as_ref().err().cloned())
         .collect();
     if !failed_hosts.is_empty() {
         super::close_all(&conns).await;
@@ -196,6 +197,7 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
     });
     let mut roll = Roll {
         hosts: &hosts,
+        redactor: &loaded.run.redactor,
         out,
         outcome: RollOutcome::default(),
         recap: BTreeMap::new(),
@@ -282,6 +284,8 @@ async fn probe_running(
 
 struct Roll<'a> {
     hosts: &'a HashMap<String, Arc<dyn Transport>>,
+    /// Masks every secret of the inventory in errors and log lines shown.
+    redactor: &'a Redactor,
     out: &'a dyn OpReporter,
     outcome: RollOutcome,
     recap: BTreeMap<String, HostRecap>,
@@ -373,6 +377,8 @@ impl Roll<'_> {
                     self.outcome.restarted.push(m.id);
                 }
                 Err((error, tail)) => {
+                    let error = self.redactor.mask(&error);
+                    let tail = tail.iter().map(|l| self.redactor.mask(l)).collect();
                     recap.failed += 1;
                     self.outcome.failed.push(m.id.clone());
                     self.first_failure.get_or_insert((m.id, error, tail));

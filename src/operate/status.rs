@@ -60,7 +60,7 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
     let conns = super::connect_each(&loaded, None).await?;
     let unreachable: Vec<String> = conns
         .iter()
-        .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
+        .filter_map(|(h, r)| r.as_ref().err().map(|_| h.clone()))
         .collect();
     let hosts: HashMap<String, Arc<dyn Transport>> = conns
         .iter()
@@ -76,8 +76,17 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
             .await
             .map_err(|e| e.to_string())
     };
-    let (probed, planned) = tokio::join!(probes, planned);
+    let (mut probed, planned) = tokio::join!(probes, planned);
     super::close_all(&conns).await;
+    for (host, result) in &conns {
+        if let Err(e) = result {
+            let facts = HostFacts {
+                error: Some(format!("unreachable: {e}")),
+                ..Default::default()
+            };
+            probed.insert(host.clone(), facts);
+        }
+    }
 
     let want_sha = loaded
         .run
@@ -202,7 +211,7 @@ async fn probe_nodes(
                         facts.listening = listening_ports(&String::from_utf8_lossy(out));
                     }
                 }
-                Err(e) => facts.error = Some(e),
+                Err(e) => facts.error = Some(format!("probe failed: {e}")),
             }
             (host, facts)
         });
@@ -276,7 +285,7 @@ fn node_state(
     };
     let Some(facts) = facts.filter(|f| f.error.is_none()) else {
         s.health = match facts.and_then(|f| f.error.clone()) {
-            Some(e) => format!("probe failed: {e}"),
+            Some(e) => e,
             None => "host unreachable".into(),
         };
         return s;
