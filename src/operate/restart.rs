@@ -253,33 +253,65 @@ fn check_names(nodes: &[Node], roles: &[String], opts: &RestartOptions) -> anyho
     Ok(())
 }
 
-/// Which selected nodes run now: one probe round trip per host.
+/// Which selected nodes run now: one probe round trip per host, concurrently.
+/// A node without its start script (never installed) is an error before
+/// anything is stopped: the roll would only wait out its timeout there.
 async fn probe_running(
     roles: &[(String, Vec<Member>)],
     hosts: &HashMap<String, Arc<dyn Transport>>,
 ) -> anyhow::Result<HashMap<String, bool>> {
-    let mut by_host: BTreeMap<&str, Vec<&Member>> = BTreeMap::new();
+    let mut by_host: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for m in roles.iter().flat_map(|(_, m)| m) {
-        by_host.entry(m.host.as_str()).or_default().push(m);
+        by_host
+            .entry(m.host.clone())
+            .or_default()
+            .push((m.id.clone(), m.params.dir.clone()));
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (host, members) in by_host {
+        let t = hosts.get(&host).cloned().expect("connected above");
+        set.spawn(async move {
+            let mut questions = Vec::new();
+            for (_, dir) in &members {
+                questions.push(Fact::Shell(service::status_probe(dir)));
+                questions.push(Fact::Shell(installed_probe(dir)));
+            }
+            let facts = plan::probe_host(t.as_ref(), &questions).await;
+            (host, members, questions, facts)
+        });
     }
     let mut running = HashMap::new();
-    for (host, members) in by_host {
-        let questions: Vec<Fact> = members
-            .iter()
-            .map(|m| Fact::Shell(service::status_probe(&m.params.dir)))
-            .collect();
-        let t = hosts.get(host).expect("connected above");
-        let facts = plan::probe_host(t.as_ref(), &questions)
-            .await
-            .map_err(|e| anyhow::anyhow!("{host}: probe failed: {e}"))?;
-        for (m, q) in members.iter().zip(&questions) {
-            let up = matches!(q, Fact::Shell(s) if facts
-                .shell(s)
-                .is_some_and(|(_, o)| o.starts_with(b"running ")));
-            running.insert(m.id.clone(), up);
+    let mut missing = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (host, members, questions, facts) = joined?;
+        let facts = facts.map_err(|e| anyhow::anyhow!("{host}: probe failed: {e}"))?;
+        for ((id, dir), pair) in members.iter().zip(questions.chunks(2)) {
+            let answer = |q: &Fact| match q {
+                Fact::Shell(s) => facts.shell(s),
+                _ => None,
+            };
+            let up = answer(&pair[0]).is_some_and(|(_, o)| o.starts_with(b"running "));
+            if !matches!(answer(&pair[1]), Some((0, _))) {
+                missing.push(format!("{id} ({dir}/bin/wso2server.sh is missing)"));
+            }
+            running.insert(id.clone(), up);
         }
     }
+    if !missing.is_empty() {
+        missing.sort();
+        anyhow::bail!(
+            "not installed, so nothing to restart (run `apim-deploy apply` first); nothing was restarted: {}",
+            missing.join(", ")
+        );
+    }
     Ok(running)
+}
+
+fn installed_probe(dir: &str) -> String {
+    format!(
+        "test -f {}/bin/wso2server.sh",
+        crate::engine::probe::quote(dir)
+    )
 }
 
 struct Roll<'a> {
