@@ -26,6 +26,8 @@ const GATEWAY_DIR: &str = "/opt/wso2/Gateway";
 struct Deployed {
     lab: Option<Lab>,
     inventory: PathBuf,
+    /// Everything the tool printed, to scan for secrets.
+    captured: std::cell::RefCell<Vec<u8>>,
     prefix: String,
     _lock: File,
 }
@@ -69,6 +71,7 @@ impl Deployed {
         let d = Deployed {
             lab: Some(lab),
             inventory,
+            captured: Default::default(),
             prefix,
             _lock: lock,
         };
@@ -79,12 +82,34 @@ impl Deployed {
 
     /// Runs `apim-deploy <command> <inventory> <args>`.
     fn apim(&self, command: &[&str], args: &[&str]) -> Output {
-        Command::new(assert_cmd::cargo::cargo_bin("apim-deploy"))
+        let out = Command::new(assert_cmd::cargo::cargo_bin("apim-deploy"))
             .args(command)
             .arg(&self.inventory)
             .args(args)
             .output()
-            .expect("run apim-deploy")
+            .expect("run apim-deploy");
+        let mut captured = self.captured.borrow_mut();
+        captured.extend_from_slice(&out.stdout);
+        captured.extend_from_slice(&out.stderr);
+        out
+    }
+
+    /// No secret of the lab's inventory appears in anything the tool printed.
+    fn assert_no_secret_printed(&self) {
+        let dir = self.inventory.parent().unwrap().join("secrets");
+        let captured = String::from_utf8_lossy(&self.captured.borrow()).into_owned();
+        assert!(!captured.is_empty());
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let secret = fs::read_to_string(&path).unwrap();
+            let secret = secret.trim();
+            assert!(secret.len() >= 8, "{}", path.display());
+            assert!(
+                !captured.contains(secret),
+                "the secret in {} was printed",
+                path.display()
+            );
+        }
     }
 
     fn address(&self, host: &str) -> String {
@@ -263,6 +288,7 @@ fn rolling_restart_of_two_gateways_keeps_a_nio_port_answering_throughout() {
         }
     }
     assert!(d.nio_answers("app2") && d.nio_answers("app3"));
+    d.assert_no_secret_printed();
 }
 
 #[test]
@@ -333,6 +359,7 @@ fn a_node_that_fails_its_health_check_stops_the_roll_and_leaves_the_rest_running
         "app3 was restarted"
     );
     assert!(d.nio_answers("app3") && !d.nio_answers("app2"));
+    d.assert_no_secret_printed();
 }
 
 #[test]
@@ -458,4 +485,5 @@ fn status_exits_0_in_sync_2_on_drift_or_pending_restart_1_unreachable_or_stopped
         .find(|n| n["target"] == "app2/gateway")
         .unwrap();
     assert_eq!(gw["running"], false, "{gw}");
+    d.assert_no_secret_printed();
 }
