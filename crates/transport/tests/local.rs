@@ -1,26 +1,12 @@
 //! Tests for `LocalTransport`: the trait's semantics on this machine, with real
 //! processes and real files (no SSH needed).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use apim_transport::{Cmd, ExitStatus, FileKind, LocalTransport, Owner, Transport, TransportError};
 use sha2::{Digest, Sha256};
-
-const NASTY: &[&str] = &[
-    "it's",
-    "say \"hi\"",
-    "$(touch /tmp/apim-pwned)",
-    "`id`",
-    "a; b | c && d",
-    "  spaces  around  ",
-    "new\nline",
-    "naïve ☃ 日本",
-    "*",
-    "$HOME",
-    "back\\slash",
-    "",
-    "-n",
-];
 
 fn host() -> LocalTransport {
     LocalTransport::new().named("local")
@@ -29,15 +15,13 @@ fn host() -> LocalTransport {
 #[tokio::test]
 async fn arguments_arrive_unchanged() {
     // Should: every argument reaches the process byte for byte, nothing is interpreted.
-    let cmd = Cmd::new("printf").arg("%s\\0").args(NASTY.iter().copied());
-    let out = host().exec_ok(&cmd).await.unwrap();
-    let got: Vec<&[u8]> = out.stdout.split(|b| *b == 0).collect();
-    let want: Vec<&[u8]> = NASTY
-        .iter()
-        .map(|s| s.as_bytes())
-        .chain([&b""[..]])
-        .collect();
-    assert_eq!(got, want);
+    let out = host().exec_ok(&common::print_nasty()).await.unwrap();
+    common::assert_nasty_arrived(&out.stdout);
+    assert!(
+        !std::path::Path::new("/tmp/apim-pwned").exists()
+            && !std::path::Path::new("/tmp/apim-pwned2").exists(),
+        "a quoted $(...) or backtick was executed"
+    );
 }
 
 #[tokio::test]

@@ -8,23 +8,6 @@ use std::sync::Arc;
 use apim_transport::{Cmd, ExitStatus, FileKind, SshTransport, Transport, TransportError};
 use sha2::{Digest, Sha256};
 
-const NASTY: &[&str] = &[
-    "it's",
-    "say \"hi\"",
-    "$(touch /tmp/pwned)",
-    "`touch /tmp/pwned2`",
-    "a; b | c && d > e",
-    "  spaces  around  ",
-    "new\nline\n",
-    "naïve ☃ 日本語",
-    "*",
-    "$HOME ${PATH}",
-    "back\\slash",
-    "",
-    "-n",
-    "tab\there",
-];
-
 #[tokio::test]
 async fn commands_over_ssh_behave_like_local_ones() {
     // Should: stdin in; stdout, stderr, exit codes and signals out; nasty arguments unchanged.
@@ -56,19 +39,10 @@ async fn commands_over_ssh_behave_like_local_ones() {
         .unwrap();
     assert_eq!(out.status, ExitStatus::Signal("TERM".into()));
 
-    let out = host
-        .exec_ok(&Cmd::new("printf").arg("%s\\0").args(NASTY.iter().copied()))
-        .await
-        .unwrap();
-    let got: Vec<&[u8]> = out.stdout.split(|b| *b == 0).collect();
-    let want: Vec<&[u8]> = NASTY
-        .iter()
-        .map(|s| s.as_bytes())
-        .chain([&b""[..]])
-        .collect();
-    assert_eq!(got, want);
+    let out = host.exec_ok(&common::print_nasty()).await.unwrap();
+    common::assert_nasty_arrived(&out.stdout);
     let pwned = host
-        .exec(&Cmd::new("ls").arg("/tmp/pwned").arg("/tmp/pwned2"))
+        .exec(&Cmd::new("ls").arg("/tmp/apim-pwned").arg("/tmp/apim-pwned2"))
         .await
         .unwrap();
     assert_eq!(
@@ -243,21 +217,7 @@ async fn refused_channel_opens_are_retried() {
     let Some(lab) = common::lab("refused_channel_opens_are_retried", 1) else {
         return;
     };
-    let sshd = [
-        "/usr/sbin/sshd",
-        "-p",
-        "2223",
-        "-o",
-        "MaxSessions=2",
-        "-o",
-        "PidFile=/run/sshd-2223.pid",
-    ];
-    let out = lab.exec("app1", &sshd).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::start_extra_sshd(&lab, "app1", 2223, &["MaxSessions=2"]);
     let dir = tempfile::tempdir().unwrap();
     let known = dir.path().join("known_hosts");
     let address = lab.host("app1").unwrap().address.to_string();

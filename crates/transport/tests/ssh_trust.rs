@@ -234,33 +234,13 @@ async fn password_authentication() {
     };
     let user = lab.deploy_user().to_string();
     let password = "pw with 'quotes' and $(x)";
-    let out = lab
-        .exec_with_stdin(
-            "app1",
-            &["chpasswd"],
-            Some(format!("{user}:{password}\n").as_bytes()),
-        )
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::lab_exec_ok(
+        &lab,
+        "app1",
+        &["chpasswd"],
+        Some(format!("{user}:{password}\n").as_bytes()),
     );
-    let sshd = [
-        "/usr/sbin/sshd",
-        "-p",
-        "2222",
-        "-o",
-        "PasswordAuthentication=yes",
-        "-o",
-        "PidFile=/run/sshd-pw.pid",
-    ];
-    let out = lab.exec("app1", &sshd).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::start_extra_sshd(&lab, "app1", 2222, &["PasswordAuthentication=yes"]);
 
     let dir = tempfile::tempdir().unwrap();
     let address = lab.host("app1").unwrap().address.to_string();

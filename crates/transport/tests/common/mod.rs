@@ -110,3 +110,63 @@ pub fn write_pattern_file(path: &std::path::Path, len: usize) -> String {
     file.flush().unwrap();
     hex::encode(hash.finalize())
 }
+
+/// Arguments a naive transport would mangle: quotes, substitutions, separators,
+/// whitespace, newlines, non-ASCII, globs, variables, an empty one and an option.
+pub const NASTY: &[&str] = &[
+    "it's",
+    "say \"hi\"",
+    "$(touch /tmp/apim-pwned)",
+    "`touch /tmp/apim-pwned2`",
+    "a; b | c && d > e",
+    "  spaces  around  ",
+    "new\nline\n",
+    "naïve ☃ 日本語",
+    "*",
+    "$HOME ${PATH}",
+    "back\\slash",
+    "",
+    "-n",
+    "tab\there",
+];
+
+/// The command that prints each of [`NASTY`] followed by a NUL.
+pub fn print_nasty() -> apim_transport::Cmd {
+    apim_transport::Cmd::new("printf")
+        .arg("%s\\0")
+        .args(NASTY.iter().copied())
+}
+
+/// Asserts that `stdout` of [`print_nasty`] holds every argument byte for byte.
+pub fn assert_nasty_arrived(stdout: &[u8]) {
+    let got: Vec<&[u8]> = stdout.split(|b| *b == 0).collect();
+    let want: Vec<&[u8]> = NASTY
+        .iter()
+        .map(|s| s.as_bytes())
+        .chain([&b""[..]])
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// Runs a command inside a lab host, asserting success.
+pub fn lab_exec_ok(lab: &Lab, host: &str, argv: &[&str], stdin: Option<&[u8]>) {
+    let out = lab.exec_with_stdin(host, argv, stdin).unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts a second sshd on `host` at `port` with extra `-o` options (the host's own
+/// keys and config otherwise).
+pub fn start_extra_sshd(lab: &Lab, host: &str, port: u16, options: &[&str]) {
+    let port = port.to_string();
+    let pid_file = format!("PidFile=/run/sshd-{port}.pid");
+    let mut argv = vec!["/usr/sbin/sshd", "-p", &port, "-o", &pid_file];
+    for o in options {
+        argv.push("-o");
+        argv.push(o);
+    }
+    lab_exec_ok(lab, host, &argv, None);
+}
