@@ -69,9 +69,14 @@ fn load(path: &Path) -> anyhow::Result<(crate::inventory::Inventory, Topology)> 
     Topology::load(path, Secrets::Resolve).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Executes a prepared plan and reports the outcome.
-pub async fn apply(p: &Prepared, reporter: Arc<dyn Reporter>, opts: &DeployOptions) -> Outcome {
-    let started = std::time::Instant::now();
+/// Executes a prepared plan and reports the outcome; `started` is when the run
+/// began (before connecting), so the recap's time is the operator's wall time.
+pub async fn apply(
+    p: &Prepared,
+    reporter: Arc<dyn Reporter>,
+    opts: &DeployOptions,
+    started: std::time::Instant,
+) -> Outcome {
     reporter.event(&Event::RunStart {
         schema: "apim-deploy.events/1".into(),
         command: "apply".into(),

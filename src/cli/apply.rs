@@ -51,6 +51,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let opts = args.options();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        let started = std::time::Instant::now();
         let prepared = deploy::prepare(&opts).await?;
         let reporter: Arc<dyn Reporter> = if args.json {
             Arc::new(JsonReporter::new(std::io::stdout()))
@@ -61,7 +62,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
             r.show_diffs = args.diff;
             Arc::new(r)
         };
-        let outcome = deploy::apply(&prepared, reporter, &opts).await;
+        let outcome = deploy::apply(&prepared, reporter, &opts, started).await;
         if outcome.ok {
             Ok(ExitCode::SUCCESS)
         } else {
