@@ -115,7 +115,7 @@ rm -f {pending}
 pub fn node_pid_fn() -> &'static str {
     r#"node_pid() {
   local p
-  p=$(tr -d '\000' < "$dir/wso2carbon.pid" 2>/dev/null | tr -dc '0-9')
+  p=$(tr -d '\000' 2>/dev/null < "$dir/wso2carbon.pid" | tr -dc '0-9')
   [ -n "$p" ] && [ -r "/proc/$p/cmdline" ] && tr '\000' ' ' < "/proc/$p/cmdline" | grep -qF -- "$dir" && echo "$p"
 }"#
 }
