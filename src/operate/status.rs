@@ -19,7 +19,6 @@ use apim_transport::Transport;
 use super::events::{Drift, NodeState, OpEvent, OpReporter, PortState, StatusSummary};
 use crate::engine::modules::{service, unpack};
 use crate::engine::plan::{self, Plan};
-use crate::engine::playbook::{Playbook, Scope};
 use crate::engine::probe::{Fact, quote};
 use crate::topology::Node;
 use crate::wso2::RunSettings;
@@ -72,7 +71,7 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         if !unreachable.is_empty() {
             return Err("not every host is reachable".to_string());
         }
-        plan::make_plan(&drift_playbook(&loaded.playbook), &loaded.run, &hosts)
+        plan::make_plan(&loaded.playbook, &loaded.run, &hosts)
             .await
             .map_err(|e| e.to_string())
     };
@@ -136,21 +135,6 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
     summary.duration_ms = started.elapsed().as_millis() as u64;
     out.event(&OpEvent::StatusSummary(summary.clone()));
     Ok(summary)
-}
-
-/// The playbook the drift check plans with: without host-scope `copy` tasks.
-/// Those keep the distribution archive in each host's cache; no running node
-/// reads it, and checking it costs a full sha256 of the archive (150 MB and
-/// more) on every host, which would dominate `status`. Node-scope copies (the
-/// JDBC jar) stay: a node loads that file.
-fn drift_playbook(pb: &Playbook) -> Playbook {
-    let mut pb = pb.clone();
-    for phase in &mut pb.phases {
-        if phase.scope == Scope::Host {
-            phase.tasks.retain(|t| t.module != "copy");
-        }
-    }
-    pb
 }
 
 fn names(states: &[NodeState], pick: impl Fn(&NodeState) -> bool) -> Vec<String> {
