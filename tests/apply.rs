@@ -743,6 +743,11 @@ fn check_clustering(w: &World, lab: &Lab, n: &N) {
             want_members.push((peer.address.clone(), p_port));
         }
     }
+    assert!(
+        !xml.lines()
+            .any(|l| l.contains("<member>") && l.contains("<hostName>")),
+        "{ctx}: members are laid out one element per line, like the distribution's"
+    );
     let members_blocks = children(cl, "members");
     let members = only(members_blocks, &format!("{ctx}: one members block"));
     let mut found: Vec<(String, String)> = children(members, "member")

@@ -220,7 +220,7 @@ fn node_vars(n: &Node, topo: &Topology) -> Value {
             .iter()
             .map(|m| {
                 format!(
-                    "<member><hostName>{}</hostName><port>{}</port></member>",
+                    "<member>\n    <hostName>{}</hostName>\n    <port>{}</port>\n</member>\n",
                     m.host, m.port
                 )
             })
