@@ -42,6 +42,7 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         None => Playbook::builtin(),
     };
     let (inv, topo) = load(&opts.inventory)?;
+    topo.check_limit(&opts.limit).map_err(anyhow::Error::msg)?;
     let mut run = wso2::prepare(&inv, &topo, &opts.settings)?;
     run.limit(&opts.limit);
     let wanted = run.host_names();

@@ -25,13 +25,19 @@ pub struct Args {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Only these hosts, or the hosts of these roles or nodes (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub limit: Vec<String>,
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let (inventory, topology) =
         Topology::load(&args.inventory, Secrets::Skip).map_err(|e| anyhow::anyhow!("{e}"))?;
+    topology
+        .check_limit(&args.limit)
+        .map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(gather(&inventory, &topology))?;
+    let report = runtime.block_on(gather(&inventory, &topology, &args.limit))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -129,8 +135,20 @@ done
 "#;
 
 /// Connects to every host concurrently and probes each in one round trip.
-pub async fn gather(inventory: &Inventory, topology: &Topology) -> anyhow::Result<Vec<HostFacts>> {
-    let targets = crate::connect::targets(inventory, topology)?;
+pub async fn gather(
+    inventory: &Inventory,
+    topology: &Topology,
+    limit: &[String],
+) -> anyhow::Result<Vec<HostFacts>> {
+    let picked: Vec<String> = topology
+        .hosts_selected_by(limit)
+        .iter()
+        .map(|h| h.name.to_string())
+        .collect();
+    let targets: Vec<_> = crate::connect::targets(inventory, topology)?
+        .into_iter()
+        .filter(|t| picked.contains(&t.name))
+        .collect();
     let java_home = inventory
         .install
         .java_home

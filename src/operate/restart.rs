@@ -28,7 +28,7 @@ use crate::engine::plan;
 use crate::engine::probe::Fact;
 use crate::engine::redact::Redactor;
 use crate::engine::report::HostRecap;
-use crate::topology::Node;
+use crate::topology::Topology;
 use crate::wso2::RunSettings;
 
 /// How many nodes of a role go at once.
@@ -108,14 +108,6 @@ pub struct RollOutcome {
     pub ok: bool,
 }
 
-/// Whether a node is picked by `--limit` entries (host, role or node names).
-pub fn matches_limit(n: &Node, limit: &[String]) -> bool {
-    limit.is_empty()
-        || limit
-            .iter()
-            .any(|l| l == n.host.as_str() || l == n.role.key() || *l == n.id)
-}
-
 /// One node to restart.
 #[derive(Debug, Clone)]
 struct Member {
@@ -132,7 +124,7 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
         .playbook
         .role_order()
         .map_err(|e| anyhow::anyhow!("playbook `{}`: {e}", loaded.playbook.name))?;
-    check_names(&loaded.topology.nodes, &order, opts)?;
+    check_names(&loaded.topology, &order, opts)?;
     let mut roles: Vec<(String, Vec<Member>)> = Vec::new();
     for role in &order {
         if !opts.roles.is_empty() && !opts.roles.contains(role) {
@@ -142,7 +134,7 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
             .topology
             .nodes
             .iter()
-            .filter(|n| n.role.key() == role && matches_limit(n, &opts.limit))
+            .filter(|n| n.role.key() == role && n.selected_by(&opts.limit))
             .filter_map(|n| {
                 services.get(&n.id).map(|p| Member {
                     id: n.id.clone(),
@@ -229,27 +221,15 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
 }
 
 /// Unknown names in `--roles` / `--limit` are errors that list what exists.
-fn check_names(nodes: &[Node], roles: &[String], opts: &RestartOptions) -> anyhow::Result<()> {
+fn check_names(topology: &Topology, roles: &[String], opts: &RestartOptions) -> anyhow::Result<()> {
     for r in &opts.roles {
         if !roles.contains(r) {
             anyhow::bail!("--roles: unknown role `{r}` (roles: {})", roles.join(", "));
         }
     }
-    for l in &opts.limit {
-        if !nodes
-            .iter()
-            .any(|n| matches_limit(n, std::slice::from_ref(l)))
-        {
-            let mut known: Vec<String> = nodes.iter().map(|n| n.host.to_string()).collect();
-            known.sort();
-            known.dedup();
-            anyhow::bail!(
-                "--limit: `{l}` is no host, role or node of the inventory (hosts: {}; roles: {})",
-                known.join(", "),
-                roles.join(", ")
-            );
-        }
-    }
+    topology
+        .check_limit(&opts.limit)
+        .map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

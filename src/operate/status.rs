@@ -51,7 +51,7 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         .topology
         .nodes
         .iter()
-        .filter(|n| super::restart::matches_limit(n, &opts.limit))
+        .filter(|n| n.selected_by(&opts.limit))
         .collect();
     if nodes.is_empty() {
         anyhow::bail!("--limit {} matches no node", opts.limit.join(","));

@@ -480,3 +480,41 @@ fn json_has_the_documented_field_names() {
         "https://127.0.10.1:9444/services/"
     );
 }
+
+#[test]
+fn limit_picks_hosts_roles_and_nodes_and_rejects_unknown_names() {
+    let t = topology(TWO_GATEWAYS);
+    let picked = |limit: &[&str]| -> Vec<String> {
+        let limit: Vec<String> = limit.iter().map(|s| s.to_string()).collect();
+        t.nodes
+            .iter()
+            .filter(|n| n.selected_by(&limit))
+            .map(|n| n.id.clone())
+            .collect()
+    };
+    let hosts = |limit: &[&str]| -> Vec<String> {
+        let limit: Vec<String> = limit.iter().map(|s| s.to_string()).collect();
+        t.hosts_selected_by(&limit)
+            .iter()
+            .map(|h| h.name.to_string())
+            .collect()
+    };
+    assert_eq!(picked(&["gateway"]), ["gw1/gateway", "gw2/gateway"]);
+    assert_eq!(
+        picked(&["app1/store", "gw2"]),
+        ["app1/store", "gw2/gateway"]
+    );
+    assert_eq!(picked(&[]).len(), t.nodes.len());
+    assert_eq!(hosts(&["publisher"]), ["app1"]);
+    assert_eq!(hosts(&["database"]), ["db"]);
+    let err = t.check_limit(&["gw3".to_string()]).unwrap_err();
+    assert!(
+        err.starts_with("--limit: `gw3` is no host, role or node"),
+        "{err}"
+    );
+    assert!(err.contains("hosts: app1, gw1, gw2, db"), "{err}");
+    assert!(
+        t.check_limit(&["gw1/gateway".into(), "store".into()])
+            .is_ok()
+    );
+}
