@@ -1379,19 +1379,28 @@ struct ApplyLab {
 impl ApplyLab {
     fn up(layout: Layout) -> ApplyLab {
         fs::create_dir_all(LOCK_DIR).unwrap();
-        let (octet, lock) = PREFIX_OCTETS
+        let mut refused = Vec::new();
+        let (lab, lock) = PREFIX_OCTETS
             .clone()
             .find_map(|o| {
                 let file = File::create(format!("{LOCK_DIR}/127.0.{o}.lock")).ok()?;
-                file.try_lock().ok().map(|()| (o, file))
+                file.try_lock().ok()?;
+                let prefix = format!("127.0.{o}");
+                let mut spec = LabSpec::new(&prefix, format!("/tmp/apim-apply-test-{o}"));
+                spec.layout = layout;
+                spec.app_hosts = layout.min_app_hosts();
+                spec.host_key_types = vec![HostKeyType::Ed25519, HostKeyType::Ecdsa];
+                match Lab::up(&spec) {
+                    Ok(lab) => Some((lab, file)),
+                    // A lab started by hand holds this prefix: take the next one.
+                    Err(e) if e.to_string().contains("is in use by another lab") => {
+                        refused.push(e.to_string());
+                        None
+                    }
+                    Err(e) => panic!("lab {prefix}: {e}"),
+                }
             })
-            .expect("every prefix 127.0.40-49 is in use");
-        let prefix = format!("127.0.{octet}");
-        let mut spec = LabSpec::new(&prefix, format!("/tmp/apim-apply-test-{octet}"));
-        spec.layout = layout;
-        spec.app_hosts = layout.min_app_hosts();
-        spec.host_key_types = vec![HostKeyType::Ed25519, HostKeyType::Ecdsa];
-        let lab = Lab::up(&spec).unwrap_or_else(|e| panic!("lab {prefix}: {e}"));
+            .unwrap_or_else(|| panic!("no free prefix in 127.0.40-49: {refused:?}"));
         let mut this = ApplyLab {
             lab: Some(lab),
             dist: placeholder_dist(),
