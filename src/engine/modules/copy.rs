@@ -39,7 +39,8 @@ const STAMP: &str = "stat -c '%d %i %s %.9Y %.9Z' --";
 fn cached_digest_probe(dest: &str, cache: &str) -> String {
     format!(
         "f={f}; c={c}; s=$({STAMP} \"$f\" 2>/dev/null) || exit 3\n\
-         if [ -f \"$c\" ] && [ \"$(sed -n 1p \"$c\")\" = \"$s\" ]; then sed -n 2p \"$c\"; \
+         l1=''; l2=''; {{ read -r l1; read -r l2; }} 2>/dev/null < \"$c\"\n\
+         if [ \"$l1\" = \"$s\" ] && [ -n \"$l2\" ]; then echo \"$l2\"; \
          else sha256sum -- \"$f\" | cut -c1-64; fi",
         f = quote(dest),
         c = quote(cache),

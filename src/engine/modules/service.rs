@@ -112,11 +112,18 @@ rm -f {pending}
 /// A shell function printing the node's live pid, failing when it is not running.
 /// A stale pid (left behind after stop, or reused by another process) does not count.
 /// It reads `$dir` (the node's CARBON_HOME); `status` reuses it in its own probe.
+/// Bash builtins only (`read`, pattern matching; bash 4.2 is enough): the probe of a 50-host
+/// rerun runs it on every node, and each process spawned there costs time.
 pub fn node_pid_fn() -> &'static str {
     r#"node_pid() {
-  local p
-  p=$(tr -d '\000' 2>/dev/null < "$dir/wso2carbon.pid" | tr -dc '0-9')
-  [ -n "$p" ] && [ -r "/proc/$p/cmdline" ] && tr '\000' ' ' < "/proc/$p/cmdline" | grep -qF -- "$dir" && echo "$p"
+  local p='' arg
+  read -r p 2>/dev/null < "$dir/wso2carbon.pid"
+  p=${p//[!0-9]/}
+  [ -n "$p" ] && [ -r "/proc/$p/cmdline" ] || return 1
+  while IFS= read -r -d '' arg; do
+    [[ "$arg" == *"$dir"* ]] && { echo "$p"; return 0; }
+  done 2>/dev/null < "/proc/$p/cmdline"
+  return 1
 }"#
 }
 
@@ -180,4 +187,49 @@ pub fn decide_with(p: &Params, state: &HostState, notified: &[String]) -> Decisi
 
 pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError> {
     Ok(decide_with(p, state, &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn node_pid(dir: &str) -> (bool, String) {
+        let script = format!("dir={}\n{}\nnode_pid", quote(dir), node_pid_fn());
+        let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    #[test]
+    fn node_pid_trusts_only_a_live_process_of_this_node() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("Gate way's").to_str().unwrap().to_string();
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(node_pid(&dir), (false, String::new()), "no pid file");
+        // A live process whose command line names the node directory.
+        let mut child = Command::new("bash")
+            .args(["-c", "sleep 30; true", &format!("{dir}/bin/wso2server.sh")])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut pidfile = format!("{pid}\n").into_bytes();
+        pidfile.resize(100, 0);
+        std::fs::write(format!("{dir}/wso2carbon.pid"), &pidfile).unwrap();
+        assert_eq!(node_pid(&dir), (true, pid.to_string()));
+        // The same pid file for another node's directory: not this node's process.
+        let other = tmp.path().join("Store");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("wso2carbon.pid"), &pidfile).unwrap();
+        assert!(
+            !node_pid(other.to_str().unwrap()).0,
+            "another node's pid file"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(node_pid(&dir), (false, String::new()), "stale pid");
+    }
 }
