@@ -62,6 +62,22 @@ fn two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing() {
 }
 
 #[test]
+fn tenants_and_jwt_give_gateway_and_key_manager_the_shared_stores_and_token_generation() {
+    // should: with multi_tenancy and jwt, add the user store and registry to the Gateway, the registry to the KM, JWT on KM and GW
+    if !enabled(
+        "tenants_and_jwt_give_gateway_and_key_manager_the_shared_stores_and_token_generation",
+    ) {
+        return;
+    }
+    let options = Options {
+        multi_tenancy: true,
+        jwt: true,
+    };
+    let world = deploy_with_options_check_and_rerun(Layout::OnePerHost, options);
+    assert!(world.nodes.iter().all(|n| n.uses_user_db()));
+}
+
+#[test]
 fn a_wrong_checksum_an_unreachable_host_or_a_refused_db_login_stops_before_any_host_changes() {
     // should: refuse each fault with an error naming it, leaving every host and the database as they were
     if !enabled(
@@ -144,8 +160,23 @@ fn a_wrong_checksum_an_unreachable_host_or_a_refused_db_login_stops_before_any_h
 /// Deploys the layout on a fresh lab, checks every host, reruns and checks that nothing
 /// moved. Returns the checked world for layout-specific assertions.
 fn deploy_check_and_rerun(layout: Layout) -> World {
+    deploy_with_options_check_and_rerun(layout, Options::default())
+}
+
+/// [`deploy_check_and_rerun`] with `[options]` added to the lab's inventory.
+fn deploy_with_options_check_and_rerun(layout: Layout, options: Options) -> World {
     let lab = ApplyLab::up(layout);
-    let world = World::new(&lab);
+    let mut text = read_string(&lab.inventory);
+    assert!(
+        !text.contains("[options]"),
+        "the lab inventory has its own [options]"
+    );
+    text.push_str(&format!(
+        "\n[options]\nmulti_tenancy = {}\njwt = {}\n",
+        options.multi_tenancy, options.jwt
+    ));
+    fs::write(&lab.inventory, text).unwrap();
+    let world = World::new(&lab, options);
     let hosts_before: BTreeMap<String, String> = world
         .app_hosts()
         .into_iter()
@@ -226,6 +257,15 @@ struct N {
     address: String,
     role: R,
     offset: u16,
+    /// The deployment's `[options]`.
+    options: Options,
+}
+
+/// The inventory's `[options]` a test deploys with.
+#[derive(Debug, Clone, Copy, Default)]
+struct Options {
+    multi_tenancy: bool,
+    jwt: bool,
 }
 
 impl N {
@@ -258,16 +298,22 @@ impl N {
     fn revoke_url(&self) -> String {
         format!("https://{}:{}/revoke", self.address, 8243 + self.offset)
     }
+    /// WSO2UM_DB: KM, Publisher, Store; the Gateway too with tenants.
     fn uses_user_db(&self) -> bool {
-        self.role != R::Gw
+        self.role != R::Gw || self.options.multi_tenancy
     }
+    /// WSO2REG_DB and the registry mounts: Publisher, Store; Gateway and KM too with tenants.
     fn uses_reg_db(&self) -> bool {
-        matches!(self.role, R::Pub | R::Store)
+        matches!(self.role, R::Pub | R::Store) || self.options.multi_tenancy
+    }
+    /// `APIConsumerAuthentication/EnableTokenGeneration` on the KM and the Gateway.
+    fn generates_jwt(&self) -> bool {
+        self.options.jwt && matches!(self.role, R::Km | R::Gw)
     }
 }
 
 impl World {
-    fn new(lab: &ApplyLab) -> World {
+    fn new(lab: &ApplyLab, options: Options) -> World {
         let mut nodes = Vec::new();
         for host in lab.hosts().iter().filter(|h| !h.is_db) {
             // On a host, roles in KM, GW, Publisher, Store order take offsets 0, 1, 2, ...
@@ -285,6 +331,7 @@ impl World {
                         address: host.address.to_string(),
                         role,
                         offset,
+                        options,
                     });
                     offset += 1;
                 }
@@ -509,13 +556,14 @@ fn check_api_manager(w: &World, n: &N, xml: &str) {
         find(doc.root_element(), "APIKeyManager").is_empty(),
         "{ctx}: an APIKeyManager block was added"
     );
-    assert!(
-        find(
-            doc.root_element(),
-            "APIConsumerAuthentication/EnableTokenGeneration"
-        )
-        .is_empty(),
-        "{ctx}: JWT is off in the lab inventory"
+    let jwt: &[&str] = if n.generates_jwt() { &["true"] } else { &[] };
+    assert_eq!(
+        texts(
+            &doc,
+            "/APIManager/APIConsumerAuthentication/EnableTokenGeneration"
+        ),
+        jwt,
+        "{ctx}: EnableTokenGeneration"
     );
 
     let envs = find(doc.root_element(), "APIGateway/Environments/Environment");
@@ -830,6 +878,9 @@ fn intended_edits(w: &World, n: &N) -> BTreeMap<&'static str, Vec<String>> {
     }
     if matches!(n.role, R::Km | R::Store) {
         am.push(kv("RevokeAPIURL"));
+    }
+    if n.generates_jwt() {
+        am.push("/APIManager/APIConsumerAuthentication/EnableTokenGeneration".into());
     }
     if matches!(n.role, R::Pub | R::Store) {
         am.extend(
