@@ -148,6 +148,7 @@ pub async fn connect_all(targets: Vec<SshTarget>) -> Result<Hosts, ConnectError>
         Ok(hosts)
     } else {
         errors.sort();
+        errors.push("nothing was changed on any host".into());
         Err(ConnectError::Unreachable(errors.join("\n")))
     }
 }

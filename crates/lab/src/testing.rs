@@ -29,7 +29,13 @@ const LOCK_DIR: &str = "/tmp/apimlab-test-locks";
 /// then the tests were asked for and cannot run.
 pub fn lab_tests_enabled(test: &str) -> bool {
     if std::env::var("APIM_LAB_TESTS").as_deref() != Ok("1") {
-        eprintln!("SKIPPED {test}: lab test (set APIM_LAB_TESTS=1 and run as root)");
+        // Straight to the stderr handle: libtest captures `eprintln!` and shows it
+        // only for failing tests, and a skip must be visible.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: lab test (set APIM_LAB_TESTS=1 and run as root)"
+        );
         return false;
     }
     if let Err(err) = crate::lab::ensure_root() {

@@ -42,7 +42,11 @@ async fn commands_over_ssh_behave_like_local_ones() {
     let out = host.exec_ok(&common::print_nasty()).await.unwrap();
     common::assert_nasty_arrived(&out.stdout);
     let pwned = host
-        .exec(&Cmd::new("ls").arg("/tmp/apim-pwned").arg("/tmp/apim-pwned2"))
+        .exec(
+            &Cmd::new("ls")
+                .arg("/tmp/apim-pwned")
+                .arg("/tmp/apim-pwned2"),
+        )
         .await
         .unwrap();
     assert_eq!(
