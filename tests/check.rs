@@ -541,3 +541,26 @@ fn check_of_a_missing_file_fails_cleanly() {
             "/nonexistent/inventory.toml: cannot read the inventory: No such file or directory",
         ));
 }
+
+#[test]
+fn check_limit_shows_only_the_named_role_and_rejects_unknown_names() {
+    let assert = apim_deploy()
+        .args(["check", "--limit", "gateway"])
+        .arg(example("two-gateways.toml"))
+        .assert()
+        .success();
+    let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        out.contains("gw1/gateway") && out.contains("gw2/gateway"),
+        "{out}"
+    );
+    assert!(!out.contains("app1/store  "), "{out}");
+    apim_deploy()
+        .args(["check", "--limit", "gw9"])
+        .arg(example("two-gateways.toml"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--limit: `gw9` is no host, role or node of the inventory",
+        ));
+}

@@ -24,6 +24,9 @@ pub struct Args {
     /// Do not resolve secret references (for checking a layout without the secrets at hand).
     #[arg(long)]
     pub skip_secrets: bool,
+    /// Show only these hosts, roles or nodes (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub limit: Vec<String>,
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
@@ -40,7 +43,16 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    match validate(args) {
+    let selected = validate(args).map(|t| (t.check_limit(&args.limit), t));
+    let selected = match selected {
+        Ok((Err(limit), _)) => {
+            writeln!(err, "error: {limit}")?;
+            return Ok(ExitCode::from(1));
+        }
+        Ok((Ok(()), topology)) => Ok(only(topology, &args.limit)),
+        Err(e) => Err(e),
+    };
+    match selected {
         Ok(topology) if args.json => {
             serde_json::to_writer_pretty(&mut *out, &topology)?;
             writeln!(out)?;
@@ -52,6 +64,27 @@ pub fn run(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The topology narrowed to what `--limit` picks (all of it when the limit is empty).
+fn only(mut topology: Topology, limit: &[String]) -> Topology {
+    if limit.is_empty() {
+        return topology;
+    }
+    let hosts: Vec<String> = topology
+        .hosts_selected_by(limit)
+        .iter()
+        .map(|h| h.name.to_string())
+        .collect();
+    topology.nodes.retain(|n| n.selected_by(limit));
+    let nodes: Vec<String> = topology.nodes.iter().map(|n| n.id.clone()).collect();
+    topology
+        .hosts
+        .retain(|h| hosts.contains(&h.name.to_string()));
+    topology
+        .links
+        .retain(|l| nodes.contains(&l.from) || nodes.contains(&l.to));
+    topology
 }
 
 /// Loads the inventory and derives the topology, with every problem found.
