@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::engine::archive::{Archive, ArchiveError, sha256_file};
-use crate::inventory::{Artifact, Inventory};
+use crate::inventory::{Artifact, ArtifactMode, Inventory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -50,6 +50,10 @@ pub struct Artifacts {
     pub distribution_sha256: String,
     pub jdbc: PathBuf,
     pub jdbc_sha256: String,
+    /// In `mode = "remote"`, where each host downloads the distribution itself (the
+    /// controller still keeps a verified copy: the plan reads configs and SQL from it).
+    pub distribution_host_url: Option<String>,
+    pub jdbc_host_url: Option<String>,
 }
 
 impl Artifacts {
@@ -63,6 +67,8 @@ impl Artifacts {
             distribution_sha256,
             jdbc,
             jdbc_sha256,
+            distribution_host_url: host_url(&inv.distribution),
+            jdbc_host_url: host_url(&inv.jdbc_driver),
         })
     }
 
@@ -79,6 +85,18 @@ impl Artifacts {
     pub fn jdbc_file_name(&self) -> String {
         file_name(&self.jdbc)
     }
+}
+
+/// The URL hosts fetch from themselves, in remote mode.
+fn host_url(artifact: &Artifact) -> Option<String> {
+    (artifact.mode() == ArtifactMode::Remote)
+        .then(|| {
+            artifact
+                .url
+                .as_ref()
+                .map(|u| u.get_ref().as_str().to_string())
+        })
+        .flatten()
 }
 
 fn file_name(p: &Path) -> String {
@@ -211,7 +229,9 @@ fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, Arti
         .next()
         .filter(|n| !n.is_empty())
         .unwrap_or("artifact");
-    let dest = cache.join(format!("{sha256}-{name}"));
+    // One directory per digest keeps the file's own name, which is what hosts see.
+    let dir = cache.join(sha256);
+    let dest = dir.join(name);
     if dest.exists() {
         return Ok(dest);
     }
@@ -220,7 +240,7 @@ fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, Arti
         url: url.to_string(),
         message,
     };
-    std::fs::create_dir_all(&cache).map_err(|e| failed(e.to_string()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
     let partial = dest.with_extension("part");
     let status = Command::new("curl")
         .args(["-fsSL", "--retry", "2", "-o"])
@@ -232,6 +252,17 @@ fn download(what: &'static str, url: &str, sha256: &str) -> Result<PathBuf, Arti
     if !status.success() {
         let _ = std::fs::remove_file(&partial);
         return Err(failed(format!("curl {status}")));
+    }
+    // Only a download with the pinned digest enters the cache (named by that digest).
+    let found = sha256_file(&partial).map_err(|e| failed(e.to_string()))?;
+    if found != sha256 {
+        let _ = std::fs::remove_file(&partial);
+        return Err(ArtifactError::Checksum {
+            what,
+            path: PathBuf::from(url),
+            found,
+            want: sha256.to_string(),
+        });
     }
     std::fs::rename(&partial, &dest).map_err(|e| failed(e.to_string()))?;
     Ok(dest)

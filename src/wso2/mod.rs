@@ -167,11 +167,13 @@ fn globals(
             "sha256": artifacts.distribution_sha256,
             "remote_path": format!("{}/.apim-deploy/dist/{}", topo.install_root.trim_end_matches('/'), artifacts.distribution_file_name()),
             "top": archive.top(),
+            "host_url": artifacts.distribution_host_url.clone().unwrap_or_default(),
         },
         "jdbc": {
             "local_path": artifacts.jdbc.display().to_string(),
             "sha256": artifacts.jdbc_sha256,
             "file_name": artifacts.jdbc_file_name(),
+            "host_url": artifacts.jdbc_host_url.clone().unwrap_or_default(),
         },
         "db": {
             "address": db.address.to_string(),

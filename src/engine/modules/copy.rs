@@ -7,6 +7,10 @@
 //! record of the digest it verified, stamped with the file's device, inode, size,
 //! mtime and ctime; the probe hashes again only when that stamp no longer matches
 //! (any write or replacement moves the ctime, which cannot be set back).
+//!
+//! With `url`, the host downloads the file itself (curl or wget) instead of
+//! receiving it from the controller, for hosts that reach a mirror; the download
+//! is checked against the same pinned sha256 before it replaces anything.
 
 use std::path::PathBuf;
 
@@ -29,6 +33,9 @@ pub struct Params {
     /// Where the host records the digest it verified (for large files).
     #[serde(default)]
     pub digest_cache: Option<String>,
+    /// The host downloads the file from here itself (empty: the controller pushes it).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// The stat fields that change whenever the file's bytes or identity do.
@@ -100,11 +107,17 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
                 None => format!("{} is missing", p.dest),
             };
             let sha256 = p.sha256.to_lowercase();
-            let mut actions = vec![Action::Upload {
-                local: p.src.clone(),
-                remote: p.dest.clone(),
-                sha256: sha256.clone(),
-                owner: p.owner.clone(),
+            let mut actions = vec![match p.url.as_deref().filter(|u| !u.is_empty()) {
+                Some(url) => Action::Script {
+                    describe: format!("download {} on the host", p.dest),
+                    script: download(url, &p.dest, &sha256, p.owner.as_deref()),
+                },
+                None => Action::Upload {
+                    local: p.src.clone(),
+                    remote: p.dest.clone(),
+                    sha256: sha256.clone(),
+                    owner: p.owner.clone(),
+                },
             }];
             if let Some(cache) = &p.digest_cache {
                 actions.push(Action::Script {
@@ -115,6 +128,31 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
             Ok(Decision::change(why, actions))
         }
     }
+}
+
+/// The host fetches `url` to a temp name beside `dest`, checks the pinned sha256,
+/// then renames it into place: a failed or wrong download replaces nothing.
+fn download(url: &str, dest: &str, sha256: &str, owner: Option<&str>) -> String {
+    let chown = owner
+        .map(|o| format!("chown {}: \"$t\"\n", quote(o)))
+        .unwrap_or_default();
+    format!(
+        r#"set -eu
+d={dest}; u={url}; want={sha}
+mkdir -p "$(dirname "$d")"
+t="$d.apim-download.$$"
+trap 'rm -f "$t"' EXIT
+if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 2 -o "$t" -- "$u"
+elif command -v wget >/dev/null 2>&1; then wget -q -O "$t" -- "$u"
+else echo "neither curl nor wget is installed on this host" >&2; exit 1; fi
+got=$(sha256sum -- "$t" | cut -c1-64)
+if [ "$got" != "$want" ]; then echo "$u has sha256 $got, but $want is pinned" >&2; exit 1; fi
+{chown}mv -f "$t" "$d"
+"#,
+        dest = quote(dest),
+        url = quote(url),
+        sha = quote(sha256),
+    )
 }
 
 fn short(d: &str) -> &str {
