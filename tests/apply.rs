@@ -6,24 +6,24 @@
 //! the db host). Of the tool's own output only the exit status, the error text of a refused
 //! run and the rerun's recap ("0 changed, 0 restarted") are used.
 //!
-//! Root and `APIM_LAB_TESTS=1`; otherwise each test prints a skip line and returns. The labs
-//! take prefixes 127.0.40-49 (leased through lock files), so they never meet another
-//! suite's labs; the tests run in parallel threads.
+//! Root and `APIM_LAB_TESTS=1`; otherwise each test prints a skip line and returns. Each
+//! test gets its lab from `support::Deployable` (a prefix leased from the shared test
+//! range, so it never meets another test's lab); the tests run in parallel threads.
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpStream};
-use std::ops::Deref;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use apim_lab::testing::lab_tests_enabled;
-use apim_lab::{DistFiles, HostKeyType, KillScope, Lab, LabSpec, Layout, Role};
-use apim_standin::{Dist, DistOptions};
+use apim_lab::{KillScope, Lab, Layout, Role};
 use assert_cmd::Command;
 use roxmltree::{Document, Node};
 use sha2::{Digest, Sha256};
+use support::{Deployable, lab_tests_enabled};
 
 // ---------------------------------------------------------------------------------------
 // The tests
@@ -31,7 +31,9 @@ use sha2::{Digest, Sha256};
 #[test]
 fn one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing() {
     // should: take 4 bare hosts + db to a healthy cluster with every seed setting, then change nothing on a rerun
-    if !enabled("one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing") {
+    if !lab_tests_enabled(
+        "one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing",
+    ) {
         return;
     }
     deploy_check_and_rerun(Layout::OnePerHost);
@@ -40,7 +42,9 @@ fn one_role_per_host_is_configured_started_in_order_and_a_rerun_changes_nothing(
 #[test]
 fn all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing() {
     // should: run KM, GW, Publisher and Store side by side on one host with offsets 0..3 and offset-aware URLs
-    if !enabled("all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing") {
+    if !lab_tests_enabled(
+        "all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing",
+    ) {
         return;
     }
     let world = deploy_check_and_rerun(Layout::AllInOne);
@@ -54,7 +58,9 @@ fn all_four_roles_on_one_host_get_offsets_0_to_3_and_a_rerun_changes_nothing() {
 #[test]
 fn two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing() {
     // should: configure both gateways (clustered, each its own environment on KM/Publisher/Store)
-    if !enabled("two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing") {
+    if !lab_tests_enabled(
+        "two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing",
+    ) {
         return;
     }
     let world = deploy_check_and_rerun(Layout::TwoGateways);
@@ -64,7 +70,7 @@ fn two_gateways_cluster_get_one_environment_each_and_a_rerun_changes_nothing() {
 #[test]
 fn tenants_and_jwt_give_gateway_and_key_manager_the_shared_stores_and_token_generation() {
     // should: with multi_tenancy and jwt, add the user store and registry to the Gateway, the registry to the KM, JWT on KM and GW
-    if !enabled(
+    if !lab_tests_enabled(
         "tenants_and_jwt_give_gateway_and_key_manager_the_shared_stores_and_token_generation",
     ) {
         return;
@@ -80,12 +86,12 @@ fn tenants_and_jwt_give_gateway_and_key_manager_the_shared_stores_and_token_gene
 #[test]
 fn a_wrong_checksum_an_unreachable_host_or_a_refused_db_login_stops_before_any_host_changes() {
     // should: refuse each fault with an error naming it, leaving every host and the database as they were
-    if !enabled(
+    if !lab_tests_enabled(
         "a_wrong_checksum_an_unreachable_host_or_a_refused_db_login_stops_before_any_host_changes",
     ) {
         return;
     }
-    let lab = ApplyLab::up(Layout::OnePerHost);
+    let lab = Deployable::up(Layout::OnePerHost, START_DELAY_SECS);
     let before = untouched_state(&lab);
 
     // A distribution (or driver) whose bytes do not match the pinned sha256.
@@ -165,7 +171,7 @@ fn deploy_check_and_rerun(layout: Layout) -> World {
 
 /// [`deploy_check_and_rerun`] with `[options]` added to the lab's inventory.
 fn deploy_with_options_check_and_rerun(layout: Layout, options: Options) -> World {
-    let lab = ApplyLab::up(layout);
+    let lab = Deployable::up(layout, START_DELAY_SECS);
     let mut text = read_string(&lab.inventory);
     assert!(
         !text.contains("[options]"),
@@ -313,7 +319,7 @@ impl N {
 }
 
 impl World {
-    fn new(lab: &ApplyLab, options: Options) -> World {
+    fn new(lab: &Deployable, options: Options) -> World {
         let mut nodes = Vec::new();
         for host in lab.hosts().iter().filter(|h| !h.is_db) {
             // On a host, roles in KM, GW, Publisher, Store order take offsets 0, 1, 2, ...
@@ -1401,118 +1407,8 @@ fn untouched_state(lab: &Lab) -> BTreeMap<String, String> {
 // ---------------------------------------------------------------------------------------
 // Lab, tool and small helpers
 
-/// Whether lab tests run. The skip line goes straight to the stderr handle: libtest
-/// captures `eprintln!` of a passing test, which would hide it.
-fn enabled(test: &str) -> bool {
-    if std::env::var("APIM_LAB_TESTS").as_deref() != Ok("1") {
-        use std::io::Write;
-        let line = format!("SKIPPED {test}: lab test (set APIM_LAB_TESTS=1 and run as root)\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
-        return false;
-    }
-    lab_tests_enabled(test)
-}
-
-const PREFIX_OCTETS: std::ops::RangeInclusive<u8> = 40..=49;
-const LOCK_DIR: &str = "/tmp/apimlab-test-locks";
 /// The stand-in's start delay: short, so four ordered starts stay quick.
 const START_DELAY_SECS: f64 = 0.5;
-
-/// A lab on a leased 127.0.40-49 prefix with the stand-in distribution in its inventory;
-/// torn down on drop, also when the test panics.
-struct ApplyLab {
-    lab: Option<Lab>,
-    dist: Dist,
-    inventory: PathBuf,
-    _lock: File,
-}
-
-impl ApplyLab {
-    fn up(layout: Layout) -> ApplyLab {
-        fs::create_dir_all(LOCK_DIR).unwrap();
-        let mut refused = Vec::new();
-        let (lab, lock) = PREFIX_OCTETS
-            .clone()
-            .find_map(|o| {
-                let file = File::create(format!("{LOCK_DIR}/127.0.{o}.lock")).ok()?;
-                file.try_lock().ok()?;
-                let prefix = format!("127.0.{o}");
-                let mut spec = LabSpec::new(&prefix, format!("/tmp/apim-apply-test-{o}"));
-                spec.layout = layout;
-                spec.app_hosts = layout.min_app_hosts();
-                spec.host_key_types = vec![HostKeyType::Ed25519, HostKeyType::Ecdsa];
-                match Lab::up(&spec) {
-                    Ok(lab) => Some((lab, file)),
-                    // A lab started by hand holds this prefix: take the next one.
-                    Err(e) if e.to_string().contains("is in use by another lab") => {
-                        refused.push(e.to_string());
-                        None
-                    }
-                    Err(e) => panic!("lab {prefix}: {e}"),
-                }
-            })
-            .unwrap_or_else(|| panic!("no free prefix in 127.0.40-49: {refused:?}"));
-        let mut this = ApplyLab {
-            lab: Some(lab),
-            dist: placeholder_dist(),
-            inventory: PathBuf::new(),
-            _lock: lock,
-        };
-        let opts = DistOptions {
-            size_mb: 0,
-            start_delay_secs: START_DELAY_SECS,
-        };
-        this.dist = apim_standin::write_dist(&this.dist_dir(), &opts).unwrap();
-        this.inventory = this
-            .write_inventory(&DistFiles {
-                zip: this.dist.zip.path.clone(),
-                zip_sha256: this.dist.zip.sha256.clone(),
-                jdbc_jar: this.dist.jdbc_jar.path.clone(),
-                jdbc_jar_sha256: this.dist.jdbc_jar.sha256.clone(),
-            })
-            .unwrap();
-        this
-    }
-
-    /// A copy of the inventory with `edit` applied, next to it.
-    fn inventory_variant(&self, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
-        let text = read_string(&self.inventory);
-        let edited = edit(&text);
-        assert_ne!(edited, text, "variant {name} changed nothing");
-        let path = self.state_dir().join(format!("inventory-{name}.toml"));
-        fs::write(&path, edited).unwrap();
-        path
-    }
-}
-
-fn placeholder_dist() -> Dist {
-    let artifact = apim_standin::Artifact {
-        path: PathBuf::new(),
-        sha256: String::new(),
-        size_bytes: 0,
-    };
-    Dist {
-        zip: artifact.clone(),
-        jdbc_jar: artifact,
-    }
-}
-
-impl Deref for ApplyLab {
-    type Target = Lab;
-    fn deref(&self) -> &Lab {
-        self.lab.as_ref().unwrap()
-    }
-}
-
-impl Drop for ApplyLab {
-    fn drop(&mut self) {
-        if let Some(lab) = self.lab.take()
-            && let Err(e) = lab.down()
-        {
-            eprintln!("tearing down {}: {e}", lab.state_dir().display());
-        }
-    }
-}
 
 fn apply(inventory: &Path) -> std::process::Output {
     Command::cargo_bin("apim-deploy")

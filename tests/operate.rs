@@ -1,79 +1,44 @@
 //! End-to-end tests of `restart` and `status` on real labs (root; APIM_LAB_TESTS=1).
-//! Each test brings up its own lab on a prefix in 127.0.51-59, deploys the stand-in
-//! distribution with `apply`, then drives the binary as an operator would. Outcomes are
-//! checked on the hosts (pid files, live processes, ports answering from the controller),
-//! not in the tool's own words; `status` is the exception, since its output is its job.
+//! Each test brings up its own lab through `support::Deployable` (a prefix leased from the
+//! shared test range), deploys the stand-in distribution with `apply`, then drives the
+//! binary as an operator would. Outcomes are checked on the hosts (pid files, live
+//! processes, ports answering from the controller), not in the tool's own words; `status`
+//! is the exception, since its output is its job.
 
-use std::fs::{self, File, TryLockError};
+mod support;
+
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use apim_lab::testing::lab_tests_enabled;
-use apim_lab::{DistFiles, HostKeyType, KillScope, Lab, LabSpec, Layout};
+use apim_lab::{KillScope, Lab, Layout};
+use apim_standin::DEFAULT_START_DELAY_SECS;
+use support::{Deployable, lab_tests_enabled};
 
-/// The prefixes these tests may use (127.0.51.0/24 .. 127.0.59.0/24).
-const OCTETS: std::ops::RangeInclusive<u8> = 51..=59;
-const LOCK_DIR: &str = "/tmp/apimlab-test-locks";
 const GATEWAY_DIR: &str = "/opt/wso2/Gateway";
 
 /// A deployed two-gateways lab (app1: keymanager, publisher, store; app2, app3:
 /// gateways), torn down on drop.
 struct Deployed {
-    lab: Option<Lab>,
-    inventory: PathBuf,
+    deployable: Deployable,
     /// Everything the tool printed, to scan for secrets.
     captured: std::cell::RefCell<Vec<u8>>,
-    prefix: String,
-    _lock: File,
-}
-
-impl Drop for Deployed {
-    fn drop(&mut self) {
-        if let Some(lab) = self.lab.take()
-            && let Err(err) = lab.down()
-        {
-            eprintln!("tearing down lab {}: {err}", self.prefix);
-        }
-    }
 }
 
 impl Deployed {
     fn lab(&self) -> &Lab {
-        self.lab.as_ref().expect("lab is up")
+        &self.deployable
     }
 
-    /// Leases a prefix, brings the lab up, writes the stand-in and applies.
+    /// Brings the lab up with the stand-in (its default start delay) and applies.
     fn up() -> Deployed {
-        let (prefix, state_dir, lock) = lease();
-        if state_dir.exists() {
-            let _ = Lab::down_dir(&state_dir);
-        }
-        let mut spec = LabSpec::new(&prefix, &state_dir);
-        spec.layout = Layout::TwoGateways;
-        spec.app_hosts = 3;
-        spec.host_key_types = vec![HostKeyType::Ed25519, HostKeyType::Ecdsa];
-        let lab = Lab::up(&spec).expect("lab up");
-        let dist = apim_standin::write_dist(&lab.dist_dir(), &apim_standin::DistOptions::default())
-            .expect("stand-in distribution");
-        let inventory = lab
-            .write_inventory(&DistFiles {
-                zip: dist.zip.path,
-                zip_sha256: dist.zip.sha256,
-                jdbc_jar: dist.jdbc_jar.path,
-                jdbc_jar_sha256: dist.jdbc_jar.sha256,
-            })
-            .expect("inventory");
         let d = Deployed {
-            lab: Some(lab),
-            inventory,
+            deployable: Deployable::up(Layout::TwoGateways, DEFAULT_START_DELAY_SECS),
             captured: Default::default(),
-            prefix,
-            _lock: lock,
         };
         let out = d.apim(&["apply"], &[]);
         assert!(out.status.success(), "apply failed:\n{}", text(&out));
@@ -84,7 +49,7 @@ impl Deployed {
     fn apim(&self, command: &[&str], args: &[&str]) -> Output {
         let out = Command::new(assert_cmd::cargo::cargo_bin("apim-deploy"))
             .args(command)
-            .arg(&self.inventory)
+            .arg(&self.deployable.inventory)
             .args(args)
             .output()
             .expect("run apim-deploy");
@@ -96,7 +61,7 @@ impl Deployed {
 
     /// No secret of the lab's inventory appears in anything the tool printed.
     fn assert_no_secret_printed(&self) {
-        let dir = self.inventory.parent().unwrap().join("secrets");
+        let dir = self.deployable.inventory.parent().unwrap().join("secrets");
         let captured = String::from_utf8_lossy(&self.captured.borrow()).into_owned();
         assert!(!captured.is_empty());
         for entry in fs::read_dir(&dir).unwrap() {
@@ -167,27 +132,6 @@ fn nio_answers(addr: &SocketAddr) -> bool {
     }
     let mut head = [0u8; 5];
     s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
-}
-
-/// Reserves a prefix in 127.0.51-59 no other test holds (an exclusive file lock).
-fn lease() -> (String, PathBuf, File) {
-    fs::create_dir_all(LOCK_DIR).unwrap();
-    for octet in OCTETS {
-        let prefix = format!("127.0.{octet}");
-        let file = File::create(PathBuf::from(LOCK_DIR).join(format!("{prefix}.lock"))).unwrap();
-        match file.try_lock() {
-            Ok(()) => {
-                return (
-                    prefix,
-                    PathBuf::from(format!("/tmp/apimlab-ops-{octet}")),
-                    file,
-                );
-            }
-            Err(TryLockError::WouldBlock) => continue,
-            Err(TryLockError::Error(e)) => panic!("lock {prefix}: {e}"),
-        }
-    }
-    panic!("every prefix in 127.0.51-59 is in use");
 }
 
 fn text(out: &Output) -> String {

@@ -39,10 +39,11 @@ fn snapshot(lab: &apim_lab::testing::TestLab) -> (BTreeMap<String, String>, Stri
 #[test]
 fn plan_on_a_fresh_lab_shows_every_change_and_touches_nothing() {
     // should: list the changes with real diffs, exit 2, and leave every host as it was
-    let Some((lab, inv)) = deployable_lab("plan_on_a_fresh_lab", Layout::OnePerHost, 0.5) else {
+    if !lab_tests_enabled("plan_on_a_fresh_lab_shows_every_change_and_touches_nothing") {
         return;
-    };
-    let inv = inv.to_str().unwrap();
+    }
+    let lab = Deployable::up(Layout::OnePerHost, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
     let before = snapshot(&lab);
     let out = cli(&["plan", inv]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -106,10 +107,11 @@ fn plan_on_a_fresh_lab_shows_every_change_and_touches_nothing() {
 #[test]
 fn a_hand_edit_is_one_line_of_plan_and_apply_restarts_only_that_node() {
     // should: show exactly the edited line, restore it, and restart only the edited node
-    let Some((lab, inv)) = deployable_lab("a_hand_edit", Layout::OnePerHost, 0.5) else {
+    if !lab_tests_enabled("a_hand_edit_is_one_line_of_plan_and_apply_restarts_only_that_node") {
         return;
-    };
-    let inv = inv.to_str().unwrap();
+    }
+    let lab = Deployable::up(Layout::OnePerHost, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
     let first = cli(&["apply", "--json", "--start-timeout", "60", inv]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     let file = "/opt/wso2/Gateway/repository/conf/api-manager.xml";
@@ -186,10 +188,11 @@ fn a_hand_edit_is_one_line_of_plan_and_apply_restarts_only_that_node() {
 #[test]
 fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
     // should: restart the node whose config a killed run wrote, and only that node
-    let Some((lab, inv)) = deployable_lab("a_run_killed", Layout::OnePerHost, 2.0) else {
+    if !lab_tests_enabled("a_run_killed_before_its_restart_is_finished_by_the_next_one") {
         return;
-    };
-    let inv = inv.to_str().unwrap();
+    }
+    let lab = Deployable::up(Layout::OnePerHost, 2.0);
+    let inv = lab.inventory.to_str().unwrap();
     let first = cli(&["apply", "--start-timeout", "60", inv]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     // The store's config drifts, and the publisher is down: the next run writes the
@@ -304,10 +307,11 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
 #[test]
 fn output_without_a_terminal_is_plain_lines_and_json_is_an_event_stream() {
     // should: print no control codes when piped, and a well-formed NDJSON stream with --json
-    let Some((lab, inv)) = deployable_lab("output_shapes", Layout::AllInOne, 0.5) else {
+    if !lab_tests_enabled("output_without_a_terminal_is_plain_lines_and_json_is_an_event_stream") {
         return;
-    };
-    let inv = inv.to_str().unwrap();
+    }
+    let lab = Deployable::up(Layout::AllInOne, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
     let json = cli(&["apply", "--json", "--start-timeout", "60", inv]);
     assert!(json.status.success(), "{}", text(&json.stderr));
     let ev = events(&json.stdout);

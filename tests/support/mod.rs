@@ -1,42 +1,75 @@
-//! Shared helpers for the end-to-end tests: a lab with the stand-in distribution and
-//! an inventory pointing at it, the CLI, and checks that read the hosts themselves.
+//! Shared helpers for the end-to-end tests: [`Deployable`], the one way a test gets a lab
+//! with the stand-in distribution and an inventory pointing at it (no test leases
+//! prefixes itself), the CLI, and checks that read the hosts themselves.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use apim_lab::testing::{TestLab, lab_tests_enabled};
+pub use apim_lab::testing::{TestLab, lab_tests_enabled};
 use apim_lab::{DistFiles, Layout};
+use apim_standin::{Dist, DistOptions};
 
-/// A lab of `layout` with the stand-in distribution (start delay `delay` seconds) and an
-/// inventory for it; `None` (after a visible skip line) when lab tests are off.
-pub fn deployable_lab(test: &str, layout: Layout, delay: f64) -> Option<(TestLab, PathBuf)> {
-    if !lab_tests_enabled(test) {
-        return None;
-    }
-    let lab = TestLab::up(|spec| {
-        spec.layout = layout;
-        spec.app_hosts = layout.min_app_hosts();
-    })
-    .expect("lab up");
-    let dist = apim_standin::write_dist(
-        &lab.dist_dir(),
-        &apim_standin::DistOptions {
-            start_delay_secs: delay,
-            ..Default::default()
-        },
-    )
-    .expect("stand-in distribution");
-    let inventory = lab
-        .write_inventory(&DistFiles {
-            zip: dist.zip.path,
-            zip_sha256: dist.zip.sha256,
-            jdbc_jar: dist.jdbc_jar.path,
-            jdbc_jar_sha256: dist.jdbc_jar.sha256,
+/// A lab of `layout` on a prefix leased by [`TestLab`] (127.0.100-199, so suites running
+/// in parallel never meet), with the stand-in distribution written into it and an
+/// inventory pointing at it. Torn down on drop, also when the test panics.
+pub struct Deployable {
+    pub lab: TestLab,
+    /// The lab's generated inventory (tests may edit it in place).
+    pub inventory: PathBuf,
+    /// The stand-in archive and JDBC driver the inventory pins.
+    pub dist: Dist,
+}
+
+impl Deployable {
+    /// Brings the lab up with the layout's minimum of app hosts and writes the stand-in
+    /// (its server waiting `start_delay_secs` before it reports started). The caller has
+    /// already checked [`lab_tests_enabled`], which prints the skip line.
+    pub fn up(layout: Layout, start_delay_secs: f64) -> Deployable {
+        let lab = TestLab::up(|spec| {
+            spec.layout = layout;
+            spec.app_hosts = layout.min_app_hosts();
         })
-        .expect("inventory");
-    Some((lab, inventory))
+        .expect("lab up");
+        let options = DistOptions {
+            start_delay_secs,
+            ..Default::default()
+        };
+        let dist =
+            apim_standin::write_dist(&lab.dist_dir(), &options).expect("stand-in distribution");
+        let inventory = lab
+            .write_inventory(&DistFiles {
+                zip: dist.zip.path.clone(),
+                zip_sha256: dist.zip.sha256.clone(),
+                jdbc_jar: dist.jdbc_jar.path.clone(),
+                jdbc_jar_sha256: dist.jdbc_jar.sha256.clone(),
+            })
+            .expect("inventory");
+        Deployable {
+            lab,
+            inventory,
+            dist,
+        }
+    }
+
+    /// A copy of the inventory with `edit` applied, next to it; `edit` must change it.
+    pub fn inventory_variant(&self, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+        let text = std::fs::read_to_string(&self.inventory).expect("read the inventory");
+        let edited = edit(&text);
+        assert_ne!(edited, text, "variant {name} changed nothing");
+        let path = self.state_dir().join(format!("inventory-{name}.toml"));
+        std::fs::write(&path, edited).expect("write the inventory variant");
+        path
+    }
+}
+
+impl Deref for Deployable {
+    type Target = TestLab;
+    fn deref(&self) -> &TestLab {
+        &self.lab
+    }
 }
 
 /// Runs `apim-deploy ARGS...` without a terminal and returns its output.
