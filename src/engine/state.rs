@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::archive::Archive;
-use super::probe::{Answer, Fact, Facts};
+use super::probe::Facts;
 
 /// Planned state of one host.
 #[derive(Debug, Default)]
@@ -20,8 +20,6 @@ pub struct HostState {
     files: BTreeMap<String, Option<Vec<u8>>>,
     /// Directories that a planned unpack will fill from an archive.
     unpacked: Vec<(String, Arc<Archive>)>,
-    /// Files whose planned content differs from the host's (in plan order).
-    dirty: Vec<String>,
 }
 
 impl HostState {
@@ -56,9 +54,6 @@ impl HostState {
     /// Records a planned write.
     pub fn write(&mut self, path: &str, bytes: Vec<u8>) {
         self.files.insert(path.to_string(), Some(bytes));
-        if !self.dirty.iter().any(|p| p == path) {
-            self.dirty.push(path.to_string());
-        }
     }
 
     /// Records that `dir` will be unpacked from `archive`.
@@ -82,16 +77,12 @@ impl HostState {
     pub fn probed_shell(&self, snippet: &str) -> Option<(i32, &[u8])> {
         self.facts.shell(snippet)
     }
-
-    pub fn was_probed(&self, fact: &Fact) -> bool {
-        !matches!(self.facts.get(fact), None | Some(Answer::Missing))
-            || self.facts.get(fact).is_some()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::probe::{Answer, Fact};
 
     #[test]
     fn planned_writes_shadow_probed_files() {
