@@ -1410,15 +1410,23 @@ fn untouched_state(lab: &Lab) -> BTreeMap<String, String> {
 /// The stand-in's start delay: short, so four ordered starts stay quick.
 const START_DELAY_SECS: f64 = 0.5;
 
+/// Runs `apply --json`; whatever it printed must hold none of the lab's secrets.
 fn apply(inventory: &Path) -> std::process::Output {
-    Command::cargo_bin("apim-deploy")
+    let out = Command::cargo_bin("apim-deploy")
         .unwrap()
         .arg("apply")
         .arg(inventory)
         .arg("--json")
         .timeout(Duration::from_secs(240))
         .output()
+        .unwrap();
+    let secrets_dir = inventory.parent().unwrap().join("secrets");
+    let secrets: Vec<String> = fs::read_dir(&secrets_dir)
         .unwrap()
+        .map(|e| read_string(&e.unwrap().path()).trim().to_string())
+        .collect();
+    support::assert_no_secret_in(&[&out.stdout, &out.stderr], &secrets);
+    out
 }
 
 fn output_text(out: &std::process::Output) -> String {

@@ -161,6 +161,15 @@ fn remote_mode_hosts_download_from_the_mirror_and_a_wrong_file_is_refused() {
         asked.contains(&format!("{app1} /mysql-connector-java-5.1.49-bin.jar")),
         "{asked:?}"
     );
+    assert_no_secret_in(
+        &[
+            &refused.stdout,
+            &refused.stderr,
+            &applied.stdout,
+            &applied.stderr,
+        ],
+        &secrets(&lab),
+    );
     for dir in ["KeyManager", "Gateway", "Publisher", "Store"] {
         assert!(
             server_pid(&lab, "app1", &format!("/opt/wso2/{dir}")).is_some(),
