@@ -4,7 +4,7 @@
 //! **Invariant:** this is the only place in the root crate that opens a
 //! connection; everything above it takes `Arc<dyn Transport>`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,25 +123,42 @@ fn default_known_hosts() -> PathBuf {
         .join(".ssh/known_hosts")
 }
 
-/// Connects to every host concurrently. Any host that cannot be reached fails
-/// the whole call (naming every such host), so a run stops before it changes
-/// anything anywhere.
-pub async fn connect_all(targets: Vec<SshTarget>) -> Result<Hosts, ConnectError> {
+/// Connects to every target concurrently; each host's connection or the reason
+/// it could not be opened (for commands that report per host and go on).
+pub async fn connect_each(
+    targets: Vec<SshTarget>,
+) -> BTreeMap<String, Result<Arc<dyn Transport>, String>> {
     let mut set = tokio::task::JoinSet::new();
     for t in targets {
         set.spawn(async move {
             let name = t.name.clone();
-            (name, SshTransport::connect(t).await)
+            let result = SshTransport::connect(t)
+                .await
+                .map(|t| Arc::new(t) as Arc<dyn Transport>)
+                .map_err(|e| e.to_string());
+            (name, result)
         });
     }
+    let mut all = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (name, result) = joined.expect("connect task panicked");
+        all.insert(name, result);
+    }
+    all
+}
+
+/// Connects to every host concurrently. Any host that cannot be reached fails
+/// the whole call (naming every such host), so a run stops before it changes
+/// anything anywhere.
+pub async fn connect_all(targets: Vec<SshTarget>) -> Result<Hosts, ConnectError> {
     let mut hosts: Hosts = HashMap::new();
     let mut errors = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        match joined.expect("connect task panicked") {
-            (name, Ok(t)) => {
-                hosts.insert(name, Arc::new(t));
+    for (name, result) in connect_each(targets).await {
+        match result {
+            Ok(t) => {
+                hosts.insert(name, t);
             }
-            (_, Err(e)) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {

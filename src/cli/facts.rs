@@ -155,12 +155,17 @@ pub async fn gather(
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_default();
+    let addresses: Vec<(String, String)> = targets
+        .iter()
+        .map(|t| (t.name.clone(), t.address.clone()))
+        .collect();
+    let mut connections = crate::connect::connect_each(targets).await;
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, target) in targets.into_iter().enumerate() {
+    for (index, (host, address)) in addresses.into_iter().enumerate() {
         let node_dirs: Vec<String> = topology
             .nodes
             .iter()
-            .filter(|n| n.host.to_string() == target.name)
+            .filter(|n| n.host.to_string() == host)
             .map(|n| n.dir.clone())
             .collect();
         let mut args = vec![
@@ -169,12 +174,21 @@ pub async fn gather(
             topology.service_user.to_string(),
         ];
         args.extend(node_dirs);
+        let connection = connections
+            .remove(&host)
+            .unwrap_or_else(|| Err("no connection".into()));
         tasks.spawn(async move {
-            let (host, address) = (target.name.clone(), target.address.clone());
-            let outcome = probe_over_ssh(target, &args).await;
+            let outcome = match connection {
+                Ok(t) => {
+                    let result = probe(t.as_ref(), &args).await.map_err(|e| e.to_string());
+                    t.close().await;
+                    result
+                }
+                Err(e) => Err(e),
+            };
             let (facts, error) = match outcome {
                 Ok(probe) => (Some(probe), None),
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => (None, Some(e)),
             };
             (
                 index,
@@ -193,16 +207,6 @@ pub async fn gather(
     }
     report.sort_by_key(|(index, _)| *index);
     Ok(report.into_iter().map(|(_, facts)| facts).collect())
-}
-
-async fn probe_over_ssh(
-    target: apim_transport::SshTarget,
-    args: &[String],
-) -> Result<Probe, TransportError> {
-    let host = apim_transport::SshTransport::connect(target).await?;
-    let result = probe(&host, args).await;
-    host.close().await;
-    result
 }
 
 /// Runs the probe on any transport (one `exec`) and parses its answer.

@@ -63,27 +63,11 @@ pub async fn connect_each(
     loaded: &Loaded,
     only: Option<&[String]>,
 ) -> anyhow::Result<BTreeMap<String, Result<Arc<dyn Transport>, String>>> {
-    let targets = connect::targets(&loaded.inventory, &loaded.topology)?;
-    let mut set = tokio::task::JoinSet::new();
-    for t in targets {
-        if only.is_some_and(|o| !o.contains(&t.name)) {
-            continue;
-        }
-        set.spawn(async move {
-            let name = t.name.clone();
-            let result = connect::connect_all(vec![t]).await;
-            let result = result
-                .map_err(|e| e.to_string())
-                .and_then(|mut m| m.remove(&name).ok_or_else(|| "no connection".to_string()));
-            (name, result)
-        });
-    }
-    let mut all = BTreeMap::new();
-    while let Some(joined) = set.join_next().await {
-        let (name, result) = joined.context("connect task panicked")?;
-        all.insert(name, result);
-    }
-    Ok(all)
+    let targets = connect::targets(&loaded.inventory, &loaded.topology)?
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| o.contains(&t.name)))
+        .collect();
+    Ok(connect::connect_each(targets).await)
 }
 
 /// The playbook's `service` task rendered for every node it applies to, keyed by
