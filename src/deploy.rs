@@ -11,7 +11,7 @@ use crate::engine::execute::{self, ExecOptions, Outcome};
 use crate::engine::plan::{self, Plan};
 use crate::engine::playbook::Playbook;
 use crate::engine::report::{Event, Reporter};
-use crate::inventory::Secrets;
+use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 use crate::wso2::{self, RunSettings};
 
@@ -37,13 +37,15 @@ pub struct Prepared {
 
 /// Load, verify, connect, probe and plan. Changes nothing anywhere.
 pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
-    let playbook = match &opts.playbook {
-        Some(p) => Playbook::load(p)?,
-        None => Playbook::builtin(),
-    };
-    let (inv, topo) = load(&opts.inventory)?;
-    topo.check_limit(&opts.limit).map_err(anyhow::Error::msg)?;
-    let mut run = wso2::prepare(&inv, &topo, &opts.settings)?;
+    let Loaded {
+        playbook,
+        inventory,
+        topology,
+        mut run,
+    } = load(&opts.inventory, opts.playbook.as_ref(), &opts.settings)?;
+    topology
+        .check_limit(&opts.limit)
+        .map_err(anyhow::Error::msg)?;
     run.limit(&opts.limit);
     let wanted = run.host_names();
     if wanted.is_empty() {
@@ -52,7 +54,7 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
             opts.limit.join(",")
         );
     }
-    let targets = connect::targets(&inv, &topo)?
+    let targets = connect::targets(&inventory, &topology)?
         .into_iter()
         .filter(|t| wanted.contains(&t.name))
         .collect();
@@ -66,8 +68,34 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
     })
 }
 
-fn load(path: &Path) -> anyhow::Result<(crate::inventory::Inventory, Topology)> {
-    Topology::load(path, Secrets::Resolve).map_err(|e| anyhow::anyhow!("{e}"))
+/// What every command that acts on a deployment starts from.
+pub struct Loaded {
+    pub playbook: Playbook,
+    pub inventory: Inventory,
+    pub topology: Topology,
+    pub run: Run,
+}
+
+/// Loads the playbook, the inventory with its secrets and topology, and the run
+/// (verifying the artifacts), so every command sees the same variables.
+pub fn load(
+    inventory: &Path,
+    playbook: Option<&PathBuf>,
+    settings: &RunSettings,
+) -> anyhow::Result<Loaded> {
+    let playbook = match playbook {
+        Some(p) => Playbook::load(p)?,
+        None => Playbook::builtin(),
+    };
+    let (inventory, topology) =
+        Topology::load(inventory, Secrets::Resolve).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = wso2::prepare(&inventory, &topology, settings)?;
+    Ok(Loaded {
+        playbook,
+        inventory,
+        topology,
+        run,
+    })
 }
 
 /// Executes a prepared plan and reports the outcome; `started` is when the run

@@ -12,7 +12,6 @@ pub mod restart;
 pub mod status;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -23,39 +22,8 @@ use crate::engine::Run;
 use crate::engine::modules::{self, service};
 use crate::engine::playbook::{Playbook, Scope};
 use crate::engine::template::Renderer;
-use crate::inventory::{Inventory, Secrets};
-use crate::topology::Topology;
-use crate::wso2::{self, RunSettings};
 
-/// What `restart` and `status` start from.
-pub struct Loaded {
-    pub playbook: Playbook,
-    pub inventory: Inventory,
-    pub topology: Topology,
-    pub run: Run,
-}
-
-/// Loads the inventory, the playbook and the run (verifying the artifacts, as
-/// `plan` does, so every command sees the same variables).
-pub fn load(
-    inventory: &std::path::Path,
-    playbook: Option<&PathBuf>,
-    settings: &RunSettings,
-) -> anyhow::Result<Loaded> {
-    let playbook = match playbook {
-        Some(p) => Playbook::load(p)?,
-        None => Playbook::builtin(),
-    };
-    let (inv, topo) =
-        Topology::load(inventory, Secrets::Resolve).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let run = wso2::prepare(&inv, &topo, settings)?;
-    Ok(Loaded {
-        playbook,
-        inventory: inv,
-        topology: topo,
-        run,
-    })
-}
+pub use crate::deploy::{Loaded, load};
 
 /// One connection per named host, opened concurrently; a host that cannot be
 /// reached is an `Err` with the reason, the others are still usable.
