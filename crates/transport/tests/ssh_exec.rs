@@ -279,12 +279,5 @@ async fn target_from_ssh_config_reaches_the_host() {
     );
     assert_eq!(target.known_hosts, lab.known_hosts_path());
     assert_eq!(target.timeouts.connect, std::time::Duration::from_secs(5));
-    let host = SshTransport::connect(target).await.unwrap();
-    assert_eq!(
-        host.exec_ok(&Cmd::new("hostname"))
-            .await
-            .unwrap()
-            .stdout_text(),
-        "app1\n"
-    );
+    assert_eq!(common::hostname_over_ssh(target).await, "app1\n");
 }

@@ -206,14 +206,7 @@ async fn agent_authentication() {
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let host = SshTransport::connect(t).await.unwrap();
-    assert_eq!(
-        host.exec_ok(&Cmd::new("hostname"))
-            .await
-            .unwrap()
-            .stdout_text(),
-        "app1\n"
-    );
+    assert_eq!(common::hostname_over_ssh(t).await, "app1\n");
 }
 
 struct KillOnDrop(i32);

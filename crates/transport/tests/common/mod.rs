@@ -170,3 +170,14 @@ pub fn start_extra_sshd(lab: &Lab, host: &str, port: u16, options: &[&str]) {
     }
     lab_exec_ok(lab, host, &argv, None);
 }
+
+/// Connects to `target` and returns what `hostname` prints there (proves the login works
+/// and lands on the intended host).
+pub async fn hostname_over_ssh(target: SshTarget) -> String {
+    use apim_transport::Transport;
+    let host = apim_transport::SshTransport::connect(target).await.unwrap();
+    host.exec_ok(&apim_transport::Cmd::new("hostname"))
+        .await
+        .unwrap()
+        .stdout_text()
+}
