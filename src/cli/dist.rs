@@ -15,8 +15,8 @@ pub struct Args {
     /// ~150 gives the real distribution's size, for benchmarks).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub size_mb: u64,
-    /// Seconds the stand-in server waits, after its checks pass, before it logs
-    /// "WSO2 Carbon started" (the env var STANDIN_START_DELAY overrides it per run).
+    /// The stand-in server's start-up time: seconds from its process's start (checks
+    /// included) to "WSO2 Carbon started" (the env var STANDIN_START_DELAY overrides it per run).
     #[arg(long, value_name = "S", default_value_t = DEFAULT_START_DELAY_SECS)]
     pub start_delay_secs: f64,
 }

@@ -152,7 +152,8 @@ fn dir_entry(name: &str) -> ZipEntry {
 fn standin_properties(opts: &DistOptions) -> String {
     format!(
         "# Settings of the stand-in server (bin/standin-carbon.py), written by `apim-deploy lab dist`.\n\
-         # Seconds between \"all checks passed\" and the started line; env STANDIN_START_DELAY overrides.\n\
+         # Start-up time: seconds from the server process's start to the started line (checks included);\n\
+         # env STANDIN_START_DELAY overrides.\n\
          start.delay.secs={}\n",
         opts.start_delay_secs
     )

@@ -7,8 +7,8 @@
 //! "running" means: the pid file names a live process whose command line
 //! mentions this node's directory, and "healthy" means: the log written since
 //! *this* start says `WSO2 Carbon started in` and the management port accepts
-//! connections. The whole start-and-wait is one remote script: one round trip,
-//! no fixed sleeps beyond a short poll interval.
+//! connections. The whole start-and-wait is one remote script: one round trip;
+//! the log is followed (`tail -F`, inotify), so the verdict is seen when written.
 
 use serde::Deserialize;
 
@@ -83,18 +83,22 @@ else
   off=0; [ -f "$log" ] && off=$(stat -c %s "$log")
   (cd "$dir" && {run_as}{env} bash bin/wso2server.sh start >/dev/null 2>&1 </dev/null)
   deadline=$(( $(date +%s) + limit ))
-  while :; do
-    if [ -f "$log" ] && tail -c +$((off + 1)) "$log" | grep -q 'WSO2 Carbon started in' \
-       && (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-      break
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "not healthy after ${{limit}}s; last log lines:" >&2; tail -n 20 "$log" >&2 2>/dev/null; exit 3
-    fi
-    if [ -f "$log" ] && tail -c +$((off + 1)) "$log" | grep -q 'Halting JVM\|Shutdown complete'; then
-      echo "the server stopped during startup; last log lines:" >&2; tail -n 20 "$log" >&2; exit 4
-    fi
-    sleep 0.1
+  left() {{ echo $(( deadline - $(date +%s) )); }}
+  unhealthy() {{
+    echo "not healthy after ${{limit}}s; last log lines:" >&2; tail -n 20 "$log" >&2 2>/dev/null; exit 3
+  }}
+  until [ -f "$log" ]; do [ "$(left)" -gt 0 ] || unhealthy; sleep 0.05; done
+  # Follows the log (inotify: no polling delay) until this start's verdict line.
+  t=$(left); [ "$t" -gt 0 ] || unhealthy
+  line=$(timeout "$t" tail -c +$((off + 1)) -F -- "$log" 2>/dev/null \
+    | grep -m1 -e 'WSO2 Carbon started in' -e 'Halting JVM' -e 'Shutdown complete') || true
+  case "$line" in
+    *'WSO2 Carbon started in'*) ;;
+    '') unhealthy ;;
+    *) echo "the server stopped during startup; last log lines:" >&2; tail -n 20 "$log" >&2; exit 4 ;;
+  esac
+  until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do
+    [ "$(left)" -gt 0 ] || unhealthy; sleep 0.05
   done
 fi
 rm -f {pending}
