@@ -196,8 +196,9 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
     let first = cli(&["apply", "--start-timeout", "60", inv]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     // The store's config drifts, and the publisher is down: the next run writes the
-    // store's config, then waits for the publisher to start (2 s) before the store's
-    // restart. The test kills the run in that window.
+    // store's config, and the store's restart waits for the publisher to start (2 s).
+    // The test kills the run in that window: once the store's config is written and the
+    // publisher's start has begun (hosts work independently, so either comes first).
     let file = "/opt/wso2/Store/repository/conf/api-manager.xml";
     exec(
         &lab,
@@ -226,12 +227,16 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
         .spawn()
         .unwrap();
     let mut seen = Vec::new();
+    let (mut store_config_written, mut publisher_starting) = (false, false);
     for line in BufReader::new(run.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
-        let start_of_publisher = line.contains("\"event\":\"task_start\"")
+        store_config_written |= line.contains("\"event\":\"task_end\"")
+            && line.contains("\"target\":\"app4/store\"")
+            && line.contains("\"verdict\":\"change\"");
+        publisher_starting |= line.contains("\"event\":\"task_start\"")
             && line.contains("\"target\":\"app3/publisher\"");
         seen.push(line);
-        if start_of_publisher {
+        if store_config_written && publisher_starting {
             run.kill().unwrap(); // SIGKILL
             break;
         }
@@ -255,8 +260,15 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
         &["test", "-f", "/opt/wso2/Store/.apim-deploy/restart-pending"],
     );
 
-    // Bring the publisher back by hand (the killed run may not have reached its start),
-    // so that the store is the only node with a reason to restart.
+    // The killed run sent the publisher's start (its server outlives the run), unless the
+    // kill came between the event and the command: then start it by hand, so that the
+    // store is the only node with a reason to restart.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server_pid(&lab, "app3", "/opt/wso2/Publisher").is_none()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     if server_pid(&lab, "app3", "/opt/wso2/Publisher").is_none() {
         exec(
             &lab,

@@ -19,9 +19,13 @@ pub struct Args {
     /// Show the diff of every file changed.
     #[arg(long)]
     pub diff: bool,
-    /// How many hosts work at once within a phase.
+    /// How many hosts run a step at once.
     #[arg(long, default_value_t = 16)]
     pub forks: usize,
+    /// How many large uploads (the distribution) stream at once; they go in the order
+    /// the nodes start, so the first node to start is not slowed by the others.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub transfers: u16,
     /// Seconds a node may take to become healthy.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
@@ -43,6 +47,7 @@ impl Args {
         };
         o.settings.start_timeout_secs = self.start_timeout;
         o.exec.forks = self.forks;
+        o.exec.transfers = usize::from(self.transfers);
         o
     }
 }

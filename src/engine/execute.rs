@@ -1,12 +1,16 @@
-//! The executor: runs a [`Plan`]'s actions, phase by phase.
+//! The executor: runs a [`Plan`]'s actions, host by host, in the order
+//! [`schedule`](super::schedule) allows.
 //!
-//! * Within a phase, hosts run concurrently (at most `forks` at once); a
-//!   host's own steps run in order.
-//! * `service` steps run role by role in the playbook's dependency order; all
-//!   nodes of a role start together and must be healthy before the next role.
-//! * A failure stops the failed host's remaining steps and every role that
-//!   depends on a role with a failed node. The run goes on elsewhere, and the
-//!   recap and exit code say what happened (ripgrep's messages, not abort).
+//! * Every host works through its own steps concurrently with the others (at
+//!   most `forks` steps run at once); phases order a host's steps, they are not
+//!   barriers across hosts.
+//! * A step waits only for what it depends on: the earlier steps of the roles
+//!   its role depends on, and for a `service` step, their starts too. So a node
+//!   starts the moment the nodes it needs are healthy, while later roles' hosts
+//!   are still unpacking. Large uploads are admitted in start order.
+//! * A failure stops the failed host's remaining steps and the starts of every
+//!   role that depends on a role with a failed node. The run goes on elsewhere,
+//!   and the recap and exit code say what happened (ripgrep's messages, not abort).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,16 +23,22 @@ use super::plan::{Plan, Step};
 use super::playbook::Playbook;
 use super::redact::Redactor;
 use super::report::{Event, HostRecap, Reporter};
+use super::schedule::Schedule;
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// How many hosts work at once within a phase.
+    /// How many steps run at once (each on its own host).
     pub forks: usize,
+    /// How many bulk uploads (distributions) stream at once.
+    pub transfers: usize,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { forks: 16 }
+        ExecOptions {
+            forks: 16,
+            transfers: 1,
+        }
     }
 }
 
@@ -44,11 +54,24 @@ pub struct Outcome {
 struct Shared {
     failed_hosts: HashSet<String>,
     failed_roles: HashSet<String>,
+    phases_started: HashSet<usize>,
     recap: BTreeMap<String, HostRecap>,
     failures: Vec<String>,
 }
 
 type Hosts = HashMap<String, Arc<dyn Transport>>;
+
+/// What one host's pipeline needs; shared by all of them.
+struct Run<'a> {
+    pb: &'a Playbook,
+    plan: &'a Plan,
+    hosts: &'a Hosts,
+    reporter: &'a Arc<dyn Reporter>,
+    redactor: &'a Redactor,
+    schedule: Schedule,
+    forks: tokio::sync::Semaphore,
+    shared: Arc<Mutex<Shared>>,
+}
 
 pub async fn execute(
     pb: &Playbook,
@@ -70,48 +93,22 @@ pub async fn execute(
                 ..Default::default()
             });
     }
-    let role_order = pb.role_order().unwrap_or_default();
-    let mut phase_start = 0;
-    while phase_start < plan.steps.len() {
-        let index = plan.steps[phase_start].phase_index;
-        let end = plan.steps[phase_start..]
-            .iter()
-            .position(|s| s.phase_index != index)
-            .map_or(plan.steps.len(), |n| phase_start + n);
-        let steps = &plan.steps[phase_start..end];
-        reporter.event(&Event::PhaseStart {
-            phase: steps[0].phase.clone(),
-        });
-        let (services, others): (Vec<&Step>, Vec<&Step>) =
-            steps.iter().partition(|s| s.module == "service");
-        run_per_host(&others, hosts, &reporter, redactor, opts, &shared).await;
-        for role in &role_order {
-            let batch: Vec<&Step> = services
-                .iter()
-                .copied()
-                .filter(|s| s.role.as_deref() == Some(role.as_str()))
-                .collect();
-            if batch.is_empty() {
-                continue;
-            }
-            let blocked = {
-                let sh = shared.lock().unwrap();
-                pb.ancestors(role)
-                    .iter()
-                    .any(|a| sh.failed_roles.contains(a))
-            };
-            if blocked {
-                for s in &batch {
-                    skip(s, "a role it depends on failed", &reporter, &shared);
-                }
-                shared.lock().unwrap().failed_roles.insert(role.clone());
-                continue;
-            }
-            let refs: Vec<&Step> = batch;
-            run_per_host(&refs, hosts, &reporter, redactor, opts, &shared).await;
-        }
-        phase_start = end;
-    }
+    let run = Run {
+        pb,
+        plan,
+        hosts,
+        reporter: &reporter,
+        redactor,
+        schedule: Schedule::new(pb, plan, opts.transfers),
+        forks: tokio::sync::Semaphore::new(opts.forks.max(1)),
+        shared: shared.clone(),
+    };
+    let pipelines = run
+        .schedule
+        .sequences
+        .iter()
+        .map(|(host, seq)| run_host(&run, host, seq));
+    futures_util::future::join_all(pipelines).await;
     let sh = shared.lock().unwrap();
     Outcome {
         hosts: sh.recap.values().cloned().collect(),
@@ -120,38 +117,59 @@ pub async fn execute(
     }
 }
 
-/// Runs steps grouped by host: hosts concurrently, each host's steps in order.
-async fn run_per_host(
-    steps: &[&Step],
-    hosts: &Hosts,
-    reporter: &Arc<dyn Reporter>,
-    redactor: &Redactor,
-    opts: &ExecOptions,
-    shared: &Arc<Mutex<Shared>>,
-) {
-    let mut by_host: BTreeMap<String, Vec<Step>> = BTreeMap::new();
-    for s in steps {
-        by_host
-            .entry(s.host.clone())
-            .or_default()
-            .push((*s).clone());
+/// One host's steps, in order, each when the schedule allows it.
+async fn run_host(run: &Run<'_>, host: &str, sequence: &[usize]) {
+    let transport = run.hosts.get(host).map(|t| t.as_ref());
+    for &index in sequence {
+        let step = &run.plan.steps[index];
+        announce_phase(run, step);
+        if step.verdict.is_change() {
+            run.schedule.wait_for_dependencies(index).await;
+        }
+        if let Some(why) = blocked(run, step) {
+            skip(step, why, run.reporter, &run.shared);
+        } else {
+            let _bulk = run.schedule.admit(index).await;
+            let _fork = run.forks.acquire().await;
+            run_step(step, transport, run.reporter, run.redactor, &run.shared).await;
+        }
+        run.schedule.finished(step, index);
     }
-    let limit = Arc::new(tokio::sync::Semaphore::new(opts.forks.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    for (host, steps) in by_host {
-        let transport = hosts.get(&host).cloned();
-        let reporter = reporter.clone();
-        let redactor = redactor.clone();
-        let shared = shared.clone();
-        let limit = limit.clone();
-        set.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            for step in &steps {
-                run_step(step, transport.as_deref(), &reporter, &redactor, &shared).await;
-            }
+}
+
+fn announce_phase(run: &Run<'_>, step: &Step) {
+    if run
+        .shared
+        .lock()
+        .unwrap()
+        .phases_started
+        .insert(step.phase_index)
+    {
+        run.reporter.event(&Event::PhaseStart {
+            phase: step.phase.clone(),
         });
     }
-    while set.join_next().await.is_some() {}
+}
+
+/// Why a step must not run: its host failed, or (for a start) a role it depends on.
+fn blocked(run: &Run<'_>, step: &Step) -> Option<&'static str> {
+    let mut sh = run.shared.lock().unwrap();
+    if sh.failed_hosts.contains(&step.host) {
+        return Some("an earlier task failed on this host");
+    }
+    let role = step.role.as_ref()?;
+    let dependency_failed = step.module == "service"
+        && step.verdict.is_change()
+        && run
+            .pb
+            .ancestors(role)
+            .iter()
+            .any(|a| sh.failed_roles.contains(a));
+    if dependency_failed {
+        sh.failed_roles.insert(role.clone());
+        return Some("a role it depends on failed");
+    }
+    None
 }
 
 fn skip(step: &Step, why: &str, reporter: &Arc<dyn Reporter>, shared: &Arc<Mutex<Shared>>) {
@@ -175,15 +193,6 @@ async fn run_step(
     redactor: &Redactor,
     shared: &Arc<Mutex<Shared>>,
 ) {
-    if shared.lock().unwrap().failed_hosts.contains(&step.host) {
-        skip(
-            step,
-            "an earlier task failed on this host",
-            reporter,
-            shared,
-        );
-        return;
-    }
     let started = Instant::now();
     if !step.verdict.is_change() {
         let mut sh = shared.lock().unwrap();

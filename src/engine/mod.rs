@@ -16,6 +16,7 @@ pub mod playbook;
 pub mod probe;
 pub mod redact;
 pub mod report;
+pub mod schedule;
 pub mod state;
 pub mod template;
 

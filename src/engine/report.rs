@@ -97,8 +97,9 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
             } => {
                 writeln!(out, "{command}: {hosts} host(s), {nodes} node(s)")
             }
-            Event::PhaseStart { phase } => writeln!(out, "== {phase}"),
-            Event::TaskStart { .. } => Ok(()),
+            // Hosts do not wait for each other at phase boundaries, so a heading
+            // would stand over other hosts' lines; each line names its target.
+            Event::PhaseStart { .. } | Event::TaskStart { .. } => Ok(()),
             Event::TaskEnd {
                 target,
                 task,
