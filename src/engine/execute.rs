@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apim_transport::{Cmd, Owner, Transport};
+use apim_transport::{Cmd, FileWrite, Owner, Transport};
 
 use super::modules::{Action, Verdict};
 use super::plan::{Plan, Step};
@@ -117,11 +117,19 @@ pub async fn execute(
     }
 }
 
-/// One host's steps, in order, each when the schedule allows it.
+/// One host's steps, in order, each when the schedule allows it. Consecutive steps that
+/// only write files (a node's configuration) go to the host as one batch: one round trip.
 async fn run_host(run: &Run<'_>, host: &str, sequence: &[usize]) {
     let transport = run.hosts.get(host).map(|t| t.as_ref());
-    for &index in sequence {
+    let mut rest = sequence;
+    while let Some(&index) = rest.first() {
         let step = &run.plan.steps[index];
+        let batch = write_batch(run.plan, rest);
+        if batch.len() > 1 {
+            run_write_batch(run, batch, transport).await;
+            rest = &rest[batch.len()..];
+            continue;
+        }
         announce_phase(run, step);
         if step.verdict.is_change() {
             run.schedule.wait_for_dependencies(index).await;
@@ -134,7 +142,137 @@ async fn run_host(run: &Run<'_>, host: &str, sequence: &[usize]) {
             run_step(step, transport, run.reporter, run.redactor, &run.shared).await;
         }
         run.schedule.finished(step, index);
+        rest = &rest[1..];
     }
+}
+
+/// The longest run of steps at the head of `sequence`, in one phase, that only write
+/// files or have nothing to do; empty unless it holds at least two writing steps.
+fn write_batch<'s>(plan: &Plan, sequence: &'s [usize]) -> &'s [usize] {
+    let Some(first) = sequence.first() else {
+        return &[];
+    };
+    let phase = plan.steps[*first].phase_index;
+    let len = sequence
+        .iter()
+        .take_while(|i| {
+            let s = &plan.steps[**i];
+            s.phase_index == phase && (!s.verdict.is_change() || writes_only(s))
+        })
+        .count();
+    let batch = &sequence[..len];
+    let writing = batch
+        .iter()
+        .filter(|i| writes_only(&plan.steps[**i]))
+        .count();
+    if writing >= 2 { batch } else { &[] }
+}
+
+fn writes_only(step: &Step) -> bool {
+    step.verdict.is_change()
+        && !step.actions.is_empty()
+        && step
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Write { .. }))
+}
+
+/// Writes the files of several steps in one round trip; each step is then reported as
+/// if it had run alone (the one whose file failed fails, later ones are skipped).
+async fn run_write_batch(run: &Run<'_>, batch: &[usize], transport: Option<&dyn Transport>) {
+    announce_phase(run, &run.plan.steps[batch[0]]);
+    let (writing, idle): (Vec<usize>, Vec<usize>) = batch
+        .iter()
+        .partition(|&&i| run.plan.steps[i].verdict.is_change());
+    for &index in &idle {
+        let step = &run.plan.steps[index];
+        run_step(step, transport, run.reporter, run.redactor, &run.shared).await;
+        run.schedule.finished(step, index);
+    }
+    let batch = &writing[..];
+    let steps: Vec<&Step> = batch.iter().map(|&i| &run.plan.steps[i]).collect();
+    for &index in batch {
+        run.schedule.wait_for_dependencies(index).await;
+    }
+    let result = match blocked(run, steps[0]) {
+        Some(why) => Err((0, why.to_string())),
+        None => {
+            let _fork = run.forks.acquire().await;
+            for s in &steps {
+                run.reporter.event(&Event::TaskStart {
+                    target: s.target.clone(),
+                    task: s.task.clone(),
+                });
+            }
+            let started = Instant::now();
+            let result = write_files(transport, &steps).await;
+            let ms = started.elapsed().as_millis() as u64 / steps.len() as u64;
+            let done = result.as_ref().err().map_or(steps.len(), |(n, _)| *n);
+            for s in &steps[..done] {
+                record(s, Ok(()), ms, run.reporter, run.redactor, &run.shared);
+            }
+            if let Err((n, error)) = &result {
+                record(
+                    steps[*n],
+                    Err(error.clone()),
+                    ms,
+                    run.reporter,
+                    run.redactor,
+                    &run.shared,
+                );
+            }
+            result.map_err(|(n, _)| (n + 1, "an earlier task failed on this host".into()))
+        }
+    };
+    if let Err((from, why)) = result {
+        for s in &steps[from..] {
+            skip(s, &why, run.reporter, &run.shared);
+        }
+    }
+    for (&index, s) in batch.iter().zip(&steps) {
+        run.schedule.finished(s, index);
+    }
+}
+
+/// Sends every file the steps write; on failure, the index of the step whose file
+/// failed (steps before it are complete) and the error.
+async fn write_files(
+    transport: Option<&dyn Transport>,
+    steps: &[&Step],
+) -> Result<(), (usize, String)> {
+    let Some(t) = transport else {
+        return Err((0, format!("no connection to {}", steps[0].host)));
+    };
+    let mut owners = Vec::new();
+    let files: Vec<FileWrite<'_>> = steps
+        .iter()
+        .enumerate()
+        .flat_map(|(n, s)| s.actions.iter().map(move |a| (n, a)))
+        .filter_map(|(n, a)| match a {
+            Action::Write {
+                path,
+                bytes,
+                mode,
+                owner,
+            } => {
+                owners.push(n);
+                Some(FileWrite {
+                    path,
+                    bytes,
+                    mode: *mode,
+                    owner: owner.as_ref().map(Owner::user),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    t.write_files_atomic(&files).await.map_err(|e| {
+        let failed = &files[e.written.min(files.len() - 1)];
+        (
+            owners[e.written.min(owners.len() - 1)],
+            format!("write {}: {}", failed.path, e.error),
+        )
+    })
 }
 
 fn announce_phase(run: &Run<'_>, step: &Step) {
@@ -220,6 +358,19 @@ async fn run_step(
         None => Err(format!("no connection to {}", step.host)),
     };
     let ms = started.elapsed().as_millis() as u64;
+    record(step, result, ms, reporter, redactor, shared);
+}
+
+/// Reports a step that ran, and counts it in the recap; a failure also stops its host
+/// and marks its role failed.
+fn record(
+    step: &Step,
+    result: Result<(), String>,
+    ms: u64,
+    reporter: &Arc<dyn Reporter>,
+    redactor: &Redactor,
+    shared: &Arc<Mutex<Shared>>,
+) {
     let mut sh = shared.lock().unwrap();
     let is_service = step.module == "service";
     match result {

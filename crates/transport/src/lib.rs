@@ -12,8 +12,8 @@
 //! * [`Output`] / [`ExitStatus`]: stdout, stderr and `Code(i32)` or `Signal(name)`;
 //!   a command that ends without either is an error.
 //! * [`Transport`]: `exec`, plus file operations built on it (`read_file`,
-//!   `write_file_atomic`, `upload`, `stat`) and `script` for a batch of probes in one
-//!   round trip.
+//!   `write_file_atomic`, `write_files_atomic`, `upload`, `stat`) and `script` for a
+//!   batch of probes in one round trip.
 //! * [`LocalTransport`]: this machine, through `/bin/sh -c` (single-host runs, tests).
 //! * [`SshTransport`]: russh, one connection per host reused for all the work.
 //! * [`TransportError`]: one error enum, host and command as fields.
@@ -44,7 +44,7 @@ pub mod ssh;
 
 pub use cmd::{Cmd, Stdin};
 pub use error::{Result, TransportError};
-pub use files::{FileKind, FileStat, Owner, script_cmd};
+pub use files::{BatchError, FileKind, FileStat, FileWrite, Owner, script_cmd};
 pub use local::LocalTransport;
 pub use output::{ExitStatus, Output};
 pub use ssh::{Auth, HostKeyPolicy, SshTarget, SshTransport, Timeouts};
@@ -103,6 +103,16 @@ pub trait Transport: Send + Sync {
         owner: Option<&Owner>,
     ) -> Result<()> {
         files::write_file_atomic(self, path, bytes, mode, owner).await
+    }
+
+    /// Writes `files` in order, each as [`Transport::write_file_atomic`] does, in one
+    /// round trip. Stops at the first failure; [`BatchError::written`] says how many
+    /// files were written before it.
+    async fn write_files_atomic(
+        &self,
+        files: &[FileWrite<'_>],
+    ) -> std::result::Result<(), BatchError> {
+        files::write_files_atomic(self, files).await
     }
 
     /// Streams a local file to `remote` (never held whole in memory) under a temp

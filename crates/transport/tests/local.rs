@@ -246,3 +246,121 @@ async fn usable_as_trait_object() {
     let out = hosts[0].exec_ok(&Cmd::new("true")).await.unwrap();
     assert!(out.status.success());
 }
+
+/// A host that records every command line it is asked to run.
+struct Recording {
+    inner: LocalTransport,
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for Recording {
+    fn host(&self) -> &str {
+        self.inner.host()
+    }
+    async fn exec(&self, cmd: &Cmd) -> apim_transport::Result<apim_transport::Output> {
+        self.lines.lock().unwrap().push(cmd.render(false).unwrap());
+        self.inner.exec(cmd).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_writes_every_file_in_one_command_line_free_of_content_and_hashes() {
+    // Should: one command writes every file in order (the last write of a path wins),
+    // bytes exact (NULs, a line equal to the here-document's delimiter, empty files),
+    // modes applied, no temp file left, and neither content nor hash on a command line.
+    use apim_transport::FileWrite;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (a, b, empty) = (path("a b.xml"), path("b"), path("empty"));
+    let secret = b"<password>s3cret</password>\nAPIM_B64\n\0\xff".to_vec();
+    let host = Recording {
+        inner: host(),
+        lines: Default::default(),
+    };
+    let files = [
+        FileWrite {
+            path: &a,
+            bytes: b"first",
+            mode: None,
+            owner: None,
+        },
+        FileWrite {
+            path: &b,
+            bytes: &secret,
+            mode: Some(0o600),
+            owner: None,
+        },
+        FileWrite {
+            path: &empty,
+            bytes: b"",
+            mode: None,
+            owner: None,
+        },
+        FileWrite {
+            path: &a,
+            bytes: b"second",
+            mode: Some(0o640),
+            owner: None,
+        },
+    ];
+    host.write_files_atomic(&files).await.unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), b"second");
+    assert_eq!(std::fs::read(&b).unwrap(), secret);
+    assert_eq!(std::fs::read(&empty).unwrap(), b"");
+    let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!((mode(&a), mode(&b)), (0o640, 0o600));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        3,
+        "temp files left"
+    );
+    let lines = host.lines.lock().unwrap();
+    assert_eq!(lines.len(), 1, "one round trip: {lines:?}");
+    let hash = hex::encode(Sha256::digest(&secret));
+    assert!(
+        !lines[0].contains("s3cret") && !lines[0].contains(&hash),
+        "{}",
+        lines[0]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_stops_at_the_first_failure_and_says_how_far_it_got() {
+    // Should: files before the failing one are written, the failing one and every
+    // later one are not, and the error names the failing path.
+    use apim_transport::FileWrite;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (ok, bad, after) = (path("ok"), path("missing-dir/bad"), path("after"));
+    let files = [
+        FileWrite {
+            path: &ok,
+            bytes: b"1",
+            mode: None,
+            owner: None,
+        },
+        FileWrite {
+            path: &bad,
+            bytes: b"2",
+            mode: None,
+            owner: None,
+        },
+        FileWrite {
+            path: &after,
+            bytes: b"3",
+            mode: None,
+            owner: None,
+        },
+    ];
+    let err = host().write_files_atomic(&files).await.unwrap_err();
+    assert_eq!(err.written, 1);
+    assert!(
+        err.error.to_string().contains("missing-dir/bad"),
+        "{}",
+        err.error
+    );
+    assert_eq!(std::fs::read(&ok).unwrap(), b"1");
+    assert!(!std::path::Path::new(&after).exists());
+}
