@@ -501,3 +501,98 @@ async fn run_script(
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     Err(format!("{}: {}", out.status, tail.join("\n")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apim_transport::LocalTransport;
+    use std::path::Path;
+
+    /// Keeps `target verdict` per finished step.
+    #[derive(Default)]
+    struct Verdicts(Mutex<Vec<String>>);
+
+    impl Reporter for Verdicts {
+        fn event(&self, e: &Event) {
+            let line = match e {
+                Event::TaskEnd {
+                    target,
+                    verdict: Verdict::Skipped(why),
+                    ..
+                } => format!("{target} skipped: {why}"),
+                Event::TaskEnd { target, .. } => format!("{target} done"),
+                Event::TaskFailed { target, error, .. } => format!("{target} failed: {error}"),
+                _ => return,
+            };
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    fn write_step(target: &str, phase: usize, path: &Path) -> Step {
+        Step {
+            phase: format!("phase {phase}"),
+            task: format!("write {target}"),
+            module: "xml".into(),
+            target: target.into(),
+            host: "local".into(),
+            role: None,
+            verdict: Verdict::Change("will write".into()),
+            diffs: vec![],
+            sql: vec![],
+            actions: vec![Action::Write {
+                path: path.to_str().unwrap().into(),
+                bytes: target.as_bytes().to_vec(),
+                mode: None,
+                owner: None,
+            }],
+            phase_index: phase,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_in_a_batch_fails_its_step_and_stops_the_host() {
+        // should: the batch's steps are reported one by one: written before the failing
+        // file, failed at it, skipped after it and in later phases; the run fails.
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let plan = Plan {
+            playbook: "t".into(),
+            steps: vec![
+                write_step("a", 0, &path("a")),
+                write_step("b", 0, &path("missing/b")),
+                write_step("c", 0, &path("c")),
+                write_step("d", 1, &path("d")),
+            ],
+        };
+        let pb = Playbook::parse("name = 't'\nphase = []\n[depends]", "t.toml").unwrap();
+        let hosts: Hosts = HashMap::from([(
+            "local".to_string(),
+            Arc::new(LocalTransport::new().named("local")) as Arc<dyn Transport>,
+        )]);
+        let verdicts = Arc::new(Verdicts::default());
+        let outcome = execute(
+            &pb,
+            &plan,
+            &hosts,
+            verdicts.clone(),
+            &Redactor::default(),
+            &ExecOptions::default(),
+        )
+        .await;
+        let lines = verdicts.0.lock().unwrap().clone();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert_eq!(lines[0], "a done");
+        assert!(
+            lines[1].starts_with("b failed: write ") && lines[1].contains("missing/b"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(lines[2], "c skipped: an earlier task failed on this host");
+        assert_eq!(lines[3], "d skipped: an earlier task failed on this host");
+        assert_eq!(std::fs::read(path("a")).unwrap(), b"a");
+        assert!(!path("c").exists() && !path("d").exists());
+        assert!(!outcome.ok);
+        let recap = &outcome.hosts[0];
+        assert_eq!((recap.changed, recap.failed, recap.skipped), (1, 1, 2));
+    }
+}
