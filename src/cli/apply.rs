@@ -1,6 +1,5 @@
 //! `apim-deploy apply INVENTORY`: bring every host to the playbook's state.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -60,7 +59,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         let prepared = deploy::prepare(&opts).await?;
         let reporter: Arc<dyn Reporter> = if args.json {
             Arc::new(JsonReporter::new(std::io::stdout()))
-        } else if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        } else if super::fancy(&std::io::stdout()) {
             Arc::new(ProgressReporter::new(args.diff))
         } else {
             let mut r = PlainReporter::new(std::io::stdout());

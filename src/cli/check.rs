@@ -7,7 +7,7 @@
 //! prints the [`Topology`] instead. The topology holds no secrets, so neither output can.
 //! Exit status: 0 valid, 1 invalid.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = super::fancy(&std::io::stderr());
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     run(&args, color, &mut stdout, &mut stderr)

@@ -2,6 +2,7 @@
 //! `Args` struct and an `exec` function; `exec` validates input, calls the
 //! library, and returns the process exit code. No command opens a connection itself.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +16,12 @@ pub mod plan;
 pub mod restart;
 pub mod status;
 pub mod table;
+
+/// Whether output on this stream may use colour and a live display: a terminal, and
+/// `NO_COLOR` unset (<https://no-color.org>). Pipes and CI get plain lines.
+pub fn fancy(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
 
 /// Deploy and operate a distributed WSO2 API Manager 1.9 cluster over SSH.
 #[derive(Debug, Parser)]

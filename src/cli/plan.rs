@@ -2,7 +2,7 @@
 //! Exit 0: nothing would change; 2: something would; 1: error (like
 //! `terraform plan -detailed-exitcode`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::deploy;
@@ -30,7 +30,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
         writeln!(out)?;
     } else {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = super::fancy(&std::io::stdout());
         print_plan(&mut out, &plan, color)?;
     }
     Ok(ExitCode::from(if plan.changes() == 0 { 0 } else { 2 }))

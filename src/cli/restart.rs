@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use crate::operate::events::{JsonOut, OpReporter, PlainOut};
+use crate::operate::events::{JsonOut, OpReporter, PlainOut, ProgressOut};
 use crate::operate::restart::{self, Batch, RestartOptions};
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +57,8 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     opts.settings.start_timeout_secs = args.start_timeout;
     let out: Box<dyn OpReporter> = if args.json {
         Box::new(JsonOut(Mutex::new(std::io::stdout())))
+    } else if super::fancy(&std::io::stdout()) {
+        Box::new(ProgressOut::new())
     } else {
         Box::new(PlainOut(Mutex::new(std::io::stdout())))
     };

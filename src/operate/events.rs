@@ -149,6 +149,84 @@ impl<W: Write + Send> OpReporter for PlainOut<W> {
     }
 }
 
+/// The terminal display of `restart`: a spinner with the elapsed time for each node of
+/// the batch being rolled (a real Carbon takes a minute to come back), every event's
+/// plain text printed above the spinners.
+pub struct ProgressOut {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+}
+
+impl ProgressOut {
+    pub fn new() -> Self {
+        ProgressOut {
+            multi: indicatif::MultiProgress::new(),
+            bars: Mutex::new(Default::default()),
+        }
+    }
+
+    fn say(&self, text: &str) {
+        for line in text.trim_end().lines() {
+            let _ = self.multi.println(line);
+        }
+    }
+
+    fn spin(&self, node: &str) {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} restarting {msg} {elapsed}")
+                .expect("valid template"),
+        );
+        bar.set_message(node.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        self.bars
+            .lock()
+            .expect("progress lock")
+            .insert(node.to_string(), bar);
+    }
+
+    fn stop(&self, node: Option<&str>) {
+        let mut bars = self.bars.lock().expect("progress lock");
+        let done: Vec<String> = match node {
+            Some(n) => vec![n.to_string()],
+            None => bars.keys().cloned().collect(),
+        };
+        for n in done {
+            if let Some(bar) = bars.remove(&n) {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+impl Default for ProgressOut {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpReporter for ProgressOut {
+    fn event(&self, e: &OpEvent) {
+        match e {
+            OpEvent::BatchStart { nodes, .. } => {
+                self.say(&plain(e));
+                for n in nodes {
+                    self.spin(n);
+                }
+            }
+            OpEvent::Restart { target, .. } => {
+                self.stop(Some(target));
+                self.say(&plain(e));
+            }
+            OpEvent::RollStopped { .. } | OpEvent::Recap { .. } => {
+                self.stop(None);
+                self.say(&plain(e));
+            }
+            _ => self.say(&plain(e)),
+        }
+    }
+}
+
 /// The plain text of one event (empty for none).
 pub fn plain(e: &OpEvent) -> String {
     match e {
