@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apim_transport::Transport;
-use apim_transport::ssh::{Auth, HostKeyPolicy, SshTarget, SshTransport, Timeouts};
+use apim_transport::ssh::{
+    Auth, HostKeyPolicy, SshTarget, SshTransport, Timeouts, config::target_from_ssh_config,
+};
 use secrecy::SecretString;
 
-use crate::inventory::{HostKeyPolicy as InvPolicy, Inventory};
+use crate::inventory::{HostKeyPolicy as InvPolicy, Inventory, JumpHost};
 use crate::topology::Topology;
 
 /// Open connections, by host name.
@@ -28,84 +30,185 @@ pub enum ConnectError {
     },
     #[error("{0}")]
     Unreachable(String),
+    #[error("ssh.config: {0}")]
+    SshConfig(String),
 }
 
-/// The SSH settings of every host of the topology.
+/// The SSH settings of every host of the topology: from the inventory, or, with
+/// `ssh.config`, from OpenSSH's configuration with the inventory's own keys on top.
 pub fn targets(inv: &Inventory, topo: &Topology) -> Result<Vec<SshTarget>, ConnectError> {
-    let ssh = &inv.ssh;
-    let mut auth = Vec::new();
-    let secret = |field: &'static str, r: &crate::inventory::SecretRef| {
-        r.resolve()
-            .map(|s| SecretString::from(s.expose().to_string()))
-            .map_err(|e| ConnectError::Secret {
-                field,
-                message: e.to_string(),
-            })
-    };
-    if let Some(path) = &ssh.identity_file {
-        let passphrase = match &ssh.passphrase {
-            Some(p) => Some(secret("ssh.passphrase", p.get_ref())?),
-            None => None,
+    let base = Base::from_inventory(inv)?;
+    topo.hosts
+        .iter()
+        .map(|h| match inv.ssh.config_file() {
+            None => Ok(base.target(
+                h.name.as_str(),
+                &h.address.to_string(),
+                h.ssh_port,
+                h.ssh_user.as_str(),
+            )),
+            Some(file) => {
+                let file = file.map(|f| resolve(&inv.base_dir, f));
+                from_ssh_config(inv, &base, h, file.as_deref())
+            }
+        })
+        .collect()
+}
+
+/// What the inventory says about every host.
+struct Base {
+    auth: Vec<Auth>,
+    known_hosts: PathBuf,
+    policy: HostKeyPolicy,
+    timeouts: Timeouts,
+    jump: Option<JumpHost>,
+    sudo: bool,
+    default_user: String,
+}
+
+impl Base {
+    fn from_inventory(inv: &Inventory) -> Result<Base, ConnectError> {
+        let ssh = &inv.ssh;
+        let secret = |field: &'static str, r: &crate::inventory::SecretRef| {
+            r.resolve()
+                .map(|s| SecretString::from(s.expose().to_string()))
+                .map_err(|e| ConnectError::Secret {
+                    field,
+                    message: e.to_string(),
+                })
         };
-        auth.push(Auth::KeyFile {
-            path: resolve(&inv.base_dir, path),
-            passphrase,
+        let mut auth = Vec::new();
+        if let Some(path) = &ssh.identity_file {
+            let passphrase = match &ssh.passphrase {
+                Some(p) => Some(secret("ssh.passphrase", p.get_ref())?),
+                None => None,
+            };
+            auth.push(Auth::KeyFile {
+                path: resolve(&inv.base_dir, path),
+                passphrase,
+            });
+        }
+        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+            auth.push(Auth::Agent);
+        }
+        if let Some(p) = &ssh.password {
+            auth.push(Auth::Password(secret("ssh.password", p.get_ref())?));
+        }
+        let connect = Duration::from_secs(
+            ssh.connect_timeout_secs
+                .unwrap_or(crate::inventory::Ssh::DEFAULT_CONNECT_TIMEOUT_SECS),
+        );
+        Ok(Base {
+            auth,
+            known_hosts: ssh
+                .known_hosts
+                .as_ref()
+                .map(|k| resolve(&inv.base_dir, k))
+                .unwrap_or_else(default_known_hosts),
+            policy: policy(ssh.host_key_policy.unwrap_or(InvPolicy::Strict)),
+            timeouts: Timeouts {
+                connect,
+                auth: connect,
+                channel_open: connect,
+                command: Duration::from_secs(ssh.command_timeout_secs),
+                ..Timeouts::default()
+            },
+            jump: ssh.jump.clone(),
+            sudo: ssh.sudo,
+            default_user: ssh.default_user().to_string(),
+        })
+    }
+
+    fn target(&self, name: &str, address: &str, port: u16, user: &str) -> SshTarget {
+        let mut t = SshTarget::new(
+            name.to_string(),
+            address.to_string(),
+            self.known_hosts.clone(),
+        );
+        t.port = port;
+        t.user = user.to_string();
+        t.auth = self.auth.clone();
+        t.policy = self.policy;
+        t.timeouts = self.timeouts;
+        t.sudo = self.sudo;
+        t.jump = self.jump.as_ref().map(|j| {
+            let mut jump = SshTarget::new(
+                j.address.to_string(),
+                j.address.to_string(),
+                t.known_hosts.clone(),
+            );
+            jump.port = j.port;
+            jump.user = j
+                .user
+                .as_ref()
+                .map_or(self.default_user.clone(), |u| u.to_string());
+            jump.auth = t.auth.clone();
+            jump.policy = t.policy;
+            jump.timeouts = t.timeouts;
+            Box::new(jump)
         });
+        t
     }
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        auth.push(Auth::Agent);
-    }
-    if let Some(p) = &ssh.password {
-        auth.push(Auth::Password(secret("ssh.password", p.get_ref())?));
-    }
-    let known_hosts = ssh
-        .known_hosts
-        .as_ref()
-        .map(|k| resolve(&inv.base_dir, k))
-        .unwrap_or_else(default_known_hosts);
-    let policy = match ssh.host_key_policy {
+}
+
+fn policy(p: InvPolicy) -> HostKeyPolicy {
+    match p {
         InvPolicy::Strict => HostKeyPolicy::Strict,
         InvPolicy::AcceptNew => HostKeyPolicy::AcceptNew,
-    };
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(ssh.connect_timeout_secs),
-        auth: Duration::from_secs(ssh.connect_timeout_secs),
-        channel_open: Duration::from_secs(ssh.connect_timeout_secs),
-        command: Duration::from_secs(ssh.command_timeout_secs),
-        ..Timeouts::default()
-    };
-    let jump = ssh.jump.as_ref().map(|j| {
-        let mut t = SshTarget::new(
-            j.address.to_string(),
-            j.address.to_string(),
-            known_hosts.clone(),
+    }
+}
+
+/// A host's settings from `ssh -G <host name>`; every key the inventory sets wins, as a
+/// command-line option wins over ssh_config. A name the configuration does not know
+/// resolves to itself: then the inventory's address is used.
+fn from_ssh_config(
+    inv: &Inventory,
+    base: &Base,
+    h: &crate::topology::HostPlan,
+    file: Option<&std::path::Path>,
+) -> Result<SshTarget, ConnectError> {
+    let ssh = &inv.ssh;
+    let name = h.name.as_str();
+    let mut t =
+        target_from_ssh_config(name, file).map_err(|e| ConnectError::SshConfig(e.to_string()))?;
+    if t.address.eq_ignore_ascii_case(name) {
+        t.address = h.address.to_string();
+    }
+    let host = inv.hosts.iter().find(|x| x.name() == &h.name);
+    if let Some(user) = host.and_then(|x| x.user.as_ref()).or(ssh.user.as_ref()) {
+        t.user = user.to_string();
+    }
+    if let Some(port) = host.and_then(|x| x.port).or(ssh.port) {
+        t.port = port;
+    }
+    if ssh.identity_file.is_some() || ssh.password.is_some() {
+        // The inventory's key or password first, then the configuration's keys.
+        let has_agent = base.auth.iter().any(|a| matches!(a, Auth::Agent));
+        let mut auth = base.auth.clone();
+        auth.extend(
+            t.auth
+                .into_iter()
+                .filter(|a| !(has_agent && matches!(a, Auth::Agent))),
         );
-        t.port = j.port;
-        t.user = j.user.as_ref().unwrap_or(&ssh.user).to_string();
-        t.auth = auth.clone();
-        t.policy = policy;
-        t.timeouts = timeouts;
-        Box::new(t)
-    });
-    Ok(topo
-        .hosts
-        .iter()
-        .map(|h| {
-            let mut t = SshTarget::new(
-                h.name.to_string(),
-                h.address.to_string(),
-                known_hosts.clone(),
-            );
-            t.port = h.ssh_port;
-            t.user = h.ssh_user.to_string();
-            t.auth = auth.clone();
-            t.policy = policy;
-            t.jump = jump.clone();
-            t.sudo = ssh.sudo;
-            t.timeouts = timeouts;
-            t
-        })
-        .collect())
+        t.auth = auth;
+    }
+    if ssh.known_hosts.is_some() {
+        t.known_hosts = base.known_hosts.clone();
+    }
+    if ssh.host_key_policy.is_some() {
+        t.policy = base.policy;
+    }
+    if ssh.connect_timeout_secs.is_some() {
+        t.timeouts.connect = base.timeouts.connect;
+        t.timeouts.auth = base.timeouts.auth;
+        t.timeouts.channel_open = base.timeouts.channel_open;
+    }
+    t.timeouts.command = base.timeouts.command;
+    if ssh.jump.is_some() {
+        t.jump = base.target(name, &t.address, t.port, &t.user).jump;
+    }
+    t.sudo = base.sudo;
+    Ok(t)
 }
 
 fn resolve(base: &std::path::Path, p: &std::path::Path) -> PathBuf {
@@ -167,5 +270,124 @@ pub async fn connect_all(targets: Vec<SshTarget>) -> Result<Hosts, ConnectError>
         errors.sort();
         errors.push("nothing was changed on any host".into());
         Err(ConnectError::Unreachable(errors.join("\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Secrets;
+
+    fn inventory(ssh: &str) -> (Inventory, Topology) {
+        let text = format!(
+            r#"
+[ssh]
+{ssh}
+
+[distribution]
+path = "dist.zip"
+sha256 = "{zero}"
+
+[jdbc_driver]
+path = "driver.jar"
+sha256 = "{zero}"
+
+[database]
+host = "db"
+admin_user = "apimadmin"
+admin_password = {{ env = "NONE" }}
+app_user = "wso2"
+app_password = {{ env = "NONE" }}
+
+[admin]
+password = {{ env = "NONE" }}
+
+[[hosts]]
+name = "app1"
+address = "127.0.60.1"
+roles = ["keymanager", "gateway", "publisher", "store"]
+
+[[hosts]]
+name = "db"
+address = "127.0.60.2"
+roles = ["database"]
+user = "dbadmin"
+"#,
+            zero = "0".repeat(64)
+        );
+        let (inv, problems) =
+            Inventory::parse_with_problems(&text, "t.toml", Secrets::Skip).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let topo = Topology::from_inventory(&inv).unwrap();
+        (inv, topo)
+    }
+
+    fn by_name(targets: Vec<SshTarget>) -> HashMap<String, SshTarget> {
+        targets.into_iter().map(|t| (t.name.clone(), t)).collect()
+    }
+
+    #[test]
+    fn ssh_config_gives_each_host_its_settings_and_the_inventory_keys_win() {
+        // should: app1 takes address, user, port, key, known_hosts, policy and jump from
+        // the OpenSSH config; db (unknown there) keeps its inventory address and user.
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ops");
+        std::fs::write(&key, "not read here").unwrap();
+        let config = dir.path().join("ssh_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host app1\n  HostName 10.20.30.40\n  User ops\n  Port 2222\n  IdentityFile {}\n  \
+                 UserKnownHostsFile {}/kh\n  StrictHostKeyChecking accept-new\n  ProxyJump bastion\n\
+                 Host bastion\n  HostName 10.20.30.1\n  User jumper\n",
+                key.display(),
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let (inv, topo) = inventory(&format!("config = {:?}", config.to_str().unwrap()));
+        let t = by_name(targets(&inv, &topo).unwrap());
+        let app1 = &t["app1"];
+        assert_eq!(
+            (app1.address.as_str(), app1.user.as_str(), app1.port),
+            ("10.20.30.40", "ops", 2222)
+        );
+        assert!(matches!(&app1.auth[0], Auth::KeyFile { path, .. } if *path == key));
+        assert_eq!(app1.known_hosts, dir.path().join("kh"));
+        assert_eq!(app1.policy, HostKeyPolicy::AcceptNew);
+        let jump = app1.jump.as_ref().expect("the ProxyJump hop");
+        assert_eq!(
+            (jump.address.as_str(), jump.user.as_str()),
+            ("10.20.30.1", "jumper")
+        );
+        let db = &t["db"];
+        assert_eq!(
+            (db.address.as_str(), db.user.as_str()),
+            ("127.0.60.2", "dbadmin")
+        );
+
+        // Keys written in the inventory win over the configuration.
+        let (inv, topo) = inventory(&format!(
+            "config = {:?}\nuser = \"admin2\"\nport = 22\nhost_key_policy = \"strict\"",
+            config.to_str().unwrap()
+        ));
+        let t = by_name(targets(&inv, &topo).unwrap());
+        let app1 = &t["app1"];
+        assert_eq!((app1.user.as_str(), app1.port), ("admin2", 22));
+        assert_eq!(app1.policy, HostKeyPolicy::Strict);
+        assert_eq!(app1.address, "10.20.30.40");
+    }
+
+    #[test]
+    fn a_broken_ssh_config_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ssh_config");
+        std::fs::write(&config, "Host app1\n  NoSuchOption yes\n").unwrap();
+        let (inv, topo) = inventory(&format!("config = {:?}", config.to_str().unwrap()));
+        let err = targets(&inv, &topo).unwrap_err().to_string();
+        assert!(
+            err.starts_with("ssh.config: ") && err.contains("app1"),
+            "{err}"
+        );
     }
 }

@@ -62,3 +62,43 @@ fn facts_reports_every_host_and_survives_a_dead_one() {
         .count();
     assert_eq!(answered, lab.hosts().len() - 1);
 }
+
+#[test]
+fn facts_reaches_every_host_through_an_openssh_config() {
+    // Should: with `[ssh] config = "<lab>/ssh_config"` and no key, user or known_hosts in
+    // the inventory, every host is reached with the config's settings (without them, the
+    // host keys would be unknown and no key would be offered).
+    if !lab_tests_enabled("facts_reaches_every_host_through_an_openssh_config") {
+        return;
+    }
+    let lab = TestLab::up(|_| {}).unwrap();
+    let text = std::fs::read_to_string(lab.inventory_path()).unwrap();
+    let (_, rest) = text.split_once("\n[distribution]").unwrap();
+    let config = lab.state_dir().join("ssh_config");
+    let inventory = lab.state_dir().join("inventory-ssh-config.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[ssh]\nconfig = {:?}\n\n[distribution]{rest}",
+            config.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::cargo_bin("apim-deploy")
+        .unwrap()
+        .env_remove("SSH_AUTH_SOCK")
+        .env("HOME", lab.state_dir())
+        .args(["facts", "--json"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    let hosts = json.as_array().unwrap();
+    assert_eq!(hosts.len(), lab.hosts().len());
+    assert!(
+        hosts.iter().all(|h| h["facts"]["cpus"].as_u64().is_some()),
+        "{json:#}"
+    );
+}

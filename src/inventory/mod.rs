@@ -130,16 +130,20 @@ pub struct Inventory {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ssh {
+    /// Take each host's address, user, port, identity files, known_hosts, host key policy,
+    /// jump host and connect timeout from OpenSSH's configuration (`ssh -G <host name>`):
+    /// `true` for `~/.ssh/config`, or a path for that file. Keys also set here win.
+    pub config: Option<Spanned<SshConfigSource>>,
     /// Login user (default `root`); a host's `user` overrides it.
-    pub user: UserName,
+    pub user: Option<UserName>,
     /// SSH port (default 22); a host's `port` overrides it.
-    pub port: u16,
+    pub port: Option<u16>,
     /// Private key file on the machine running apim-deploy.
     pub identity_file: Option<PathBuf>,
     /// known_hosts file to check host keys against (and to add to with `accept-new`).
     pub known_hosts: Option<PathBuf>,
-    /// Host key checking.
-    pub host_key_policy: HostKeyPolicy,
+    /// Host key checking (default `strict`).
+    pub host_key_policy: Option<HostKeyPolicy>,
     /// Passphrase of the identity file.
     pub passphrase: Option<Spanned<SecretRef>>,
     /// Password authentication.
@@ -148,8 +152,8 @@ pub struct Ssh {
     pub jump: Option<JumpHost>,
     /// Run privileged commands through `sudo -n`.
     pub sudo: bool,
-    /// Seconds to wait for a TCP connection and SSH handshake.
-    pub connect_timeout_secs: u64,
+    /// Seconds to wait for a TCP connection and SSH handshake (default 10).
+    pub connect_timeout_secs: Option<u64>,
     /// Seconds a single remote command may run.
     pub command_timeout_secs: u64,
 }
@@ -157,19 +161,50 @@ pub struct Ssh {
 impl Default for Ssh {
     fn default() -> Self {
         Self {
-            user: UserName::parse("root").expect("valid"),
-            port: 22,
+            config: None,
+            user: None,
+            port: None,
             identity_file: None,
             known_hosts: None,
-            host_key_policy: HostKeyPolicy::Strict,
+            host_key_policy: None,
             passphrase: None,
             password: None,
             jump: None,
             sudo: false,
-            connect_timeout_secs: 10,
+            connect_timeout_secs: None,
             command_timeout_secs: 600,
         }
     }
+}
+
+impl Ssh {
+    pub const DEFAULT_PORT: u16 = 22;
+    pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+
+    /// The login user of hosts that do not name their own (`root` unless set).
+    pub fn default_user(&self) -> UserName {
+        self.user
+            .clone()
+            .unwrap_or_else(|| UserName::parse("root").expect("valid"))
+    }
+
+    /// The OpenSSH configuration file to read, when `config` is on (`None` inside: the
+    /// user's own `~/.ssh/config`).
+    pub fn config_file(&self) -> Option<Option<&Path>> {
+        match self.config.as_ref().map(Spanned::get_ref) {
+            Some(SshConfigSource::Enabled(true)) => Some(None),
+            Some(SshConfigSource::File(path)) => Some(Some(path.as_path())),
+            Some(SshConfigSource::Enabled(false)) | None => None,
+        }
+    }
+}
+
+/// `ssh.config`: `true` (the user's `~/.ssh/config`), `false`, or a file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SshConfigSource {
+    Enabled(bool),
+    File(PathBuf),
 }
 
 /// How unknown SSH host keys are treated.

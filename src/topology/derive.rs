@@ -304,11 +304,14 @@ fn host_plans(inventory: &Inventory, nodes: &[Node], database: &DatabasePlan) ->
             HostPlan {
                 name: host.name().clone(),
                 address: host.address().clone(),
-                ssh_port: host.port.unwrap_or(inventory.ssh.port),
+                ssh_port: host
+                    .port
+                    .or(inventory.ssh.port)
+                    .unwrap_or(crate::inventory::Ssh::DEFAULT_PORT),
                 ssh_user: host
                     .user
                     .clone()
-                    .unwrap_or_else(|| inventory.ssh.user.clone()),
+                    .unwrap_or_else(|| inventory.ssh.default_user()),
                 roles: host.roles().collect(),
                 nodes: host_nodes,
                 database: host.name() == &database.host,
