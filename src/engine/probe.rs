@@ -72,14 +72,18 @@ impl Facts {
 /// Builds the probe script for a list of questions. Paths are single-quoted, so
 /// a hostile path is data, never code; `Shell` snippets come from the playbook
 /// and the engine, not from the inventory.
+///
+/// Files are read together, by one `stat` and one `cat` for all of them (two processes
+/// per host, not two per file): `@@B <total> <index>:<size>...` then the contents, then
+/// `@@E 0`, which tells a file that changed size while it was read from a short read.
 pub fn script(questions: &[Fact]) -> String {
-    let mut s = String::from("export LC_ALL=C\nset -u\n");
+    let mut s = String::from("export LC_ALL=C\nset -u\nfiles=(); found=()\n");
     for (i, q) in questions.iter().enumerate() {
         match q {
             Fact::File(path) => {
                 let p = quote(path);
                 s.push_str(&format!(
-                    "if [ -f {p} ] && [ -r {p} ]; then printf '@@{i} F %s\\n' \"$(stat -c %s {p})\"; cat {p}; \
+                    "if [ -f {p} ] && [ -r {p} ]; then files+=({p}); found+=({i}); \
                      else printf '@@{i} M 0\\n'; fi\n"
                 ));
             }
@@ -99,8 +103,25 @@ pub fn script(questions: &[Fact]) -> String {
             }
         }
     }
+    s.push_str(READ_FILES);
     s
 }
+
+/// The tail of every probe: the files found, in one batch.
+const READ_FILES: &str = r#"if [ "${#files[@]}" -gt 0 ]; then
+  sizes=($(stat -c %s -- "${files[@]}"))
+  if [ "${#sizes[@]}" -ne "${#files[@]}" ]; then
+    echo "a file vanished while the probe read it; run again" >&2; exit 1
+  fi
+  header='' total=0
+  for k in "${!files[@]}"; do header+=" ${found[k]}:${sizes[k]}"; total=$((total + sizes[k])); done
+  printf '@@B %s%s
+' "$total" "$header"
+  cat -- "${files[@]}"
+  printf '@@E 0
+'
+fi
+"#;
 
 /// Parses a probe's output against the questions it was built from.
 pub fn parse(questions: &[Fact], mut out: &[u8]) -> Result<Facts, String> {
@@ -112,6 +133,10 @@ pub fn parse(questions: &[Fact], mut out: &[u8]) -> Result<Facts, String> {
             .ok_or("probe output ends inside a header")?;
         let header = std::str::from_utf8(&out[..nl]).map_err(|_| "probe header is not text")?;
         out = &out[nl + 1..];
+        if let Some(batch) = header.strip_prefix("@@B ") {
+            out = parse_files(questions, batch, out, &mut facts)?;
+            continue;
+        }
         let mut parts = header.split(' ');
         let index: usize = parts
             .next()
@@ -147,6 +172,43 @@ pub fn parse(questions: &[Fact], mut out: &[u8]) -> Result<Facts, String> {
         return Err(format!("probe gave no answer for {q:?}"));
     }
     Ok(facts)
+}
+
+/// One batch of files: `<total> <index>:<size>...`, the contents, then `@@E 0`.
+/// Returns the output after the batch.
+fn parse_files<'o>(
+    questions: &[Fact],
+    batch: &str,
+    out: &'o [u8],
+    facts: &mut Facts,
+) -> Result<&'o [u8], String> {
+    let bad = || format!("bad probe file batch header {batch:?}");
+    let mut parts = batch.split(' ');
+    let total: usize = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+    if out.len() < total {
+        return Err("probe file batch is truncated".into());
+    }
+    let (mut body, rest) = out.split_at(total);
+    for item in parts {
+        let (index, size) = item.split_once(':').ok_or_else(bad)?;
+        let index: usize = index.parse().map_err(|_| bad())?;
+        let size: usize = size.parse().map_err(|_| bad())?;
+        let question = questions
+            .get(index)
+            .filter(|q| matches!(q, Fact::File(_)))
+            .ok_or_else(|| format!("probe answered unknown file question {index}"))?;
+        if body.len() < size {
+            return Err(bad());
+        }
+        let (content, next) = body.split_at(size);
+        facts.insert(question.clone(), Answer::Bytes(content.to_vec()));
+        body = next;
+    }
+    if !body.is_empty() {
+        return Err(bad());
+    }
+    rest.strip_prefix(b"@@E 0\n".as_slice())
+        .ok_or_else(|| "a file changed size while the probe read it; run again".to_string())
 }
 
 /// POSIX single-quoting: the only character that needs care inside '' is ' itself.
@@ -202,6 +264,48 @@ mod tests {
         assert_eq!(
             facts.shell("printf 'two\\n\\n'; exit 3"),
             Some((3, &b"two\n\n"[..]))
+        );
+    }
+
+    #[test]
+    fn several_files_come_back_exact_from_one_batch() {
+        // should: every file's own bytes (empty, NULs, a fake end marker inside), in any
+        // order of questions, with missing and unreadable-as-file paths answered Missing.
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let a = write("a", b"x\0y\n@@E 0\n");
+        let empty = write("empty", b"");
+        let b = write("b b", b"second");
+        let not_a_file = dir.path().to_str().unwrap().to_string();
+        let qs = vec![
+            Fact::File(b.clone()),
+            Fact::Shell("echo between".into()),
+            Fact::File(empty.clone()),
+            Fact::File(not_a_file.clone()),
+            Fact::File(a.clone()),
+        ];
+        let facts = run_probe(&qs);
+        assert_eq!(facts.file(&a), Some(&b"x\0y\n@@E 0\n"[..]));
+        assert_eq!(facts.file(&empty), Some(&b""[..]));
+        assert_eq!(facts.file(&b), Some(&b"second"[..]));
+        assert_eq!(facts.get(&Fact::File(not_a_file)), Some(&Answer::Missing));
+        assert_eq!(facts.shell("echo between"), Some((0, &b"between\n"[..])));
+    }
+
+    #[test]
+    fn a_file_that_changed_size_while_read_is_an_error() {
+        let qs = vec![Fact::File("/x".into())];
+        let grew = parse(&qs, b"@@B 3 0:3\nabcd@@E 0\n").unwrap_err();
+        assert!(grew.contains("changed size"), "{grew}");
+        let shrank = parse(&qs, b"@@B 3 0:3\nab@@E 0\n").unwrap_err();
+        assert!(shrank.contains("changed size"), "{shrank}");
+        assert_eq!(
+            parse(&qs, b"@@B 3 0:3\nabc@@E 0\n").unwrap().file("/x"),
+            Some(&b"abc"[..])
         );
     }
 
