@@ -181,12 +181,29 @@ fn from_ssh_config(
     if let Some(port) = host.and_then(|x| x.port).or(ssh.port) {
         t.port = port;
     }
+    overlay(&mut t, ssh, base);
+    if ssh.jump.is_some() {
+        t.jump = base.target(name, &t.address, t.port, &t.user).jump;
+    } else {
+        // A key set in the inventory holds for the whole path, jump hops included.
+        let mut hop = t.jump.as_deref_mut();
+        while let Some(jump) = hop {
+            overlay(jump, ssh, base);
+            hop = jump.jump.as_deref_mut();
+        }
+    }
+    t.sudo = base.sudo;
+    Ok(t)
+}
+
+/// The inventory's own keys over a target read from the OpenSSH config.
+fn overlay(t: &mut SshTarget, ssh: &crate::inventory::Ssh, base: &Base) {
     if ssh.identity_file.is_some() || ssh.password.is_some() {
         // The inventory's key or password first, then the configuration's keys.
         let has_agent = base.auth.iter().any(|a| matches!(a, Auth::Agent));
         let mut auth = base.auth.clone();
         auth.extend(
-            t.auth
+            std::mem::take(&mut t.auth)
                 .into_iter()
                 .filter(|a| !(has_agent && matches!(a, Auth::Agent))),
         );
@@ -204,11 +221,6 @@ fn from_ssh_config(
         t.timeouts.channel_open = base.timeouts.channel_open;
     }
     t.timeouts.command = base.timeouts.command;
-    if ssh.jump.is_some() {
-        t.jump = base.target(name, &t.address, t.port, &t.user).jump;
-    }
-    t.sudo = base.sudo;
-    Ok(t)
 }
 
 fn resolve(base: &std::path::Path, p: &std::path::Path) -> PathBuf {
@@ -339,7 +351,7 @@ user = "dbadmin"
             format!(
                 "Host app1\n  HostName 10.20.30.40\n  User ops\n  Port 2222\n  IdentityFile {}\n  \
                  UserKnownHostsFile {}/kh\n  StrictHostKeyChecking accept-new\n  ProxyJump bastion\n\
-                 Host bastion\n  HostName 10.20.30.1\n  User jumper\n",
+                 Host bastion\n  HostName 10.20.30.1\n  User jumper\n  StrictHostKeyChecking accept-new\n",
                 key.display(),
                 dir.path().display()
             ),
@@ -375,6 +387,12 @@ user = "dbadmin"
         let app1 = &t["app1"];
         assert_eq!((app1.user.as_str(), app1.port), ("admin2", 22));
         assert_eq!(app1.policy, HostKeyPolicy::Strict);
+        let jump = app1.jump.as_ref().unwrap();
+        assert_eq!(
+            jump.policy,
+            HostKeyPolicy::Strict,
+            "the bastion is checked as strictly"
+        );
         assert_eq!(app1.address, "10.20.30.40");
     }
 

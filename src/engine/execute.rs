@@ -293,6 +293,12 @@ fn announce_phase(run: &Run<'_>, step: &Step) {
 fn blocked(run: &Run<'_>, step: &Step) -> Option<&'static str> {
     let mut sh = run.shared.lock().unwrap();
     if sh.failed_hosts.contains(&step.host) {
+        // A node left unfinished stops the roles that depend on it, as a failed one does.
+        if let Some(role) = &step.role
+            && step.verdict.is_change()
+        {
+            sh.failed_roles.insert(role.clone());
+        }
         return Some("an earlier task failed on this host");
     }
     let role = step.role.as_ref()?;
@@ -594,5 +600,52 @@ mod tests {
         assert!(!outcome.ok);
         let recap = &outcome.hosts[0];
         assert_eq!((recap.changed, recap.failed, recap.skipped), (1, 1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_node_left_unfinished_by_its_host_stops_the_roles_that_depend_on_it() {
+        // should: the Key Manager's host fails a host step, so the Key Manager is never
+        // configured; the Gateway (another host) must not start without it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut host_step = write_step("km-host", 0, &dir.path().join("missing/x"));
+        host_step.host = "km-host".into();
+        let mut km = write_step("km-host/keymanager", 1, &dir.path().join("km"));
+        km.host = "km-host".into();
+        km.role = Some("keymanager".into());
+        let mut gw = write_step("gw-host/gateway", 2, &dir.path().join("gw"));
+        gw.host = "gw-host".into();
+        gw.role = Some("gateway".into());
+        gw.module = "service".into();
+        let plan = Plan {
+            playbook: "t".into(),
+            steps: vec![host_step, km, gw],
+        };
+        let pb = Playbook::parse(
+            "name = 't'\nphase = []\n[depends]\nkeymanager = []\ngateway = ['keymanager']",
+            "t.toml",
+        )
+        .unwrap();
+        let local = Arc::new(LocalTransport::new().named("local")) as Arc<dyn Transport>;
+        let hosts: Hosts = HashMap::from([
+            ("km-host".to_string(), local.clone()),
+            ("gw-host".to_string(), local),
+        ]);
+        let verdicts = Arc::new(Verdicts::default());
+        let outcome = execute(
+            &pb,
+            &plan,
+            &hosts,
+            verdicts.clone(),
+            &Redactor::default(),
+            &ExecOptions::default(),
+        )
+        .await;
+        let lines = verdicts.0.lock().unwrap().clone();
+        assert!(
+            lines.contains(&"gw-host/gateway skipped: a role it depends on failed".to_string()),
+            "{lines:#?}"
+        );
+        assert!(!dir.path().join("gw").exists(), "the gateway step ran");
+        assert!(!outcome.ok);
     }
 }

@@ -230,6 +230,9 @@ impl Admission {
                 if st.running < st.limit && st.waiting.first() == Some(key) {
                     st.waiting.remove(key);
                     st.running += 1;
+                    drop(st);
+                    // The next key may now be first, with room left: wake it.
+                    self.changed.send_modify(|v| *v += 1);
                     return true;
                 }
                 if !st.waiting.contains(key) {
@@ -401,5 +404,35 @@ mod tests {
             s.admit(0).now_or_never().unwrap().is_none(),
             "a withdrawn transfer is not admitted"
         );
+    }
+
+    #[tokio::test]
+    async fn with_room_for_two_the_second_transfer_starts_while_the_first_runs() {
+        // should: a transfer that asked first but is second in line starts as soon as
+        // the first is admitted (room for two), not when the first finishes.
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("dist.zip");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(BULK_BYTES)
+            .unwrap();
+        let p = plan(vec![
+            bulk_step("app2", "gateway", &big),    // 0: second in line
+            bulk_step("app1", "keymanager", &big), // 1: first in line
+        ]);
+        let s = std::sync::Arc::new(Schedule::new(&playbook(), &p, 2));
+        let waiting = {
+            let s = s.clone();
+            tokio::spawn(async move { s.admit(0).await.is_some() })
+        };
+        tokio::task::yield_now().await;
+        let first = s.admit(1).await;
+        assert!(first.is_some());
+        let second = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert!(
+            matches!(second, Ok(Ok(true))),
+            "the second transfer was not woken"
+        );
+        drop(first);
     }
 }

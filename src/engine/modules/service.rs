@@ -88,10 +88,15 @@ else
     echo "not healthy after ${{limit}}s; last log lines:" >&2; tail -n 20 "$log" >&2 2>/dev/null; exit 3
   }}
   until [ -f "$log" ]; do [ "$(left)" -gt 0 ] || unhealthy; sleep 0.05; done
-  # Follows the log (inotify: no polling delay) until this start's verdict line.
+  # Follows the log (inotify: no polling delay) until this start's verdict line. tail runs
+  # as a coprocess killed once grep has its line: an older tail would otherwise linger
+  # until its next write after grep is gone (and the verdict may be the log's last line).
   t=$(left); [ "$t" -gt 0 ] || unhealthy
-  line=$(timeout "$t" tail -c +$((off + 1)) -F -- "$log" 2>/dev/null \
-    | grep -m1 -e 'WSO2 Carbon started in' -e 'Halting JVM' -e 'Shutdown complete') || true
+  coproc LOGTAIL {{ exec timeout "$t" tail -c +$((off + 1)) -F -- "$log" 2>/dev/null; }}
+  tail_pid=$LOGTAIL_PID
+  line=$(grep -a -m1 -e 'WSO2 Carbon started in' -e 'Halting JVM' -e 'Shutdown complete' \
+    <&"${{LOGTAIL[0]}}") || true
+  kill "$tail_pid" 2>/dev/null || true
   case "$line" in
     *'WSO2 Carbon started in'*) ;;
     '') unhealthy ;;

@@ -126,7 +126,7 @@ with zipfile.ZipFile(archive) as z:
     stamps = []
     for info in z.infolist():
         path = z.extract(info, dest)
-        mode = (info.external_attr >> 16) & 0o7777
+        mode = (info.external_attr >> 16) & 0o777  # no setuid/setgid from an archive, as unzip
         if info.create_system == 3 and mode:
             os.chmod(path, mode)
         stamps.append((path, time.mktime(info.date_time + (0, 0, -1))))

@@ -85,6 +85,24 @@ pub fn target_from_ssh_config(
     alias: &str,
     config_file: Option<&Path>,
 ) -> Result<SshTarget, TransportError> {
+    target_at_depth(alias, config_file, 0)
+}
+
+/// How many ProxyJump hops are followed before the chain is taken for a cycle
+/// (OpenSSH itself only refuses a host that jumps through itself).
+const MAX_JUMP_HOPS: usize = 8;
+
+fn target_at_depth(
+    alias: &str,
+    config_file: Option<&Path>,
+    depth: usize,
+) -> Result<SshTarget, TransportError> {
+    if depth > MAX_JUMP_HOPS {
+        return Err(TransportError::Config {
+            host: alias.to_string(),
+            reason: format!("ProxyJump chain longer than {MAX_JUMP_HOPS} hops (a cycle?)"),
+        });
+    }
     let entry = resolve(alias, config_file)?;
     let known_hosts = entry
         .user_known_hosts_files
@@ -119,7 +137,7 @@ pub fn target_from_ssh_config(
                 host: alias.to_string(),
                 reason,
             })?;
-        let mut jump = target_from_ssh_config(&host, config_file)?;
+        let mut jump = target_at_depth(&host, config_file, depth + 1)?;
         if let Some(user) = user {
             jump.user = user;
         }
