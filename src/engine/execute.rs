@@ -131,7 +131,7 @@ async fn run_host(run: &Run<'_>, host: &str, sequence: &[usize]) {
             continue;
         }
         announce_phase(run, step);
-        if step.verdict.is_change() {
+        if step.verdict.is_change() && !host_failed(run, step) {
             run.schedule.wait_for_dependencies(index).await;
         }
         if let Some(why) = blocked(run, step) {
@@ -186,13 +186,18 @@ async fn run_write_batch(run: &Run<'_>, batch: &[usize], transport: Option<&dyn 
         .partition(|&&i| run.plan.steps[i].verdict.is_change());
     for &index in &idle {
         let step = &run.plan.steps[index];
-        run_step(step, transport, run.reporter, run.redactor, &run.shared).await;
+        match blocked(run, step) {
+            Some(why) => skip(step, why, run.reporter, &run.shared),
+            None => run_step(step, transport, run.reporter, run.redactor, &run.shared).await,
+        }
         run.schedule.finished(step, index);
     }
     let batch = &writing[..];
     let steps: Vec<&Step> = batch.iter().map(|&i| &run.plan.steps[i]).collect();
-    for &index in batch {
-        run.schedule.wait_for_dependencies(index).await;
+    if !host_failed(run, steps[0]) {
+        for &index in batch {
+            run.schedule.wait_for_dependencies(index).await;
+        }
     }
     let result = match blocked(run, steps[0]) {
         Some(why) => Err((0, why.to_string())),
@@ -287,6 +292,12 @@ fn announce_phase(run: &Run<'_>, step: &Step) {
             phase: step.phase.clone(),
         });
     }
+}
+
+/// Whether an earlier step failed on this step's host (its later steps are skipped at
+/// once, without waiting for other hosts).
+fn host_failed(run: &Run<'_>, step: &Step) -> bool {
+    run.shared.lock().unwrap().failed_hosts.contains(&step.host)
 }
 
 /// Why a step must not run: its host failed, or (for a start) a role it depends on.

@@ -60,8 +60,11 @@ impl Schedule {
         let mut sequences: Vec<(String, Vec<usize>)> = Vec::new();
         let mut remaining = HashMap::new();
         for (i, step) in plan.steps.iter().enumerate() {
+            // A host's rank: when its first node starts (a database role does not count).
             let rank = host_rank.entry(&step.host).or_insert(usize::MAX);
-            *rank = (*rank).min(rank_of(&step.role));
+            if is_service(step) {
+                *rank = (*rank).min(rank_of(&step.role));
+            }
             match sequences.iter_mut().find(|(h, _)| *h == step.host) {
                 Some((_, seq)) => seq.push(i),
                 None => sequences.push((step.host.clone(), vec![i])),
@@ -373,11 +376,15 @@ mod tests {
             .unwrap();
         let small = dir.path().join("driver.jar");
         std::fs::write(&small, b"jar").unwrap();
+        // Host names sort against the start order: the rank comes from the starts.
         let p = plan(vec![
             bulk_step("app2", "gateway", &big),    // 0
-            bulk_step("app1", "keymanager", &big), // 1
+            bulk_step("app9", "keymanager", &big), // 1
             bulk_step("app3", "gateway", &big),    // 2
             bulk_step("app4", "gateway", &small),  // 3: small, never waits
+            step("app2", Some("gateway"), 1, "service"),
+            step("app9", Some("keymanager"), 1, "service"),
+            step("app3", Some("gateway"), 1, "service"),
         ]);
         let s = Schedule::new(&playbook(), &p, 1);
         assert!(
@@ -386,7 +393,7 @@ mod tests {
         );
         assert!(
             s.admit(0).now_or_never().is_none(),
-            "the Key Manager's host goes first"
+            "the Key Manager's host goes first, though named last"
         );
         let first = s.admit(1).now_or_never().unwrap();
         assert!(first.is_some());
