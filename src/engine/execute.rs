@@ -390,21 +390,19 @@ fn record(
 ) {
     let mut sh = shared.lock().unwrap();
     let is_service = step.module == "service";
+    if is_service {
+        reporter.event(&Event::Restart {
+            target: step.target.clone(),
+            healthy: result.is_ok(),
+            duration_ms: ms,
+        });
+    }
     match result {
         Ok(()) => {
             if let Some(r) = sh.recap.get_mut(&step.host) {
                 r.changed += 1;
                 r.duration_ms += ms;
-                if is_service {
-                    r.restarted += 1;
-                }
-            }
-            if is_service {
-                reporter.event(&Event::Restart {
-                    target: step.target.clone(),
-                    healthy: true,
-                    duration_ms: ms,
-                });
+                r.restarted += usize::from(is_service);
             }
             reporter.event(&Event::TaskEnd {
                 target: step.target.clone(),
@@ -419,13 +417,6 @@ fn record(
             if let Some(r) = sh.recap.get_mut(&step.host) {
                 r.failed += 1;
                 r.duration_ms += ms;
-            }
-            if is_service {
-                reporter.event(&Event::Restart {
-                    target: step.target.clone(),
-                    healthy: false,
-                    duration_ms: ms,
-                });
             }
             reporter.event(&Event::TaskFailed {
                 target: step.target.clone(),
@@ -566,26 +557,23 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_failed_write_in_a_batch_fails_its_step_and_stops_the_host() {
-        // should: the batch's steps are reported one by one: written before the failing
-        // file, failed at it, skipped after it and in later phases; the run fails.
-        let dir = tempfile::tempdir().unwrap();
-        let path = |name: &str| dir.path().join(name);
+    /// Executes `steps` with `depends` as the playbook's role graph; each host name in
+    /// `hosts` is this machine. Returns what each step came to, in event order.
+    async fn run(depends: &str, steps: Vec<Step>, hosts: &[&str]) -> (Vec<String>, Outcome) {
+        let pb = Playbook::parse(
+            &format!("name = 't'\nphase = []\n[depends]\n{depends}"),
+            "t.toml",
+        )
+        .unwrap();
         let plan = Plan {
             playbook: "t".into(),
-            steps: vec![
-                write_step("a", 0, &path("a")),
-                write_step("b", 0, &path("missing/b")),
-                write_step("c", 0, &path("c")),
-                write_step("d", 1, &path("d")),
-            ],
+            steps,
         };
-        let pb = Playbook::parse("name = 't'\nphase = []\n[depends]", "t.toml").unwrap();
-        let hosts: Hosts = HashMap::from([(
-            "local".to_string(),
-            Arc::new(LocalTransport::new().named("local")) as Arc<dyn Transport>,
-        )]);
+        let local = Arc::new(LocalTransport::new().named("local")) as Arc<dyn Transport>;
+        let hosts: Hosts = hosts
+            .iter()
+            .map(|h| (h.to_string(), local.clone()))
+            .collect();
         let verdicts = Arc::new(Verdicts::default());
         let outcome = execute(
             &pb,
@@ -597,6 +585,22 @@ mod tests {
         )
         .await;
         let lines = verdicts.0.lock().unwrap().clone();
+        (lines, outcome)
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_in_a_batch_fails_its_step_and_stops_the_host() {
+        // should: the batch's steps are reported one by one: written before the failing
+        // file, failed at it, skipped after it and in later phases; the run fails.
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let steps = vec![
+            write_step("a", 0, &path("a")),
+            write_step("b", 0, &path("missing/b")),
+            write_step("c", 0, &path("c")),
+            write_step("d", 1, &path("d")),
+        ];
+        let (lines, outcome) = run("", steps, &["local"]).await;
         assert_eq!(lines.len(), 4, "{lines:#?}");
         assert_eq!(lines[0], "a done");
         assert!(
@@ -627,31 +631,12 @@ mod tests {
         gw.host = "gw-host".into();
         gw.role = Some("gateway".into());
         gw.module = "service".into();
-        let plan = Plan {
-            playbook: "t".into(),
-            steps: vec![host_step, km, gw],
-        };
-        let pb = Playbook::parse(
-            "name = 't'\nphase = []\n[depends]\nkeymanager = []\ngateway = ['keymanager']",
-            "t.toml",
-        )
-        .unwrap();
-        let local = Arc::new(LocalTransport::new().named("local")) as Arc<dyn Transport>;
-        let hosts: Hosts = HashMap::from([
-            ("km-host".to_string(), local.clone()),
-            ("gw-host".to_string(), local),
-        ]);
-        let verdicts = Arc::new(Verdicts::default());
-        let outcome = execute(
-            &pb,
-            &plan,
-            &hosts,
-            verdicts.clone(),
-            &Redactor::default(),
-            &ExecOptions::default(),
+        let (lines, outcome) = run(
+            "keymanager = []\ngateway = ['keymanager']",
+            vec![host_step, km, gw],
+            &["km-host", "gw-host"],
         )
         .await;
-        let lines = verdicts.0.lock().unwrap().clone();
         assert!(
             lines.contains(&"gw-host/gateway skipped: a role it depends on failed".to_string()),
             "{lines:#?}"

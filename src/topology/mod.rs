@@ -534,4 +534,4 @@ mod links;
 mod place;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -207,7 +207,9 @@ fn two_gateways_cluster_get_one_environment_each_and_revoke_via_the_first() {
 }
 
 /// An inventory with the common sections, then `extra` (options and hosts) appended.
-fn inventory_with(extra: &str) -> String {
+/// A valid inventory: the required tables, `extra` (more tables or hosts), and the
+/// database host `db` at 127.0.10.250.
+pub(crate) fn inventory_with(extra: &str) -> String {
     let sha = "0".repeat(64);
     format!(
         r#"
