@@ -253,22 +253,10 @@ async fn write_files(
         .iter()
         .enumerate()
         .flat_map(|(n, s)| s.actions.iter().map(move |a| (n, a)))
-        .filter_map(|(n, a)| match a {
-            Action::Write {
-                path,
-                bytes,
-                mode,
-                owner,
-            } => {
-                owners.push(n);
-                Some(FileWrite {
-                    path,
-                    bytes,
-                    mode: *mode,
-                    owner: owner.as_ref().map(Owner::user),
-                })
-            }
-            _ => None,
+        .filter_map(|(n, a)| {
+            let file = file_write(a)?;
+            owners.push(n);
+            Some(file)
         })
         .collect();
     t.write_files_atomic(&files).await.map_err(|e| {
@@ -446,18 +434,31 @@ async fn run_actions(
     Ok(())
 }
 
-async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
+/// The transport's view of a `Write` action (`None` for any other action).
+fn file_write(action: &Action) -> Option<FileWrite<'_>> {
     match action {
         Action::Write {
             path,
             bytes,
             mode,
             owner,
-        } => {
-            let owner = owner.as_ref().map(Owner::user);
-            t.write_file_atomic(path, bytes, *mode, owner.as_ref())
+        } => Some(FileWrite {
+            path,
+            bytes,
+            mode: *mode,
+            owner: owner.as_ref().map(Owner::user),
+        }),
+        _ => None,
+    }
+}
+
+async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
+    match action {
+        Action::Write { .. } => {
+            let file = file_write(action).expect("a write");
+            t.write_files_atomic(&[file])
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.error.to_string())
         }
         Action::Upload {
             local,
