@@ -85,7 +85,7 @@ pub fn load(
 ) -> anyhow::Result<Loaded> {
     let playbook = match playbook {
         Some(p) => Playbook::load(p)?,
-        None => Playbook::builtin(),
+        None => wso2::builtin_playbook(),
     };
     let (inventory, topology) =
         Topology::load(inventory, Secrets::Resolve).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -8,7 +8,7 @@
 pub mod cli;
 pub mod connect;
 pub mod deploy;
-pub mod engine;
+pub use apim_engine as engine;
 pub mod inventory;
 pub mod operate;
 pub mod topology;

@@ -20,6 +20,15 @@ use crate::topology::{DatabaseKind, KeyValidatorClientType, Node, Topology};
 
 pub use artifacts::{ArtifactError, Artifacts};
 
+/// The playbook shipped with apim-deploy, embedded so the binary is self-contained.
+pub const PLAYBOOK: &str = include_str!("../../playbooks/wso2am-1.9.toml");
+
+/// The built-in WSO2 API Manager 1.9 playbook.
+pub fn builtin_playbook() -> crate::engine::playbook::Playbook {
+    crate::engine::playbook::Playbook::parse(PLAYBOOK, "playbooks/wso2am-1.9.toml")
+        .expect("built-in playbook is valid")
+}
+
 /// Settings of a run that are not in the inventory.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -254,4 +263,16 @@ fn gateway_thrift_host(n: &Node, topo: &Topology) -> Option<String> {
     }
     let km = topo.node(n.key_manager.key_manager_node.as_deref()?)?;
     (km.host != n.host).then(|| km.address.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_builtin_playbook_is_valid() {
+        let p = super::builtin_playbook();
+        assert_eq!(
+            p.role_order().unwrap(),
+            ["database", "keymanager", "gateway", "publisher", "store"]
+        );
+    }
 }

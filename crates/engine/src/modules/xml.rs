@@ -7,8 +7,8 @@ use apim_xmlpatch::{Document, Op};
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError, TaskCtx, file_diff};
-use crate::engine::probe::Fact;
-use crate::engine::state::HostState;
+use crate::probe::Fact;
+use crate::state::HostState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError};
-use crate::engine::probe::{Fact, quote};
-use crate::engine::state::HostState;
+use crate::probe::{Fact, quote};
+use crate::state::HostState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

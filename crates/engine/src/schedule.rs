@@ -259,7 +259,7 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::modules::Verdict;
+    use crate::modules::Verdict;
     use futures_util::FutureExt;
 
     fn playbook() -> Playbook {

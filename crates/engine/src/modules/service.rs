@@ -13,8 +13,8 @@
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError};
-use crate::engine::probe::{Fact, quote};
-use crate::engine::state::HostState;
+use crate::probe::{Fact, quote};
+use crate::state::HostState;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

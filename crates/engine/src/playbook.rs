@@ -1,6 +1,6 @@
 //! Playbooks: the ordered, data-driven description of a deployment (TOML in
-//! `playbooks/`). The engine knows nothing of WSO2; everything product-specific
-//! is in the playbook file and in the topology the templates read.
+//! `playbooks/`). The engine knows no product: everything product-specific is in
+//! the playbook file and in the template variables the product layer supplies.
 //!
 //! A playbook has roles with dependencies (validated acyclic), and phases run in
 //! file order. A phase targets a *scope*: the controller, each host that carries
@@ -12,9 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Deserialize;
-
-/// The default playbook shipped with apim-deploy, embedded so the binary is self-contained.
-pub const WSO2AM_1_9: &str = include_str!("../../playbooks/wso2am-1.9.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,11 +98,6 @@ impl Playbook {
         })?;
         pb.validate(origin)?;
         Ok(pb)
-    }
-
-    /// The built-in WSO2 API Manager 1.9 playbook.
-    pub fn builtin() -> Self {
-        Self::parse(WSO2AM_1_9, "playbooks/wso2am-1.9.toml").expect("built-in playbook is valid")
     }
 
     fn validate(&self, origin: &str) -> Result<(), PlaybookError> {
@@ -240,14 +232,5 @@ mod tests {
     fn an_unknown_dependency_is_rejected() {
         let err = pb("a = ['nope']").unwrap_err().to_string();
         assert!(err.contains("`nope`, which is not a role"), "{err}");
-    }
-
-    #[test]
-    fn the_builtin_playbook_is_valid() {
-        let p = Playbook::builtin();
-        assert_eq!(
-            p.role_order().unwrap(),
-            ["database", "keymanager", "gateway", "publisher", "store"]
-        );
     }
 }

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError, TaskCtx};
-use crate::engine::probe::{Fact, quote};
-use crate::engine::state::HostState;
+use crate::probe::{Fact, quote};
+use crate::state::HostState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

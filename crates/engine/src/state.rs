@@ -82,7 +82,7 @@ impl HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::probe::{Answer, Fact};
+    use crate::probe::{Answer, Fact};
 
     #[test]
     fn planned_writes_shadow_probed_files() {
