@@ -2,8 +2,8 @@
 //!
 //! Roles go in the playbook's dependency order. Within a role, nodes go in
 //! batches; each node of a batch is stopped, started and confirmed healthy
-//! (the `service` module's own script: `WSO2 Carbon started in` logged after
-//! this start and the management port accepting) before the next batch starts.
+//! (the `service` module's own script: the playbook's ready line logged after
+//! this start and the health port accepting) before the next batch starts.
 //! No fixed sleeps: the only waits are each node's own health polling.
 //!
 //! Availability budget (docs/operations.md, "restart"): `--max-unavailable N`
@@ -24,10 +24,12 @@ use apim_transport::{Cmd, Transport};
 
 use super::events::{OpEvent, OpReporter};
 use crate::engine::modules::service::{self, ServiceAction};
+use crate::engine::modules::unpack;
 use crate::engine::plan;
 use crate::engine::probe::Fact;
 use crate::engine::redact::Redactor;
 use crate::engine::report::HostRecap;
+use crate::engine::state::HostState;
 use crate::topology::Topology;
 use crate::wso2::RunSettings;
 
@@ -114,6 +116,8 @@ struct Member {
     id: String,
     host: String,
     params: service::Params,
+    /// The environment of its commands on its host (the runtime found there).
+    env: Vec<(String, String)>,
 }
 
 pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Result<RollOutcome> {
@@ -137,6 +141,7 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
             .filter(|n| n.role.key() == role && n.selected_by(&opts.limit))
             .filter_map(|n| {
                 services.get(&n.id).map(|p| Member {
+                    env: Vec::new(),
                     id: n.id.clone(),
                     host: n.host.to_string(),
                     params: p.clone(),
@@ -180,7 +185,7 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
         .iter()
         .filter_map(|(h, r)| r.as_ref().ok().map(|t| (h.clone(), t.clone())))
         .collect();
-    let running = probe_running(&roles, &hosts).await?;
+    let running = probe_running(&mut roles, &hosts).await?;
 
     out.event(&OpEvent::RollStart {
         nodes: all.clone(),
@@ -233,65 +238,65 @@ fn check_names(topology: &Topology, roles: &[String], opts: &RestartOptions) -> 
     Ok(())
 }
 
-/// Which selected nodes run now: one probe round trip per host, concurrently.
-/// A node without its start script (never installed) is an error before
-/// anything is stopped: the roll would only wait out its timeout there.
+/// Which selected nodes run now, and the environment each node's commands get
+/// on its host: one probe round trip per host, concurrently. A node never
+/// installed, or a host without a usable runtime, is an error before anything
+/// is stopped: the roll would only wait out its timeout there.
 async fn probe_running(
-    roles: &[(String, Vec<Member>)],
+    roles: &mut [(String, Vec<Member>)],
     hosts: &HashMap<String, Arc<dyn Transport>>,
 ) -> anyhow::Result<HashMap<String, bool>> {
-    let mut by_host: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut by_host: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
     for m in roles.iter().flat_map(|(_, m)| m) {
-        by_host
-            .entry(m.host.clone())
-            .or_default()
-            .push((m.id.clone(), m.params.dir.clone()));
-    }
-    let mut set = tokio::task::JoinSet::new();
-    for (host, members) in by_host {
-        let t = hosts.get(&host).cloned().expect("connected above");
-        set.spawn(async move {
-            let mut questions = Vec::new();
-            for (_, dir) in &members {
-                questions.push(Fact::Shell(service::status_probe(dir)));
-                questions.push(Fact::Shell(installed_probe(dir)));
+        let list = by_host.entry(m.host.clone()).or_default();
+        let mut questions =
+            service::questions(&m.params).map_err(|e| anyhow::anyhow!("{}: {e}", m.id))?;
+        questions.push(Fact::File(unpack::marker(&m.params.dir)));
+        for q in questions {
+            if !list.contains(&q) {
+                list.push(q);
             }
-            let facts = plan::probe_host(t.as_ref(), &questions).await;
-            (host, members, questions, facts)
-        });
-    }
-    let mut running = HashMap::new();
-    let mut missing = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        let (host, members, questions, facts) = joined?;
-        let facts = facts.map_err(|e| anyhow::anyhow!("{host}: probe failed: {e}"))?;
-        for ((id, dir), pair) in members.iter().zip(questions.chunks(2)) {
-            let answer = |q: &Fact| match q {
-                Fact::Shell(s) => facts.shell(s),
-                _ => None,
-            };
-            let up = answer(&pair[0]).is_some_and(|(_, o)| o.starts_with(b"running "));
-            if !matches!(answer(&pair[1]), Some((0, _))) {
-                missing.push(format!("{id} ({dir}/bin/wso2server.sh is missing)"));
-            }
-            running.insert(id.clone(), up);
         }
     }
-    if !missing.is_empty() {
-        missing.sort();
+    let mut set = tokio::task::JoinSet::new();
+    for (host, questions) in by_host {
+        let t = hosts.get(&host).cloned().expect("connected above");
+        set.spawn(async move {
+            let facts = plan::probe_host(t.as_ref(), &questions).await;
+            (host, facts)
+        });
+    }
+    let mut states = HashMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (host, facts) = joined?;
+        let facts = facts.map_err(|e| anyhow::anyhow!("{host}: probe failed: {e}"))?;
+        states.insert(host, HostState::new(facts));
+    }
+    let mut running = HashMap::new();
+    let mut problems = Vec::new();
+    for m in roles.iter_mut().flat_map(|(_, m)| m) {
+        let state = &states[&m.host];
+        if state.facts.file(&unpack::marker(&m.params.dir)).is_none() {
+            problems.push(format!("{}: not installed in {}", m.id, m.params.dir));
+        }
+        match service::resolved_env(&m.params, state) {
+            Ok(env) => m.env = env,
+            Err(e) => problems.push(format!("{}: {e}", m.id)),
+        }
+        running.insert(
+            m.id.clone(),
+            service::running_pid(state, &m.params).is_some(),
+        );
+    }
+    if !problems.is_empty() {
+        problems.sort();
+        problems.dedup();
         anyhow::bail!(
-            "not installed, so nothing to restart (run `apim-deploy apply` first); nothing was restarted: {}",
-            missing.join(", ")
+            "cannot restart (run `apim-deploy apply` first, or fix what is named); nothing was restarted:\n{}",
+            problems.join("\n")
         );
     }
     Ok(running)
-}
-
-fn installed_probe(dir: &str) -> String {
-    format!(
-        "test -f {}/bin/wso2server.sh",
-        crate::engine::probe::quote(dir)
-    )
 }
 
 struct Roll<'a> {
@@ -361,7 +366,7 @@ impl Roll<'_> {
             let m = (*m).clone();
             set.spawn(async move {
                 let started = Instant::now();
-                let result = restart_node(t.as_ref(), &m.params).await;
+                let result = restart_node(t.as_ref(), &m).await;
                 (m, result, started.elapsed().as_millis() as u64)
             });
         }
@@ -448,51 +453,23 @@ impl Roll<'_> {
 }
 
 /// Stops, starts and waits for health (the service module's script, one round
-/// trip). On failure: the error line and the log tail the script printed.
-async fn restart_node(
-    t: &dyn Transport,
-    params: &service::Params,
-) -> Result<(), (String, Vec<String>)> {
+/// trip). On failure: the cause and the evidence the script printed.
+async fn restart_node(t: &dyn Transport, m: &Member) -> Result<(), (String, Vec<String>)> {
     let action = ServiceAction {
-        params: params.clone(),
+        params: m.params.clone(),
+        env: m.env.clone(),
         restart: true,
     };
+    let limit = m.params.timeout_secs + m.params.stop_timeout_secs + 60;
     let cmd = Cmd::new("bash")
         .arg("-s")
         .stdin_bytes(action.script().into_bytes())
-        .timeout(Duration::from_secs(params.timeout_secs + 60));
+        .timeout(Duration::from_secs(limit));
     let out = t.exec(&cmd).await.map_err(|e| (e.to_string(), vec![]))?;
     if out.status.success() {
         return Ok(());
     }
-    Err(split_failure(&out.stderr_text(), &out.status.to_string()))
-}
-
-/// The service script prints a reason, then `last log lines:` and the tail.
-fn split_failure(stderr: &str, status: &str) -> (String, Vec<String>) {
-    let lines: Vec<&str> = stderr.lines().collect();
-    match lines.iter().position(|l| l.contains("last log lines:")) {
-        Some(i) => (
-            lines[i]
-                .trim_end_matches(':')
-                .trim_end_matches("; last log lines")
-                .to_string(),
-            lines[i + 1..].iter().map(|l| l.to_string()).collect(),
-        ),
-        None => (
-            format!(
-                "{status}: {}",
-                lines.last().copied().unwrap_or("no error output")
-            ),
-            lines
-                .iter()
-                .rev()
-                .take(20)
-                .rev()
-                .map(|l| l.to_string())
-                .collect(),
-        ),
-    }
+    Err(service::failure(&out.stderr_text()))
 }
 
 #[cfg(test)]
@@ -509,15 +486,5 @@ mod tests {
         for bad in ["0", "0%", "101%", "x", "-1", ""] {
             assert!(bad.parse::<Batch>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn a_health_failure_is_split_into_reason_and_log_tail() {
-        let (why, tail) = split_failure(
-            "not healthy after 8s; last log lines:\nline one\nERROR refusing\n",
-            "exit status: 3",
-        );
-        assert_eq!(why, "not healthy after 8s");
-        assert_eq!(tail, ["line one", "ERROR refusing"]);
     }
 }

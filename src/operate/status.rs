@@ -162,14 +162,14 @@ async fn probe_nodes(
 ) -> HashMap<String, HostFacts> {
     let mut by_host: BTreeMap<String, Vec<(String, Fact)>> = BTreeMap::new();
     for n in nodes {
-        let port = services.get(&n.id).map_or(n.ports.https, |p| p.https_port);
-        let dir = services
-            .get(&n.id)
-            .map_or(n.dir.as_str(), |p| p.dir.as_str());
+        // A node the playbook does not serve has nothing to probe.
+        let Some(p) = services.get(&n.id) else {
+            continue;
+        };
         by_host
             .entry(n.host.to_string())
             .or_default()
-            .push((n.id.clone(), Fact::Shell(node_probe(dir, port))));
+            .push((n.id.clone(), Fact::Shell(node_probe(p))));
     }
     let mut set = tokio::task::JoinSet::new();
     for (host, list) in by_host {
@@ -207,30 +207,15 @@ async fn probe_nodes(
     all
 }
 
-/// The read-only snippet that describes one node as `key=value` lines.
-fn node_probe(dir: &str, port: u16) -> String {
+/// The read-only snippet that describes one node as `key=value` lines: the
+/// service module's own status probe (the same running rule and environment as
+/// a start), plus which distribution the directory was unpacked from.
+fn node_probe(p: &service::Params) -> String {
+    let marker = unpack::marker(&p.dir);
     format!(
-        r#"dir={dir}; port={port}
-{node_pid}
-log="$dir/repository/logs/wso2carbon.log"
-[ -f {marker} ] && printf 'dist=%s\n' "$(head -c 64 {marker})"
-v=$(sed -n 's:.*<Version>\([^<]*\)</Version>.*:\1:p' "$dir/repository/conf/carbon.xml" 2>/dev/null | head -n 1)
-[ -n "$v" ] && printf 'version=%s\n' "$v"
-[ -f {pending} ] && echo pending=1
-if p=$(node_pid); then
-  echo "pid=$p"
-  echo "uptime=$(ps -o etimes= -p "$p" 2>/dev/null | tr -d ' ')"
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && echo mgt=1
-  if [ -f "$log" ]; then
-    echo "log_start=$(grep -n 'Starting WSO2 Carbon' "$log" | tail -n 1 | cut -d: -f1)"
-    echo "log_started=$(grep -n 'WSO2 Carbon started in' "$log" | tail -n 1 | cut -d: -f1)"
-  fi
-fi
-true"#,
-        dir = quote(dir),
-        node_pid = service::node_pid_fn(),
-        marker = quote(&unpack::marker(dir)),
-        pending = quote(&service::pending_marker(dir)),
+        "[ -f {m} ] && printf 'dist=%s\\n' \"$(head -c 64 {m})\"\n{}",
+        service::status_probe(p),
+        m = quote(&marker),
     )
 }
 
@@ -289,16 +274,14 @@ fn node_state(
     s.running = s.pid.is_some();
     s.uptime_secs = kv.get("uptime").and_then(|u| u.parse().ok());
     let line = |k: &str| kv.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let started_since_start = line("log_started") > line("log_start");
-    let mgt = kv.contains_key("mgt");
-    let port = svc.map_or(n.ports.https, |p| p.https_port);
+    let started_since_start = line("log_ready") > line("log_start");
+    let mgt = kv.contains_key("health_port_open");
+    let port = svc.map_or(n.ports.https, |p| p.health_port);
+    let ready = svc.map_or("the ready line", |p| p.ready.as_str());
     (s.healthy, s.health) = match (s.installed, s.running, started_since_start, mgt) {
         (false, _, _, _) => (false, "not installed".into()),
         (_, false, _, _) => (false, "not running".into()),
-        (_, _, false, _) => (
-            false,
-            "no `WSO2 Carbon started in` line since the last start".into(),
-        ),
+        (_, _, false, _) => (false, format!("no `{ready}` line since the last start")),
         (_, _, _, false) => (false, format!("management port {port} refuses connections")),
         _ => (true, format!("started, port {port} accepting")),
     };
@@ -370,11 +353,29 @@ mod tests {
         );
     }
 
+    fn test_params(dir: &str) -> service::Params {
+        let mut t = toml::Table::new();
+        t.insert("dir".into(), dir.into());
+        t.insert("user".into(), "root".into());
+        t.insert("start".into(), toml::Value::Array(vec!["true".into()]));
+        t.insert("stop".into(), toml::Value::Array(vec!["true".into()]));
+        t.insert("version".into(), toml::Value::Array(vec!["false".into()]));
+        t.insert("pid_file".into(), format!("{dir}/pid").into());
+        t.insert("log".into(), format!("{dir}/log").into());
+        t.insert(
+            "process_markers".into(),
+            toml::Value::Array(vec![dir.into()]),
+        );
+        t.insert("ready".into(), "ready".into());
+        t.insert("health_port".into(), 1.into());
+        crate::engine::modules::params("service", &t).unwrap()
+    }
+
     #[test]
     fn the_node_probe_reports_a_node_dir_that_does_not_exist_as_empty() {
         let out = std::process::Command::new("bash")
             .arg("-c")
-            .arg(node_probe("/nonexistent/it's here", 1))
+            .arg(node_probe(&test_params("/nonexistent/it's here")))
             .output()
             .unwrap();
         assert!(out.status.success());

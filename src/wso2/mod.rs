@@ -168,7 +168,8 @@ fn globals(
         "install": {
             "root": topo.install_root,
             "service_user": topo.service_user.to_string(),
-            "java_home": inv.install.java_home.as_ref().map(|j| j.to_string()),
+            // Empty: the engine finds a supported JDK on each host.
+            "java_home": inv.install.java_home.as_ref().map(|j| j.to_string()).unwrap_or_default(),
             "start_timeout_secs": settings.start_timeout_secs,
         },
         "dist": {
@@ -208,6 +209,7 @@ fn globals(
 /// A node's variables: the topology's node, plus a few derived conveniences.
 fn node_vars(n: &Node, topo: &Topology) -> Value {
     let mut v = serde_json::to_value(n).expect("nodes serialize");
+    v["ports"]["all"] = json!(n.ports.all().iter().map(|(_, p)| p).collect::<Vec<_>>());
     if let Some(host) = gateway_thrift_host(n, topo) {
         v["key_manager"]["thrift_server_host"] = json!(host);
     }

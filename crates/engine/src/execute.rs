@@ -483,8 +483,22 @@ async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
         }
         Action::Script { script, .. } => run_script(t, script, None).await,
         Action::Service(s) => {
-            let limit = Duration::from_secs(s.params.timeout_secs + 60);
-            run_script(t, &s.script(), Some(limit)).await
+            let limit = s.params.timeout_secs + s.params.stop_timeout_secs + 60;
+            let cmd = Cmd::new("bash")
+                .arg("-s")
+                .stdin_bytes(s.script().into_bytes())
+                .timeout(Duration::from_secs(limit));
+            let out = t.exec(&cmd).await.map_err(|e| e.to_string())?;
+            if out.status.success() {
+                return Ok(());
+            }
+            // Cause first, then its evidence (the command's output or the log's
+            // error lines), each on its own line.
+            let (cause, evidence) = super::modules::service::failure(&out.stderr_text());
+            Err(std::iter::once(cause)
+                .chain(evidence.into_iter().map(|l| format!("  {l}")))
+                .collect::<Vec<_>>()
+                .join("\n"))
         }
     }
 }

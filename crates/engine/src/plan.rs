@@ -83,6 +83,9 @@ pub enum PlanError {
     Probe { host: String, message: String },
     #[error("{host}: no connection for this host")]
     NoTransport { host: String },
+    /// Every task that could not be decided, so one plan names every host to fix.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<PlanError>),
 }
 
 /// A task, rendered for one target, not yet decided.
@@ -249,6 +252,7 @@ fn decide_all(
     let mut notified: HashMap<String, Vec<String>> = HashMap::new();
     let mut marked: std::collections::HashSet<String> = Default::default();
     let mut steps = Vec::new();
+    let mut errors: Vec<(String, String, PlanError)> = Vec::new();
     for p in pending {
         let state = states.entry(p.target.host.clone()).or_default();
         let fail = |message: String| PlanError::Task {
@@ -256,17 +260,32 @@ fn decide_all(
             task: p.name.clone(),
             message: run.redactor.mask(&message),
         };
-        let decision = if p.task.module == "service" {
-            let params = modules::params(&p.task.module, &p.params).map_err(|e| fail(e.0))?;
+        let decided = if p.task.module == "service" {
             let why = notified.get(&p.target.label).cloned().unwrap_or_default();
-            modules::service::decide_with(&params, state, &why)
+            modules::params(&p.task.module, &p.params)
+                .and_then(|params| modules::service::decide_with(&params, state, &why))
         } else {
             let ctx = TaskCtx {
                 params: &p.params,
                 archive: run.archive.as_ref(),
                 redactor: &run.redactor,
             };
-            modules::decide(&p.task.module, &ctx, state).map_err(|e| fail(e.0))?
+            modules::decide(&p.task.module, &ctx, state)
+        };
+        let decision = match decided {
+            Ok(d) => d,
+            Err(e) => {
+                // Go on deciding: the plan then names every target that needs a fix.
+                // A node repeating its host's error adds nothing.
+                let message = run.redactor.mask(&e.0);
+                if !errors
+                    .iter()
+                    .any(|(h, m, _)| *h == p.target.host && *m == message)
+                {
+                    errors.push((p.target.host.clone(), message, fail(e.0)));
+                }
+                continue;
+            }
         };
         let mut actions = decision.actions;
         if decision.verdict.is_change() && p.scope == Scope::Node && !p.task.notify.is_empty() {
@@ -308,8 +327,14 @@ fn decide_all(
             phase_index: p.phase_index,
         });
     }
-    Ok(Plan {
-        playbook: pb.name.clone(),
-        steps,
-    })
+    match errors.len() {
+        0 => Ok(Plan {
+            playbook: pb.name.clone(),
+            steps,
+        }),
+        1 => Err(errors.pop().expect("one error").2),
+        _ => Err(PlanError::Many(
+            errors.into_iter().map(|(_, _, e)| e).collect(),
+        )),
+    }
 }

@@ -21,6 +21,7 @@ use super::state::HostState;
 
 pub mod copy;
 pub mod hosts_file;
+pub mod java;
 pub mod mysql;
 pub mod service;
 pub mod unpack;
@@ -31,6 +32,7 @@ pub mod xml;
 pub const KNOWN: &[&str] = &[
     "copy",
     "hosts_file",
+    "java",
     "mysql",
     "service",
     "unpack",
@@ -88,7 +90,7 @@ pub enum Action {
     },
     /// Run a bash script (sent on stdin: secrets inside never reach a command line).
     Script { describe: String, script: String },
-    /// (Re)start a Carbon node and wait until it is healthy.
+    /// (Re)start a server and wait until it is healthy.
     Service(service::ServiceAction),
 }
 
@@ -174,6 +176,7 @@ pub fn questions(module: &str, table: &toml::Table) -> Result<Vec<Fact>, ModuleE
     match module {
         "copy" => copy::questions(&params(module, table)?),
         "hosts_file" => hosts_file::questions(&params(module, table)?),
+        "java" => java::questions(&params(module, table)?),
         "mysql" => mysql::questions(&params(module, table)?),
         "service" => service::questions(&params(module, table)?),
         "unpack" => unpack::questions(&params(module, table)?),
@@ -188,6 +191,7 @@ pub fn decide(module: &str, ctx: &TaskCtx, state: &mut HostState) -> Result<Deci
     match module {
         "copy" => copy::decide(&params(module, ctx.params)?, state),
         "hosts_file" => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
+        "java" => java::decide(&params(module, ctx.params)?, state),
         "mysql" => mysql::decide(&params(module, ctx.params)?, ctx, state),
         "service" => service::decide(&params(module, ctx.params)?, state),
         "unpack" => unpack::decide(&params(module, ctx.params)?, ctx, state),

@@ -1,14 +1,27 @@
-//! `service`: a Carbon node started (or restarted) through its own
-//! `bin/wso2server.sh`, then confirmed healthy.
+//! `service`: a long-running server process, started (or restarted) through the
+//! product's own commands, then confirmed healthy.
 //!
-//! 1.9's script has quirks the tool must not be fooled by (facts §4): `start`
-//! returns at once and drops extra arguments, `stop` returns before the JVM
-//! exits, and `wso2carbon.pid` is NUL-padded and left behind after a stop. So
-//! "running" means: the pid file names a live process whose command line
-//! mentions this node's directory, and "healthy" means: the log written since
-//! *this* start says `WSO2 Carbon started in` and the management port accepts
-//! connections. The whole start-and-wait is one remote script: one round trip;
-//! the log is followed (`tail -F`, inotify), so the verdict is seen when written.
+//! Everything product-specific is a parameter the playbook supplies: the start and
+//! stop commands, their environment, the pid file, the log, the line that means
+//! "ready", the lines that mean "this start failed", the marker that identifies
+//! the node's processes, and the runtime (a JDK) the commands need. The engine
+//! only knows how servers of this kind behave in general:
+//!
+//! * start commands that daemonise return at once, so their exit status says only
+//!   whether the launch was refused (a missing runtime, a bad environment): it is
+//!   captured with its output and fails the step at once;
+//! * a pid file can outlive its process and be reused by another, so "running"
+//!   means: the pid file names a live process that carries the node's marker;
+//! * a server can die before it is ready, or log a fatal error and linger: the
+//!   log is followed as it is written (`tail -F`, inotify) and the node's
+//!   processes are checked whenever the log is quiet, so either is reported
+//!   within a second with the log's error lines, never after the whole timeout;
+//! * "healthy" means: the log written since *this* start has the ready line and
+//!   the health port accepts connections.
+//!
+//! The whole start-and-wait is one remote script: one round trip.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
@@ -19,31 +32,101 @@ use crate::state::HostState;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The node's CARBON_HOME.
+    /// The node's home directory: commands run there.
     pub dir: String,
     /// The account the server runs as.
     pub user: String,
-    /// 9443 + offset: the port that must accept connections.
-    pub https_port: u16,
+    /// The command (argv, run in `dir`) that launches the server.
+    pub start: Vec<String>,
+    /// The command (argv, run in `dir`) that asks the server to stop.
+    pub stop: Vec<String>,
+    /// Extra environment for every command; empty values are left out.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The file the server writes its pid into (padding and whitespace ignored).
+    pub pid_file: String,
+    /// The server's log.
+    pub log: String,
+    /// Arguments that only this node's server processes carry (any one, exact
+    /// match: the launcher's and the server's), so a stale pid reused by another
+    /// process, or another node's server, never counts.
+    pub process_markers: Vec<String>,
+    /// A log line containing this means the server is ready.
+    pub ready: String,
+    /// A log line containing this means a start began (for `status`: has the
+    /// server been ready since its last start?).
+    #[serde(default)]
+    pub starting: Option<String>,
+    /// Log lines containing any of these mean this start failed, even if the
+    /// process lingers.
+    #[serde(default)]
+    pub fatal: Vec<String>,
+    /// Log lines containing any of these mean the server is shutting down.
+    #[serde(default)]
+    pub stopped: Vec<String>,
+    /// Log lines containing any of these are quoted when a start fails.
+    #[serde(default)]
+    pub error_lines: Vec<String>,
+    /// The port that must accept connections once the server is ready.
+    pub health_port: u16,
+    /// Every port the server binds (checked free before a start).
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// A command (argv, run in `dir`) whose first output line is the server's version.
+    #[serde(default)]
+    pub version: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_secs: u64,
+    /// The Java runtime the commands need, exported to them as JAVA_HOME.
     #[serde(default)]
-    pub java_home: Option<String>,
-    /// Extra JVM options (exported as JAVA_OPTS: `start` drops arguments).
-    #[serde(default)]
-    pub java_opts: Option<String>,
+    pub java: Option<super::java::Requirement>,
 }
 
 fn default_timeout() -> u64 {
     180
 }
 
+fn default_stop_timeout() -> u64 {
+    30
+}
+
+impl Params {
+    /// The environment every command of this node gets, with the runtime chosen
+    /// on its host.
+    pub fn environment(&self, java_home: Option<&str>) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(home) = java_home {
+            env.retain(|(k, _)| k != "JAVA_HOME");
+            env.push(("JAVA_HOME".into(), home.to_string()));
+        }
+        env
+    }
+}
+
 /// What the executor does for a node.
 #[derive(Debug, Clone)]
 pub struct ServiceAction {
     pub params: Params,
+    /// The environment of its commands (JAVA_HOME resolved at plan time).
+    pub env: Vec<(String, String)>,
     /// Stop first (a restart) rather than a plain start.
     pub restart: bool,
+}
+
+/// Exit statuses of the start script, one per way a start fails.
+pub mod exit {
+    pub const TIMEOUT: i32 = 3;
+    pub const STOPPED: i32 = 4;
+    pub const START_COMMAND: i32 = 5;
+    pub const DIED: i32 = 6;
+    pub const FATAL: i32 = 7;
 }
 
 impl ServiceAction {
@@ -53,88 +136,192 @@ impl ServiceAction {
     }
 
     /// The remote script: (stop), start, wait for health, clear the pending mark.
+    /// On failure its first stderr line is the cause, the lines after it the
+    /// evidence (command output or the log's error lines).
     pub fn script(&self) -> String {
         let p = &self.params;
-        let run_as = if p.user == "root" {
-            String::new()
-        } else {
-            format!("runuser -u {} -- ", quote(&p.user))
-        };
-        let mut env = String::from("env");
-        if let Some(j) = &p.java_home {
-            env.push_str(&format!(" JAVA_HOME={}", quote(j)));
-        }
-        if let Some(o) = &p.java_opts {
-            env.push_str(&format!(" JAVA_OPTS={}", quote(o)));
-        }
         format!(
             r#"set -u
-dir={dir}; port={port}; limit={limit}; restart={restart}
-{status_fn}
-log="$dir/repository/logs/wso2carbon.log"
+{prelude}
+restart={restart}; limit={limit}; health_port={health_port}
+ready={ready}
+fatal=({fatal})
+stopped=({stopped})
+errpat=({errpat})
+{start_fn}
 if [ "$restart" = 1 ] && pid=$(node_pid); then
-  (cd "$dir" && {run_as}{env} bash bin/wso2server.sh stop >/dev/null 2>&1)
-  for i in $(seq 1 300); do [ -d /proc/$pid ] || break; sleep 0.1; done
-  if [ -d /proc/$pid ]; then kill -KILL "$pid" 2>/dev/null; sleep 0.2; fi
+  stop_node "$pid"
 fi
 if pid=$(node_pid); then
   echo "already running as pid $pid" >&2
 else
-  off=0; [ -f "$log" ] && off=$(stat -c %s "$log")
-  (cd "$dir" && {run_as}{env} bash bin/wso2server.sh start >/dev/null 2>&1 </dev/null)
-  deadline=$(( $(date +%s) + limit ))
-  left() {{ echo $(( deadline - $(date +%s) )); }}
-  unhealthy() {{
-    echo "not healthy after ${{limit}}s; last log lines:" >&2; tail -n 20 "$log" >&2 2>/dev/null; exit 3
-  }}
-  until [ -f "$log" ]; do [ "$(left)" -gt 0 ] || unhealthy; sleep 0.05; done
-  # Follows the log (inotify: no polling delay) until this start's verdict line. tail runs
-  # as a coprocess killed once grep has its line: an older tail would otherwise linger
-  # until its next write after grep is gone (and the verdict may be the log's last line).
-  t=$(left); [ "$t" -gt 0 ] || unhealthy
-  coproc LOGTAIL {{ exec timeout "$t" tail -c +$((off + 1)) -F -- "$log" 2>/dev/null; }}
-  tail_pid=$LOGTAIL_PID
-  line=$(grep -a -m1 -e 'WSO2 Carbon started in' -e 'Halting JVM' -e 'Shutdown complete' \
-    <&"${{LOGTAIL[0]}}") || true
-  kill "$tail_pid" 2>/dev/null || true
-  case "$line" in
-    *'WSO2 Carbon started in'*) ;;
-    '') unhealthy ;;
-    *) echo "the server stopped during startup; last log lines:" >&2; tail -n 20 "$log" >&2; exit 4 ;;
-  esac
-  until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do
-    [ "$(left)" -gt 0 ] || unhealthy; sleep 0.05
-  done
+  start_node
 fi
 rm -f {pending}
 "#,
-            dir = quote(&p.dir),
-            port = p.https_port,
-            limit = p.timeout_secs,
+            prelude = prelude(p, &self.env),
             restart = u8::from(self.restart),
-            status_fn = node_pid_fn(),
+            limit = p.timeout_secs,
+            health_port = p.health_port,
+            ready = quote(&p.ready),
+            fatal = words(&p.fatal),
+            stopped = words(&p.stopped),
+            errpat = words(&p.error_lines),
             pending = quote(&pending_marker(&p.dir)),
+            start_fn = START_FN,
         )
     }
 }
 
-/// A shell function printing the node's live pid, failing when it is not running.
-/// A stale pid (left behind after stop, or reused by another process) does not count.
-/// It reads `$dir` (the node's CARBON_HOME); `status` reuses it in its own probe.
-/// Bash builtins only (`read`, pattern matching; bash 4.2 is enough): the probe of a 50-host
-/// rerun runs it on every node, and each process spawned there costs time.
-pub fn node_pid_fn() -> &'static str {
-    r#"node_pid() {
-  local p='' arg
-  read -r p 2>/dev/null < "$dir/wso2carbon.pid"
-  p=${p//[!0-9]/}
-  [ -n "$p" ] && [ -r "/proc/$p/cmdline" ] || return 1
-  while IFS= read -r -d '' arg; do
-    [[ "$arg" == *"$dir"* ]] && { echo "$p"; return 0; }
-  done 2>/dev/null < "/proc/$p/cmdline"
-  return 1
-}"#
+fn words(list: &[String]) -> String {
+    list.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
+
+/// The shell variables and functions every script about a node starts with:
+/// where it lives, how to run its commands, and the running rule.
+fn prelude(p: &Params, env: &[(String, String)]) -> String {
+    let run_as = if p.user == "root" {
+        String::new()
+    } else {
+        format!("runuser -u {} -- ", quote(&p.user))
+    };
+    let env: String = env
+        .iter()
+        .map(|(k, v)| format!(" {}", quote(&format!("{k}={v}"))))
+        .collect();
+    let argv = |a: &[String]| words(a);
+    format!(
+        r#"dir={dir}; pid_file={pid_file}; log={log}; markers=({markers}); stop_limit={stop_limit}
+run_cmd() {{ (cd "$dir" && exec {run_as}env{env} "$@"); }}
+start_cmd() {{ run_cmd {start}; }}
+stop_cmd() {{ run_cmd {stop}; }}
+{node_pid}
+{stop_fn}"#,
+        dir = quote(&p.dir),
+        pid_file = quote(&p.pid_file),
+        log = quote(&p.log),
+        markers = words(&p.process_markers),
+        stop_limit = p.stop_timeout_secs,
+        start = argv(&p.start),
+        stop = argv(&p.stop),
+        node_pid = NODE_PID_FN,
+        stop_fn = STOP_FN,
+    )
+}
+
+/// The running rule, as shell functions reading `$pid_file` and `$markers`:
+/// `node_pid` prints the live pid the pid file names (a stale pid, or one reused
+/// by a process without the node's marker, does not count); `node_procs` lists
+/// every process carrying the marker, whatever the pid file says.
+/// Bash builtins only (`read`, pattern matching; bash 4.2 is enough): the probe of
+/// a 50-host rerun runs it on every node, and each process spawned costs time.
+const NODE_PID_FN: &str = r#"has_marker() {
+  local arg m
+  while IFS= read -r -d '' arg; do
+    for m in "${markers[@]}"; do [ "$arg" = "$m" ] && return 0; done
+  done 2>/dev/null < "/proc/$1/cmdline"
+  return 1
+}
+node_pid() {
+  local p=''
+  read -r p 2>/dev/null < "$pid_file"
+  p=${p//[!0-9]/}
+  [ -n "$p" ] && [ -r "/proc/$p/cmdline" ] && has_marker "$p" && { echo "$p"; return 0; }
+  return 1
+}
+node_procs() {
+  local d p
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = "$$" ] || [ "$p" = "$BASHPID" ] && continue
+    has_marker "$p" && echo "$p"
+  done
+  return 0
+}"#;
+
+/// Asks the server to stop, waits for its process, then kills what is left.
+const STOP_FN: &str = r#"
+stop_node() {
+  local pid=$1 i
+  stop_cmd >/dev/null 2>&1 </dev/null
+  for ((i = 0; i < stop_limit * 10; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  if [ -d "/proc/$pid" ]; then kill -KILL "$pid" 2>/dev/null; sleep 0.2; fi
+}
+"#;
+
+/// Starts the node and waits for its verdict (see the module docs). Reads the
+/// variables the action's script sets.
+const START_FN: &str = r#"
+start_node() {
+  local off=0 out rc
+  [ -f "$log" ] && off=$(stat -c %s "$log")
+  out=$(mktemp) || exit 1
+  start_cmd >"$out" 2>&1 </dev/null
+  rc=$?
+  if [ "$rc" != 0 ]; then
+    echo "the start command exited with status $rc" >&2
+    tail -n 20 "$out" >&2
+    rm -f "$out"; exit 5
+  fi
+  rm -f "$out"
+  local deadline=$((SECONDS + limit)) quiet=0 line chunk buf='' f
+  coproc LOGTAIL { exec timeout "$limit" tail -c +$((off + 1)) -F -- "$log" 2>/dev/null; }
+  local tail_pid=$LOGTAIL_PID fd=${LOGTAIL[0]}
+  # The evidence is read from the file, not from what tail has delivered so far:
+  # tail -F notices a log created after it started only on its next poll.
+  fail() {
+    local code=$1 f pats=(); shift
+    kill "$tail_pid" 2>/dev/null
+    echo "$*" >&2
+    for f in "${errpat[@]}"; do pats+=(-e "$f"); done
+    if [ ${#pats[@]} -gt 0 ] && [ -f "$log" ]; then
+      tail -c +$((off + 1)) "$log" | grep -a -F "${pats[@]}" | tail -n 10 >&2
+    fi
+    exit "$code"
+  }
+  stop_started() {
+    local p
+    for p in $(node_procs); do kill -TERM "$p" 2>/dev/null; done
+    sleep 0.5
+    for p in $(node_procs); do kill -KILL "$p" 2>/dev/null; done
+  }
+  while :; do
+    if IFS= read -r -t 0.5 -u "$fd" chunk; then
+      line=$buf$chunk; buf=''
+      [[ $line == *"$ready"* ]] && break
+      for f in "${fatal[@]}"; do
+        if [[ $line == *"$f"* ]]; then
+          stop_started
+          fail 7 "the server logged a fatal error and was stopped: $line"
+        fi
+      done
+      for f in "${stopped[@]}"; do
+        [[ $line == *"$f"* ]] && fail 4 "the server shut down during startup"
+      done
+      quiet=0
+      continue
+    else
+      rc=$?
+    fi
+    [ "$rc" -gt 128 ] || fail 3 "not healthy after ${limit}s"
+    buf+=$chunk
+    [ "$SECONDS" -lt "$deadline" ] || fail 3 "not healthy after ${limit}s"
+    if [ -z "$(node_procs)" ]; then
+      quiet=$((quiet + 1))
+      # Two quiet checks in a row: a launcher between fork and exec is not gone.
+      [ "$quiet" -ge 2 ] && fail 6 "the server process exited before it was healthy"
+    else
+      quiet=0
+    fi
+  done
+  kill "$tail_pid" 2>/dev/null
+  until (exec 3<>"/dev/tcp/127.0.0.1/$health_port") 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail 3 "not healthy after ${limit}s: port $health_port never accepted a connection"
+    [ -n "$(node_procs)" ] || fail 6 "the server process exited before it was healthy"
+    sleep 0.05
+  done
+}
+"#;
 
 /// Where a node records that it must be restarted (written before the first
 /// change to the node, removed after a healthy restart), so a run that dies in
@@ -143,41 +330,126 @@ pub fn pending_marker(dir: &str) -> String {
     format!("{}/.apim-deploy/restart-pending", dir.trim_end_matches('/'))
 }
 
-/// The read-only status probe: prints `running <pid>` or `stopped`.
-pub fn status_probe(dir: &str) -> String {
+/// The read-only running probe: prints `running <pid>` or `stopped`.
+pub fn running_probe(p: &Params) -> String {
     format!(
-        "dir={}\n{}\nif p=$(node_pid); then echo \"running $p\"; else echo stopped; fi",
-        quote(dir),
-        node_pid_fn()
+        "pid_file={}; markers=({})\n{NODE_PID_FN}\nif p=$(node_pid); then echo \"running $p\"; else echo stopped; fi",
+        quote(&p.pid_file),
+        words(&p.process_markers),
+    )
+}
+
+/// Parses [`running_probe`]'s answer: the pid when the node runs.
+pub fn running_pid(state: &HostState, p: &Params) -> Option<u32> {
+    let (_, out) = state.probed_shell(&running_probe(p))?;
+    String::from_utf8_lossy(out)
+        .trim()
+        .strip_prefix("running ")?
+        .parse()
+        .ok()
+}
+
+/// The read-only snippet `status` runs per node: `key=value` lines (`pid`,
+/// `uptime`, `health_port_open`, `log_start`/`log_ready` line numbers,
+/// `version`, `pending`). The version command runs with the node's environment,
+/// the runtime chosen by the same rule as a start.
+pub fn status_probe(p: &Params) -> String {
+    let java = p
+        .java
+        .as_ref()
+        .map(|j| format!("{}\njava_home=$(pick_jdk | cut -f1)\n", j.pick_fn()))
+        .unwrap_or_default();
+    let env: String = p
+        .environment(None)
+        .iter()
+        .map(|(k, v)| format!(" {}", quote(&format!("{k}={v}"))))
+        .collect();
+    let run_as = if p.user == "root" {
+        String::new()
+    } else {
+        format!("runuser -u {} -- ", quote(&p.user))
+    };
+    let count = |pattern: &Option<String>| match pattern {
+        Some(pat) => format!(
+            "grep -n -F -e {} \"$log\" | tail -n 1 | cut -d: -f1",
+            quote(pat)
+        ),
+        None => "echo 0".into(),
+    };
+    format!(
+        r#"pid_file={pid_file}; markers=({markers}); log={log}; dir={dir}
+{NODE_PID_FN}
+{java}[ -f {pending} ] && echo pending=1
+if [ -n "${{java_home-}}" ] || [ {has_java} = 0 ]; then
+  v=$( (cd "$dir" && exec {run_as}env{env} ${{java_home:+JAVA_HOME="$java_home"}} {version}) 2>/dev/null </dev/null | head -n 1)
+  [ -n "$v" ] && printf 'version=%s\n' "$v"
+fi
+if p=$(node_pid); then
+  echo "pid=$p"
+  echo "uptime=$(ps -o etimes= -p "$p" 2>/dev/null | tr -d ' ')"
+  (exec 3<>"/dev/tcp/127.0.0.1/{port}") 2>/dev/null && echo health_port_open=1
+  if [ -f "$log" ]; then
+    echo "log_start=$({starting})"
+    echo "log_ready=$({ready})"
+  fi
+fi
+true"#,
+        pid_file = quote(&p.pid_file),
+        markers = words(&p.process_markers),
+        log = quote(&p.log),
+        dir = quote(&p.dir),
+        pending = quote(&pending_marker(&p.dir)),
+        has_java = u8::from(p.java.is_some()),
+        version = if p.version.is_empty() {
+            "true".to_string()
+        } else {
+            words(&p.version)
+        },
+        port = p.health_port,
+        starting = count(&p.starting),
+        ready = count(&Some(p.ready.clone())),
     )
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
-    Ok(vec![
-        Fact::Shell(status_probe(&p.dir)),
+    let mut facts = vec![
+        Fact::Shell(running_probe(p)),
         Fact::File(pending_marker(&p.dir)),
-    ])
+    ];
+    if let Some(j) = &p.java {
+        facts.push(Fact::Shell(j.probe()));
+    }
+    Ok(facts)
+}
+
+/// The environment of the node's commands on this host: the runtime the host
+/// offers (an error naming what was found when none fits).
+pub fn resolved_env(p: &Params, state: &HostState) -> Result<Vec<(String, String)>, ModuleError> {
+    let home = match &p.java {
+        Some(j) => Some(j.choose(state)?.home),
+        None => None,
+    };
+    Ok(p.environment(home.as_deref()))
 }
 
 /// Decides whether the node must be (re)started; `notified` lists the changes
 /// made to the node earlier in this run.
-pub fn decide_with(p: &Params, state: &HostState, notified: &[String]) -> Decision {
-    let running = state
-        .probed_shell(&status_probe(&p.dir))
-        .and_then(|(_, out)| {
-            let out = String::from_utf8_lossy(out);
-            out.trim()
-                .strip_prefix("running ")
-                .map(|pid| pid.to_string())
-        });
+pub fn decide_with(
+    p: &Params,
+    state: &HostState,
+    notified: &[String],
+) -> Result<Decision, ModuleError> {
+    let env = resolved_env(p, state)?;
+    let running = running_pid(state, p);
     let pending = state.facts.file(&pending_marker(&p.dir)).is_some();
     let action = |restart| {
         vec![Action::Service(ServiceAction {
             params: p.clone(),
+            env: env.clone(),
             restart,
         })]
     };
-    match running {
+    Ok(match running {
         None => Decision::change("not running: will start", action(false)),
         Some(pid) if pending => Decision::change(
             format!("running as pid {pid}, but a restart is pending from an earlier run"),
@@ -191,54 +463,225 @@ pub fn decide_with(p: &Params, state: &HostState, notified: &[String]) -> Decisi
             action(true),
         ),
         Some(pid) => Decision::ok(format!("running as pid {pid}, nothing changed")),
-    }
+    })
 }
 
 pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError> {
-    Ok(decide_with(p, state, &[]))
+    decide_with(p, state, &[])
+}
+
+/// Splits a failed start script's stderr into its cause (the first line) and
+/// the evidence under it.
+pub fn failure(stderr: &str) -> (String, Vec<String>) {
+    let mut lines = stderr.lines().filter(|l| !l.trim().is_empty());
+    let cause = lines
+        .next()
+        .unwrap_or("the start script failed with no output");
+    (cause.to_string(), lines.map(str::to_string).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::process::Command;
 
-    fn node_pid(dir: &str) -> (bool, String) {
-        let script = format!("dir={}\n{}\nnode_pid", quote(dir), node_pid_fn());
-        let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    /// A node directory with a fake server: `bin/server.sh start` launches
+    /// `bin/run.sh` in the background (as daemonising start scripts do), and the
+    /// server's behaviour is the shell text given.
+    fn node(tmp: &std::path::Path, server: &str) -> Params {
+        let dir = tmp.join("No de's").to_str().unwrap().to_string();
+        std::fs::create_dir_all(format!("{dir}/bin")).unwrap();
+        std::fs::create_dir_all(format!("{dir}/logs")).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = format!("{dir}/bin/{name}");
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write(
+            "server.sh",
+            "#!/bin/bash\ncase \"$1\" in\n  start) [ -n \"${NEED_ENV-}\" ] || { echo 'You must set NEED_ENV'; exit 1; }\n    nohup bash \"$PWD/bin/run.sh\" >/dev/null 2>&1 & exit 0;;\n  stop) kill \"$(cat pid)\"; exit 0;;\nesac\n",
+        );
+        write(
+            "run.sh",
+            &format!("#!/bin/bash\necho $$ > pid\nlog=logs/server.log\n{server}\n"),
+        );
+        Params {
+            dir: dir.clone(),
+            user: "root".into(),
+            start: vec!["bash".into(), "bin/server.sh".into(), "start".into()],
+            stop: vec!["bash".into(), "bin/server.sh".into(), "stop".into()],
+            env: BTreeMap::from([("NEED_ENV".to_string(), "1".to_string())]),
+            pid_file: format!("{dir}/pid"),
+            log: format!("{dir}/logs/server.log"),
+            process_markers: vec![format!("{dir}/bin/run.sh")],
+            ready: "Server started in".into(),
+            starting: Some("Starting server".into()),
+            fatal: vec!["Address already in use".into()],
+            stopped: vec!["Halting".into()],
+            error_lines: vec![" ERROR ".into()],
+            health_port: free_port(),
+            ports: vec![],
+            version: vec![],
+            timeout_secs: 20,
+            stop_timeout_secs: 5,
+            java: None,
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Runs the start script; returns its exit code, stderr and how long it took.
+    fn start(p: &Params) -> (i32, String, f64) {
+        let action = ServiceAction {
+            params: p.clone(),
+            env: p.environment(None),
+            restart: false,
+        };
+        let t0 = std::time::Instant::now();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(action.script())
+            .output()
+            .unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        let code = out.status.code().unwrap_or(-1);
         (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-                + &String::from_utf8_lossy(&out.stderr),
+            code,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            secs,
         )
     }
 
+    fn kill_all(p: &Params) {
+        let script = format!(
+            "pid_file=x; markers=({})\n{NODE_PID_FN}\nfor q in $(node_procs); do kill -KILL $q; done",
+            words(&p.process_markers)
+        );
+        Command::new("bash").arg("-c").arg(script).status().unwrap();
+    }
+
     #[test]
-    fn node_pid_trusts_only_a_live_process_of_this_node() {
+    fn a_refused_launch_fails_at_once_with_the_commands_output() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("Gate way's").to_str().unwrap().to_string();
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(node_pid(&dir), (false, String::new()), "no pid file");
-        // A live process whose command line names the node directory.
+        let mut p = node(tmp.path(), "sleep 30");
+        p.env.clear();
+        let (code, err, secs) = start(&p);
+        assert_eq!(code, exit::START_COMMAND, "{err}");
+        assert!(
+            err.starts_with("the start command exited with status 1\n"),
+            "{err}"
+        );
+        assert!(err.contains("You must set NEED_ENV"), "{err}");
+        assert!(secs < 2.0, "{secs}");
+    }
+
+    #[test]
+    fn a_server_that_dies_early_fails_within_two_seconds_quoting_error_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = node(
+            tmp.path(),
+            "echo 'INFO Starting server' >> $log; echo 'x ERROR {db} - Cannot connect' >> $log; sleep 0.3; exit 1",
+        );
+        let (code, err, secs) = start(&p);
+        assert_eq!(code, exit::DIED, "{err}");
+        assert!(
+            err.starts_with("the server process exited before it was healthy"),
+            "{err}"
+        );
+        assert!(err.contains("ERROR {db} - Cannot connect"), "{err}");
+        assert!(!err.contains("INFO"), "only error lines are quoted: {err}");
+        assert!(secs < 2.5, "{secs}");
+    }
+
+    #[test]
+    fn a_fatal_line_fails_at_once_and_stops_the_lingering_server() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = node(
+            tmp.path(),
+            "echo 'x ERROR {nio} - Address already in use: 8243' >> $log; sleep 60",
+        );
+        let (code, err, secs) = start(&p);
+        assert_eq!(code, exit::FATAL, "{err}");
+        assert!(err.contains("Address already in use: 8243"), "{err}");
+        assert!(secs < 2.5, "{secs}");
+        let left = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "pid_file=x; markers=({})\n{NODE_PID_FN}\nnode_procs",
+                words(&p.process_markers)
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            left.stdout.is_empty(),
+            "the half-started server was stopped"
+        );
+    }
+
+    #[test]
+    fn a_ready_server_with_its_port_open_is_healthy_and_then_counts_as_running() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = node(tmp.path(), "");
+        let port = p.health_port;
+        let server = format!(
+            "echo 'INFO Starting server' >> $log\nexec python3 -c 'import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", {port})); s.listen()\nopen(\"logs/server.log\",\"a\").write(\"INFO Server started in 0 sec\\n\")\ntime.sleep(60)' \"$0\""
+        );
+        p = node(tmp.path(), &server);
+        p.health_port = port;
+        let (code, err, _) = start(&p);
+        assert_eq!(code, 0, "{err}");
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(status_probe(&p))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(text.contains("health_port_open=1"), "{text}");
+        assert!(text.contains("log_start=1\nlog_ready=2"), "{text}");
+        kill_all(&p);
+    }
+
+    #[test]
+    fn the_running_rule_trusts_only_a_live_process_with_the_nodes_marker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = node(tmp.path(), "sleep 30");
+        let probe = |p: &Params| {
+            let out = Command::new("bash")
+                .arg("-c")
+                .arg(running_probe(p))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        assert_eq!(probe(&p), "stopped", "no pid file");
         let mut child = Command::new("bash")
-            .args(["-c", "sleep 30; true", &format!("{dir}/bin/wso2server.sh")])
+            .args(["-c", "sleep 30; true", &p.process_markers[0]])
             .spawn()
             .unwrap();
         let pid = child.id();
         let mut pidfile = format!("{pid}\n").into_bytes();
         pidfile.resize(100, 0);
-        std::fs::write(format!("{dir}/wso2carbon.pid"), &pidfile).unwrap();
-        assert_eq!(node_pid(&dir), (true, pid.to_string()));
-        // The same pid file for another node's directory: not this node's process.
-        let other = tmp.path().join("Store");
-        std::fs::create_dir_all(&other).unwrap();
-        std::fs::write(other.join("wso2carbon.pid"), &pidfile).unwrap();
-        assert!(
-            !node_pid(other.to_str().unwrap()).0,
-            "another node's pid file"
-        );
+        std::fs::write(&p.pid_file, &pidfile).unwrap();
+        assert_eq!(probe(&p), format!("running {pid}"));
+        let mut other = p.clone();
+        other.process_markers = vec!["/elsewhere/bin/run.sh".into()];
+        assert_eq!(probe(&other), "stopped", "another node's marker");
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(node_pid(&dir), (false, String::new()), "stale pid");
+        assert_eq!(probe(&p), "stopped", "stale pid");
+    }
+
+    #[test]
+    fn a_failure_splits_into_cause_and_evidence() {
+        let (cause, rest) = failure("not healthy after 8s\nx ERROR one\n\nx ERROR two\n");
+        assert_eq!(cause, "not healthy after 8s");
+        assert_eq!(rest, ["x ERROR one", "x ERROR two"]);
     }
 }
