@@ -33,6 +33,7 @@ pub struct Archive {
     /// path below the top folder -> index in the zip
     files: BTreeMap<String, usize>,
     top: String,
+    unpacked_size: u64,
 }
 
 impl std::fmt::Debug for Archive {
@@ -53,6 +54,7 @@ impl Archive {
         let mut zip = zip::ZipArchive::new(file).map_err(|e| open_err(e.to_string()))?;
         let prefix = format!("{}/", top.trim_end_matches('/'));
         let mut files = BTreeMap::new();
+        let mut unpacked_size = 0u64;
         for i in 0..zip.len() {
             let entry = zip.by_index_raw(i).map_err(|e| open_err(e.to_string()))?;
             let raw = entry.name().map(|n| n.to_string()).unwrap_or_default();
@@ -73,6 +75,8 @@ impl Archive {
             }
             if entry.is_file() {
                 files.insert(name[prefix.len()..].to_string(), i);
+                // Rounded up to whole 4 KiB blocks, as a filesystem stores them.
+                unpacked_size += entry.size().div_ceil(4096) * 4096;
             }
         }
         Ok(Archive {
@@ -80,7 +84,13 @@ impl Archive {
             zip: Mutex::new(zip),
             files,
             top: top.to_string(),
+            unpacked_size,
         })
+    }
+
+    /// The room its files take once unpacked.
+    pub fn unpacked_size(&self) -> u64 {
+        self.unpacked_size
     }
 
     pub fn path(&self) -> &Path {

@@ -13,6 +13,7 @@ pub mod execute;
 pub mod modules;
 pub mod plan;
 pub mod playbook;
+pub mod preflight;
 pub mod probe;
 pub mod redact;
 pub mod report;

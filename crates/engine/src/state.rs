@@ -20,6 +20,8 @@ pub struct HostState {
     files: BTreeMap<String, Option<Vec<u8>>>,
     /// Directories that a planned unpack will fill from an archive.
     unpacked: Vec<(String, Arc<Archive>)>,
+    /// Bytes the planned changes write, per mount point.
+    reserved: BTreeMap<String, u64>,
 }
 
 impl HostState {
@@ -72,6 +74,22 @@ impl HostState {
     /// The sha256 the host reported for a file (probed, not planned).
     pub fn probed_sha256(&self, path: &str) -> Option<&str> {
         self.facts.sha256(path)
+    }
+
+    /// Reserves room for a planned write of `bytes` on the filesystem the
+    /// probe's `free` answer describes: an error with the mount point, the room
+    /// this run needs there (all its writes so far, with a margin) and what is free.
+    pub fn reserve(&mut self, free: &[u8], bytes: u64) -> Result<(), (String, u64, u64)> {
+        let Some((mount, avail)) = super::preflight::parse_free_space(free) else {
+            return Ok(()); // no answer (a df without -P): nothing to check against
+        };
+        let total = self.reserved.entry(mount.clone()).or_default();
+        *total += bytes;
+        let need = super::preflight::with_margin(*total);
+        if need > avail {
+            return Err((mount, need, avail));
+        }
+        Ok(())
     }
 
     pub fn probed_shell(&self, snippet: &str) -> Option<(i32, &[u8])> {

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError};
+use crate::preflight;
 use crate::probe::{Fact, quote};
 use crate::state::HostState;
 
@@ -66,10 +67,39 @@ fn record_digest(dest: &str, cache: &str, sha256: &str) -> String {
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
-    Ok(vec![match &p.digest_cache {
-        Some(cache) => Fact::Shell(cached_digest_probe(&p.dest, cache)),
-        None => Fact::Sha256(p.dest.clone()),
-    }])
+    Ok(vec![
+        match &p.digest_cache {
+            Some(cache) => Fact::Shell(cached_digest_probe(&p.dest, cache)),
+            None => Fact::Sha256(p.dest.clone()),
+        },
+        preflight::free_space(&p.dest),
+    ])
+}
+
+/// Room on the host for the file (it is written beside its destination, then
+/// renamed). Its size is the controller's copy's; a download has the same bytes.
+fn check_room(p: &Params, state: &mut HostState) -> Result<(), ModuleError> {
+    let Ok(size) = std::fs::metadata(&p.src).map(|m| m.len()) else {
+        return Ok(()); // a download-only artifact: its size is not known here
+    };
+    let Fact::Shell(free) = preflight::free_space(&p.dest) else {
+        unreachable!("a shell fact")
+    };
+    let answer = state
+        .probed_shell(&free)
+        .map(|(_, o)| o.to_vec())
+        .unwrap_or_default();
+    state
+        .reserve(&answer, size)
+        .map_err(|(mount, need, avail)| {
+            ModuleError::new(format!(
+                "no space left for {}: this run needs {} on {mount}, {} free; \
+             free some space or choose another [install] root",
+                p.dest,
+                preflight::mib(need),
+                preflight::mib(avail)
+            ))
+        })
 }
 
 /// The digest the host reported, `None` when the file is missing.
@@ -106,6 +136,7 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
                 ),
                 None => format!("{} is missing", p.dest),
             };
+            check_room(p, state)?;
             let sha256 = p.sha256.to_lowercase();
             let mut actions = vec![match p.url.as_deref().filter(|u| !u.is_empty()) {
                 Some(url) => Action::Script {

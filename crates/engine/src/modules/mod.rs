@@ -91,7 +91,7 @@ pub enum Action {
     /// Run a bash script (sent on stdin: secrets inside never reach a command line).
     Script { describe: String, script: String },
     /// (Re)start a server and wait until it is healthy.
-    Service(service::ServiceAction),
+    Service(Box<service::ServiceAction>),
 }
 
 impl Action {

@@ -411,10 +411,64 @@ true"#,
     )
 }
 
+/// The read-only port probe: for a node that is not running, each of its ports
+/// another process listens on, as `<port> <pid> <command line>` (pid `?` when
+/// the holder is not visible). Sockets come from /proc/net/tcp{,6}; a holder is
+/// looked up (one `find`) only for a port that is taken.
+pub fn ports_probe(p: &Params) -> String {
+    let ports: Vec<String> = p.ports.iter().map(u16::to_string).collect();
+    format!(
+        r#"pid_file={pid_file}; markers=({markers})
+{NODE_PID_FN}
+node_pid >/dev/null && exit 0
+want=" {ports} "
+while read -r _ local _ st _ _ _ _ _ inode _; do
+  [ "$st" = 0A ] || continue
+  port=$((16#${{local##*:}}))
+  case "$want" in *" $port "*) ;; *) continue;; esac
+  want=${{want/ $port / }}
+  holder=$(find /proc/[0-9]*/fd -maxdepth 1 -lname "socket:\[$inode\]" 2>/dev/null | head -n 1)
+  pid=${{holder#/proc/}}; pid=${{pid%%/*}}
+  cmd='?'
+  if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -c1-200); fi
+  echo "$port ${{pid:-?}} $cmd"
+done < <(tail -q -n +2 /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+true"#,
+        pid_file = quote(&p.pid_file),
+        markers = words(&p.process_markers),
+        ports = ports.join(" "),
+    )
+}
+
+/// A node that is not running needs its ports free: an error naming each
+/// taken port's holder.
+fn check_ports(p: &Params, state: &HostState) -> Result<(), ModuleError> {
+    let Some((_, out)) = state.probed_shell(&ports_probe(p)) else {
+        return Ok(());
+    };
+    let held: Vec<String> = String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ' ');
+            let (port, pid, cmd) = (f.next()?, f.next()?, f.next().unwrap_or("?"));
+            Some(format!("port {port} is held by pid {pid} ({})", cmd.trim()))
+        })
+        .collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    Err(ModuleError::new(format!(
+        "cannot start {}: {}; stop that process, or give the node another port offset",
+        p.dir,
+        held.join(", ")
+    )))
+}
+
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
     let mut facts = vec![
         Fact::Shell(running_probe(p)),
         Fact::File(pending_marker(&p.dir)),
+        Fact::Shell(ports_probe(p)),
     ];
     if let Some(j) = &p.java {
         facts.push(Fact::Shell(j.probe()));
@@ -441,13 +495,16 @@ pub fn decide_with(
 ) -> Result<Decision, ModuleError> {
     let env = resolved_env(p, state)?;
     let running = running_pid(state, p);
+    if running.is_none() {
+        check_ports(p, state)?;
+    }
     let pending = state.facts.file(&pending_marker(&p.dir)).is_some();
     let action = |restart| {
-        vec![Action::Service(ServiceAction {
+        vec![Action::Service(Box::new(ServiceAction {
             params: p.clone(),
             env: env.clone(),
             restart,
-        })]
+        }))]
     };
     Ok(match running {
         None => Decision::change("not running: will start", action(false)),
@@ -676,6 +733,38 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(probe(&p), "stopped", "stale pid");
+    }
+
+    #[test]
+    fn a_port_held_by_another_process_is_named_with_its_pid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = node(tmp.path(), "");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        p.ports = vec![port, free_port()];
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(ports_probe(&p))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let me = std::process::id();
+        assert!(text.starts_with(&format!("{port} {me} ")), "{text:?}");
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        let mut facts = crate::probe::Facts::default();
+        facts.insert(
+            Fact::Shell(ports_probe(&p)),
+            crate::probe::Answer::Output {
+                rc: 0,
+                stdout: out.stdout.clone(),
+            },
+        );
+        let err = check_ports(&p, &HostState::new(facts)).unwrap_err().0;
+        assert!(
+            err.contains(&format!("port {port} is held by pid {me}")),
+            "{err}"
+        );
+        drop(listener);
     }
 
     #[test]

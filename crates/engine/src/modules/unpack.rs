@@ -11,6 +11,8 @@
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError, TaskCtx};
+use crate::archive::Archive;
+use crate::preflight;
 use crate::probe::{Fact, quote};
 use crate::state::HostState;
 
@@ -37,11 +39,52 @@ fn exists_probe(dest: &str) -> String {
     format!("test -e {}", quote(dest))
 }
 
+/// What the unpack script can extract with (either will do).
+const EXTRACTORS: &[&str] = &["python3", "unzip"];
+
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
     Ok(vec![
         Fact::File(marker(&p.dest)),
         Fact::Shell(exists_probe(&p.dest)),
+        preflight::free_space(&p.dest),
+        preflight::commands(EXTRACTORS),
     ])
+}
+
+/// Before promising an unpack: a tool to extract with, and room for the files
+/// (the temporary directory is beside the destination, on the same filesystem).
+fn check_room(p: &Params, archive: &Archive, state: &mut HostState) -> Result<(), ModuleError> {
+    let Fact::Shell(tools) = preflight::commands(EXTRACTORS) else {
+        unreachable!("a shell fact")
+    };
+    if state
+        .probed_shell(&tools)
+        .is_some_and(|(_, out)| out.is_empty())
+    {
+        return Err(ModuleError::new(format!(
+            "cannot unpack {} into {}: neither python3 nor unzip is installed; install one of them",
+            p.archive, p.dest
+        )));
+    }
+    let Fact::Shell(free) = preflight::free_space(&p.dest) else {
+        unreachable!("a shell fact")
+    };
+    let answer = state
+        .probed_shell(&free)
+        .map(|(_, o)| o.to_vec())
+        .unwrap_or_default();
+    state
+        .reserve(&answer, archive.unpacked_size())
+        .map_err(|(mount, need, avail)| {
+            ModuleError::new(format!(
+                "no space left for unpacking {} into {}: this run needs {} on {mount}, {} free; \
+                 free some space or choose another [install] root",
+                p.archive,
+                p.dest,
+                preflight::mib(need),
+                preflight::mib(avail)
+            ))
+        })
 }
 
 pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
@@ -67,6 +110,7 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
     let archive = ctx
         .archive
         .ok_or_else(|| ModuleError::new("unpack: no distribution archive on the controller"))?;
+    check_room(p, archive, state)?;
     state.unpack(&p.dest, archive.clone());
     state.write(&marker(&p.dest), format!("{want}\n").into_bytes());
     Ok(Decision::change(

@@ -1,0 +1,77 @@
+//! Checks a plan makes before it promises anything: is there room for what the
+//! run will write, are the commands it needs there, are the ports it will bind
+//! free. Each is a question in the host's one probe, so a plan costs no extra
+//! round trip, and a problem stops the plan (and so `apply`) before any change,
+//! naming the host, what was found and what to do.
+
+use crate::probe::{Fact, quote};
+
+/// Free space on the filesystem that `path` (or its nearest existing ancestor)
+/// is on: prints `<mount point> <available KiB>`.
+pub fn free_space(path: &str) -> Fact {
+    Fact::Shell(format!(
+        "d={}\nwhile [ ! -e \"$d\" ] && [ \"$d\" != / ]; do d=${{d%/*}}; [ -n \"$d\" ] || d=/; done\n\
+         df -Pk -- \"$d\" | while read -r _ _ _ avail _ mount; do [ \"$avail\" = Available ] || echo \"$mount $avail\"; done",
+        quote(path)
+    ))
+}
+
+/// Parses [`free_space`]'s answer.
+pub fn parse_free_space(out: &[u8]) -> Option<(String, u64)> {
+    let text = String::from_utf8_lossy(out);
+    let line = text.lines().last()?;
+    let (mount, avail) = line.rsplit_once(' ')?;
+    Some((mount.to_string(), avail.trim().parse::<u64>().ok()? * 1024))
+}
+
+/// Which of `commands` exist on the host: prints one name per line.
+pub fn commands(commands: &[&str]) -> Fact {
+    let list: Vec<String> = commands.iter().map(|c| quote(c)).collect();
+    Fact::Shell(format!(
+        "for c in {}; do command -v \"$c\" >/dev/null 2>&1 && echo \"$c\"; done; true",
+        list.join(" ")
+    ))
+}
+
+/// The room a write of `bytes` needs: the bytes, plus a margin for what the
+/// filesystem and the product's first start add (logs, temp files).
+pub fn with_margin(bytes: u64) -> u64 {
+    bytes + bytes / 10 + 64 * 1024 * 1024
+}
+
+/// `123456789` -> `118 MiB`.
+pub fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes.div_ceil(1024 * 1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: &Fact) -> Vec<u8> {
+        let Fact::Shell(s) = f else { unreachable!() };
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(s)
+            .output()
+            .unwrap()
+            .stdout
+    }
+
+    #[test]
+    fn free_space_is_asked_of_the_nearest_existing_ancestor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("not yet/created's/dir");
+        let (mount, avail) = parse_free_space(&run(&free_space(deep.to_str().unwrap()))).unwrap();
+        assert!(mount.starts_with('/'), "{mount}");
+        assert!(avail > 0);
+        assert_eq!(parse_free_space(b""), None);
+        assert_eq!(parse_free_space(b"/ x"), None);
+    }
+
+    #[test]
+    fn only_the_commands_that_exist_are_listed() {
+        let out = run(&commands(&["bash", "no-such-command-here", "sh"]));
+        assert_eq!(String::from_utf8_lossy(&out), "bash\nsh\n");
+    }
+}
