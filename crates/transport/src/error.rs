@@ -69,6 +69,18 @@ pub enum TransportError {
         stderr_tail: String,
     },
 
+    /// The host stopped answering keepalives while a command ran (frozen, network
+    /// cut): the connection was given up.
+    #[error(
+        "{host}: lost: the host stopped answering (no reply to SSH keepalives for {}) while running `{cmd}`",
+        fmt_duration(*silent_for)
+    )]
+    Lost {
+        host: String,
+        cmd: String,
+        silent_for: Duration,
+    },
+
     /// An upload arrived with a different hash than expected.
     #[error(
         "{host}: upload of {local} to {remote}: sha256 mismatch (expected {expected}, far side has {actual})"
@@ -122,6 +134,7 @@ impl TransportError {
             | TransportError::Auth { host, .. }
             | TransportError::Failed { host, .. }
             | TransportError::NoExitStatus { host, .. }
+            | TransportError::Lost { host, .. }
             | TransportError::HashMismatch { host, .. }
             | TransportError::Io { host, .. }
             | TransportError::Ssh { host, .. }

@@ -49,6 +49,33 @@ async fn frozen_host_fails_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_host_frozen_mid_command_is_reported_lost_within_15s() {
+    // Should: with the default keepalives, a long command on a host that freezes ends
+    // in a `Lost` error naming the host and the command within 15 s, not at its timeout.
+    let Some(lab) = common::lab("a_host_frozen_mid_command_is_reported_lost_within_15s", 1) else {
+        return;
+    };
+    let mut target = common::target(&lab, "app1", "root");
+    target.timeouts.keepalive = apim_transport::Timeouts::default().keepalive;
+    let t = SshTransport::connect(target).await.unwrap();
+    let cmd = Cmd::new("sleep")
+        .arg("120")
+        .timeout(Duration::from_secs(300));
+    let run = tokio::spawn(async move { t.exec(&cmd).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab.freeze("app1").unwrap();
+    let start = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(30), run).await;
+    let took = start.elapsed();
+    lab.thaw("app1").unwrap();
+    let err = result.expect("ended before 30 s").unwrap().unwrap_err();
+    assert!(matches!(err, TransportError::Lost { .. }), "{err}");
+    assert!(err.to_string().starts_with("app1: lost: "), "{err}");
+    assert!(err.to_string().contains("`sleep 120`"), "{err}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[tokio::test]
 async fn killed_sshd_is_refused_at_once() {
     // Should: with sshd dead, connecting fails at once with "connection refused" naming the host.
     let Some(lab) = common::lab("killed_sshd_is_refused_at_once", 1) else {

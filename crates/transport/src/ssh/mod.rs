@@ -33,6 +33,9 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use secrecy::ExposeSecret;
+
+/// Unanswered keepalives after which the session is given up.
+const KEEPALIVE_MAX: u32 = 3;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub use target::{Auth, HostKeyPolicy, SshTarget, Timeouts};
@@ -217,6 +220,13 @@ impl Transport for SshTransport {
             .map_err(|e| self.ssh_error(format!("start `{}`", cmd.display()), e))?;
         let remaining = limit.saturating_sub(started.elapsed());
         match tokio::time::timeout(remaining, drive_channel(&mut reader, &writer, cmd)).await {
+            Ok(collected) if collected.status.is_none() && self.handle.is_closed() => {
+                Err(TransportError::Lost {
+                    host,
+                    cmd: cmd.display(),
+                    silent_for: self.target.timeouts.keepalive * (KEEPALIVE_MAX + 1),
+                })
+            }
             Ok(collected) => collected.into_output(&host, cmd),
             Err(_) => {
                 let _ = writer.signal(Sig::KILL).await;
@@ -437,7 +447,7 @@ fn client_config(target: &SshTarget) -> Arc<client::Config> {
     let mut config = client::Config {
         nodelay: true,
         keepalive_interval: Some(target.timeouts.keepalive),
-        keepalive_max: 3,
+        keepalive_max: KEEPALIVE_MAX as usize,
         inactivity_timeout: None,
         ..Default::default()
     };

@@ -108,7 +108,9 @@ pub struct Timeouts {
     pub channel_open: Duration,
     /// Each command, unless the command sets its own.
     pub command: Duration,
-    /// Keepalive interval; the session is dropped after 3 unanswered ones.
+    /// Keepalive interval; the session is dropped after 3 unanswered ones, so a
+    /// host that freezes or drops off the network is declared lost within about
+    /// four intervals, whatever command was running.
     pub keepalive: Duration,
 }
 
@@ -119,7 +121,7 @@ impl Default for Timeouts {
             auth: Duration::from_secs(10),
             channel_open: Duration::from_secs(10),
             command: Duration::from_secs(600),
-            keepalive: Duration::from_secs(15),
+            keepalive: Duration::from_secs(3),
         }
     }
 }
