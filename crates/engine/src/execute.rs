@@ -429,9 +429,18 @@ async fn run_actions(
     for a in actions {
         run_action(t, a)
             .await
-            .map_err(|e| format!("{}: {}", a.describe(), redactor.mask(&e)))?;
+            .map_err(|e| redactor.mask(&with_action(&e, &a.describe())))?;
     }
     Ok(())
+}
+
+/// `cause\nevidence...` -> `cause (action)\nevidence...`: the action is named
+/// after the cause, so the first line still reads cause first.
+fn with_action(error: &str, action: &str) -> String {
+    match error.split_once('\n') {
+        Some((cause, evidence)) => format!("{cause} ({action})\n{evidence}"),
+        None => format!("{error} ({action})"),
+    }
 }
 
 /// The transport's view of a `Write` action (`None` for any other action).
@@ -519,15 +528,76 @@ async fn run_script(
     if out.status.success() {
         return Ok(());
     }
-    let stderr = out.stderr_text();
-    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!("{}: {}", out.status, tail.join("\n")))
+    Err(host_failure(&out.status.to_string(), &out.stderr_text()))
+}
+
+/// Causes a host reports in its own words, as operators search for them; the
+/// first one found in a failed script's output leads the error.
+const KNOWN_CAUSES: &[&str] = &[
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Permission denied",
+    "Operation not permitted",
+    "command not found",
+    "Cannot allocate memory",
+    "Too many open files",
+];
+
+/// One line, cause first: a known cause from the output, else its last line.
+/// The raw output goes to the debug log (`-v`), never into the line.
+fn host_failure(status: &str, stderr: &str) -> String {
+    tracing::debug!(target: "apim::host", "{status}; output:\n{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let known = KNOWN_CAUSES.iter().find_map(|cause| {
+        lines
+            .iter()
+            .find(|l| l.contains(cause))
+            .map(|_| cause.to_lowercase())
+    });
+    match (known, lines.last()) {
+        (Some(cause), _) => cause,
+        (None, Some(last)) => format!("{last} ({status})"),
+        (None, None) => format!("failed with {status} and no output"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_failure_is_one_line_with_the_cause_first() {
+        let traceback = "Traceback (most recent call last):\n  File \"<stdin>\", line 7\n\
+                         OSError: [Errno 28] No space left on device: '/opt/x'\n";
+        assert_eq!(
+            host_failure("exit status: 1", traceback),
+            "no space left on device"
+        );
+        assert_eq!(
+            host_failure(
+                "exit status: 2",
+                "warming up\nmv: cannot move: Directory not empty\n"
+            ),
+            "mv: cannot move: Directory not empty (exit status: 2)"
+        );
+        assert_eq!(
+            host_failure("exit status: 9", "  \n"),
+            "failed with exit status: 9 and no output"
+        );
+        assert_eq!(
+            with_action("no space left on device", "unpack a.zip into /opt/x"),
+            "no space left on device (unpack a.zip into /opt/x)"
+        );
+        assert_eq!(
+            with_action("the server died\n  x ERROR y", "start /opt/x"),
+            "the server died (start /opt/x)\n  x ERROR y"
+        );
+    }
     use apim_transport::LocalTransport;
     use std::path::Path;
 

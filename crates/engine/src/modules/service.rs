@@ -265,7 +265,8 @@ start_node() {
   fi
   rm -f "$out"
   local deadline=$((SECONDS + limit)) quiet=0 line chunk buf='' f
-  coproc LOGTAIL { exec timeout "$limit" tail -c +$((off + 1)) -F -- "$log" 2>/dev/null; }
+  # -s 0.1: tail notices a log that does not exist yet by polling for it.
+  coproc LOGTAIL { exec timeout "$limit" tail -s 0.1 -c +$((off + 1)) -F -- "$log" 2>/dev/null; }
   local tail_pid=$LOGTAIL_PID fd=${LOGTAIL[0]}
   # The evidence is read from the file, not from what tail has delivered so far:
   # tail -F notices a log created after it started only on its next poll.
@@ -280,9 +281,9 @@ start_node() {
     exit "$code"
   }
   stop_started() {
-    local p
+    local p i
     for p in $(node_procs); do kill -TERM "$p" 2>/dev/null; done
-    sleep 0.5
+    for ((i = 0; i < 10; i++)); do [ -z "$(node_procs)" ] && return; sleep 0.1; done
     for p in $(node_procs); do kill -KILL "$p" 2>/dev/null; done
   }
   while :; do
