@@ -503,6 +503,30 @@ fn check_json_is_the_topology() {
         "Production and Sandbox (gw2)"
     );
     assert_eq!(json["clusters"][1]["domain"], "wso2.apim.gateway.domain");
+    // Each node as the playbook sees it: what `apply` writes, and nothing it does not.
+    let node = |id: &str| {
+        json["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"))
+            .clone()
+    };
+    let gw = node("gw2/gateway");
+    assert_eq!(gw["key_manager"]["thrift_server_host"], "127.0.10.1");
+    assert_eq!(gw["conf"], "/opt/wso2/Gateway/repository/conf");
+    assert_eq!(gw["ports"]["all"][0], 9443);
+    assert_eq!(gw["revoke_url"], "", "a gateway does not read RevokeAPIURL");
+    assert_eq!(node("app1/publisher")["revoke_url"], "");
+    assert_eq!(
+        node("app1/store")["revoke_url"],
+        "https://127.0.10.2:8243/revoke"
+    );
+    assert_eq!(
+        node("app1/keymanager")["key_manager"]["thrift_server_host"],
+        "127.0.10.1"
+    );
 }
 
 #[test]

@@ -54,7 +54,11 @@ pub fn run(
     };
     match selected {
         Ok(topology) if args.json => {
-            serde_json::to_writer_pretty(&mut *out, &topology)?;
+            // Each node as the playbook's templates see it (`node.*`), so what `check`
+            // shows is what `apply` writes.
+            let mut doc = serde_json::to_value(&topology)?;
+            doc["nodes"] = topology.nodes.iter().map(crate::wso2::node_vars).collect();
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)?;
         }
         Ok(topology) => write!(out, "{}", report(&topology))?,

@@ -54,6 +54,7 @@ pub(super) fn build(inventory: &Inventory, placed: Vec<Placed>) -> Topology {
         .collect();
 
     assign_key_managers(&mut nodes, lb_url.as_deref());
+    assign_gateway_thrift_hosts(&mut nodes);
     assign_revoke_urls(&mut nodes);
     let clusters = assign_clusters(inventory, &mut nodes);
     let database = database_plan(inventory, &nodes);
@@ -121,7 +122,34 @@ fn assign_key_managers(nodes: &mut [Node], lb_url: Option<&str>) {
     }
 }
 
-/// A gateway revokes through itself; every other node through the first gateway.
+/// `ThriftServerHost` for a Thrift-validating Gateway on another machine than its Key
+/// Manager: the Key Manager's address. The product would fall back to the host of
+/// `APIKeyValidator/ServerURL` (the same address); stating it keeps the Gateway's Thrift
+/// client independent of that URL (seed deviation 13).
+fn assign_gateway_thrift_hosts(nodes: &mut [Node]) {
+    let hosts: Vec<(String, String, Address)> = nodes
+        .iter()
+        .map(|n| (n.id.clone(), n.host.to_string(), n.address.clone()))
+        .collect();
+    for node in nodes.iter_mut() {
+        if node.role != Role::Gateway
+            || node.key_manager.client_type != KeyValidatorClientType::ThriftClient
+        {
+            continue;
+        }
+        let km = node.key_manager.key_manager_node.as_deref();
+        if let Some((_, km_host, km_address)) =
+            hosts.iter().find(|(id, _, _)| Some(id.as_str()) == km)
+            && *km_host != node.host.to_string()
+        {
+            node.key_manager.thrift_server_host = Some(km_address.clone());
+        }
+    }
+}
+
+/// Only the Key Manager (its subscriber service) and the Store (its default key
+/// manager, which also derives the token URL from it) read `RevokeAPIURL`: a
+/// gateway of theirs revokes, the first one. Other roles get none.
 fn assign_revoke_urls(nodes: &mut [Node]) {
     let revoke = |n: &Node| {
         (
@@ -131,13 +159,11 @@ fn assign_revoke_urls(nodes: &mut [Node]) {
     };
     let first_gateway = nodes.iter().find(|n| n.role == Role::Gateway).map(revoke);
     for node in nodes.iter_mut() {
-        let (url, gateway) = if node.role == Role::Gateway {
-            revoke(node)
-        } else {
-            first_gateway.clone().unwrap_or_default()
-        };
-        node.revoke_url = url;
-        node.revoke_gateway_node = gateway;
+        if matches!(node.role, Role::KeyManager | Role::Store) {
+            let (url, gateway) = first_gateway.clone().unwrap_or_default();
+            node.revoke_url = url;
+            node.revoke_gateway_node = gateway;
+        }
     }
 }
 

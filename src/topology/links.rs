@@ -75,8 +75,8 @@ fn key_manager_links(node: &Node, nodes: &[Node]) -> Vec<Link> {
     }
 }
 
-/// Key Manager and Publisher call every gateway's admin services; Key Manager, Publisher
-/// and Store revoke tokens through a gateway.
+/// Key Manager and Publisher call every gateway's admin services; the nodes with a
+/// revoke URL (Key Manager and Store) revoke tokens through a gateway.
 fn gateway_links(node: &Node, environments: &[GatewayEnvironment]) -> Vec<Link> {
     let admin_purpose = match node.role {
         Role::KeyManager => Some("clear gateway caches (admin services)"),
@@ -94,7 +94,7 @@ fn gateway_links(node: &Node, environments: &[GatewayEnvironment]) -> Vec<Link> 
             })
         })
         .collect();
-    if node.role == Role::Gateway {
+    if node.revoke_url.is_empty() {
         return links;
     }
     links.push(Link {

@@ -126,9 +126,9 @@ pub struct Node {
     pub ports: Ports,
     /// `api-manager.xml` `APIKeyValidator` and `AuthManager` settings.
     pub key_manager: KeyManagerClient,
-    /// `APIKeyValidator/RevokeAPIURL`: a gateway's `https://<gw>:<8243+o>/revoke`
-    /// (its own on a gateway, the first gateway's elsewhere). The Store and Publisher also
-    /// derive the token URL from it (`revoke` -> `token`).
+    /// `APIKeyValidator/RevokeAPIURL`: the first gateway's `https://<gw>:<8243+o>/revoke`
+    /// on the Key Manager and the Store (the Store also derives the token URL from it,
+    /// `revoke` -> `token`); empty on the roles that do not read it.
     pub revoke_url: String,
     /// The gateway node [`Node::revoke_url`] points at.
     pub revoke_gateway_node: String,

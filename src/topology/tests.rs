@@ -125,11 +125,11 @@ fn all_in_one_offsets_every_port_and_points_at_the_offset_gateway() {
           ds=WSO2AM_DB,WSO2UM_DB um=true reg=false
         app1/gateway 127.0.10.1 /opt/wso2/Gateway offset=1 https=9444 http=9764 nio=8281/8244 jmx=10000/11112 thrift=- hz=-
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
-          revoke=https://127.0.10.1:8244/revoke envs=false
+          revoke= envs=false
           ds=WSO2AM_DB um=false reg=false
         app1/publisher 127.0.10.1 /opt/wso2/Publisher offset=2 https=9445 http=9765 nio=8282/8245 jmx=10001/11113 thrift=- hz=4000
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
-          revoke=https://127.0.10.1:8244/revoke envs=true
+          revoke= envs=true
           cluster=wso2.apim.pubstore.domain local=127.0.10.1:4000 members=127.0.10.1:4001
           ds=WSO2AM_DB,WSO2UM_DB,WSO2REG_DB um=true reg=true
         app1/store 127.0.10.1 /opt/wso2/Store offset=3 https=9446 http=9766 nio=8283/8246 jmx=10002/11114 thrift=- hz=4001
@@ -152,12 +152,12 @@ fn distributed_nodes_keep_default_ports_and_reach_each_other_by_address() {
           revoke=https://127.0.10.2:8243/revoke envs=true
           ds=WSO2AM_DB,WSO2UM_DB um=true reg=false
         gw/gateway 127.0.10.2 /opt/wso2/Gateway offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=-
-          km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
-          revoke=https://127.0.10.2:8243/revoke envs=false
+          km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=127.0.10.1 client_port=10397
+          revoke= envs=false
           ds=WSO2AM_DB um=false reg=false
         pub/publisher 127.0.10.3 /opt/wso2/Publisher offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=4000
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
-          revoke=https://127.0.10.2:8243/revoke envs=true
+          revoke= envs=true
           cluster=wso2.apim.pubstore.domain local=127.0.10.3:4000 members=127.0.10.4:4000
           ds=WSO2AM_DB,WSO2UM_DB,WSO2REG_DB um=true reg=true
         store/store 127.0.10.4 /opt/wso2/Store offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=4000
@@ -182,7 +182,7 @@ fn two_gateways_cluster_get_one_environment_each_and_revoke_via_the_first() {
           ds=WSO2AM_DB,WSO2UM_DB um=true reg=false
         app1/publisher 127.0.10.1 /opt/wso2/Publisher offset=1 https=9444 http=9764 nio=8281/8244 jmx=10000/11112 thrift=- hz=4000
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
-          revoke=https://127.0.10.2:8243/revoke envs=true
+          revoke= envs=true
           cluster=wso2.apim.pubstore.domain local=127.0.10.1:4000 members=127.0.10.1:4001
           ds=WSO2AM_DB,WSO2UM_DB,WSO2REG_DB um=true reg=true
         app1/store 127.0.10.1 /opt/wso2/Store offset=2 https=9445 http=9765 nio=8282/8245 jmx=10001/11113 thrift=- hz=4001
@@ -191,13 +191,13 @@ fn two_gateways_cluster_get_one_environment_each_and_revoke_via_the_first() {
           cluster=wso2.apim.pubstore.domain local=127.0.10.1:4001 members=127.0.10.1:4000
           ds=WSO2AM_DB,WSO2UM_DB,WSO2REG_DB um=true reg=true
         gw1/gateway 127.0.10.2 /opt/wso2/Gateway offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=4000
-          km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
-          revoke=https://127.0.10.2:8243/revoke envs=false
+          km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=127.0.10.1 client_port=10397
+          revoke= envs=false
           cluster=wso2.apim.gateway.domain local=127.0.10.2:4000 members=127.0.10.3:4000
           ds=WSO2AM_DB um=false reg=false
         gw2/gateway 127.0.10.3 /opt/wso2/Gateway offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=4000
-          km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
-          revoke=https://127.0.10.3:8243/revoke envs=false
+          km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=127.0.10.1 client_port=10397
+          revoke= envs=false
           cluster=wso2.apim.gateway.domain local=127.0.10.3:4000 members=127.0.10.2:4000
           ds=WSO2AM_DB um=false reg=false
         env "Production and Sandbox (gw1)" https://127.0.10.2:9443/services/ http://127.0.10.2:8280,https://127.0.10.2:8243
@@ -439,7 +439,6 @@ fn distributed_links_say_who_talks_to_whom() {
         gw/gateway -> db/database JDBC 127.0.10.250:3306 (WSO2AM_DB)
         pub/publisher -> km/keymanager authentication and key management https://127.0.10.1:9443/services/
         pub/publisher -> gw/gateway publish APIs (admin services) https://127.0.10.2:9443/services/
-        pub/publisher -> gw/gateway revoke tokens (RevokeAPIURL) https://127.0.10.2:8243/revoke
         pub/publisher -> store/store Hazelcast cluster membership 127.0.10.4:4000
         pub/publisher -> db/database JDBC 127.0.10.250:3306 (WSO2AM_DB, WSO2UM_DB, WSO2REG_DB)
         store/store -> km/keymanager authentication and key management https://127.0.10.1:9443/services/

@@ -16,7 +16,7 @@ use crate::engine::archive::Archive;
 use crate::engine::redact::Redactor;
 use crate::engine::{Run, Target};
 use crate::inventory::Inventory;
-use crate::topology::{DatabaseKind, KeyValidatorClientType, Node, Topology};
+use crate::topology::{DatabaseKind, Node, Topology};
 
 pub use artifacts::{ArtifactError, Artifacts};
 
@@ -101,7 +101,7 @@ pub fn prepare(
             host: n.host.to_string(),
             role: Some(n.role.key().to_string()),
             label: n.id.clone(),
-            vars: with(&globals, "node", node_vars(n, topo)),
+            vars: with(&globals, "node", node_vars(n)),
         })
         .collect();
     Ok(Run {
@@ -206,13 +206,11 @@ fn globals(
     })
 }
 
-/// A node's variables: the topology's node, plus a few derived conveniences.
-fn node_vars(n: &Node, topo: &Topology) -> Value {
+/// A node's variables, exactly as the playbook sees them (and `check --json` shows
+/// them): the topology's node, plus a few derived conveniences.
+pub fn node_vars(n: &Node) -> Value {
     let mut v = serde_json::to_value(n).expect("nodes serialize");
     v["ports"]["all"] = json!(n.ports.all().iter().map(|(_, p)| p).collect::<Vec<_>>());
-    if let Some(host) = gateway_thrift_host(n, topo) {
-        v["key_manager"]["thrift_server_host"] = json!(host);
-    }
     let ds: Map<String, Value> = n
         .datasources
         .iter()
@@ -251,20 +249,6 @@ fn node_vars(n: &Node, topo: &Topology) -> Value {
         m.insert("cluster".into(), cluster.unwrap_or(Value::Bool(false)));
     }
     v
-}
-
-/// `ThriftServerHost` for a Thrift-validating Gateway on another machine than its Key
-/// Manager: the Key Manager's address. The product would fall back to the host of
-/// `APIKeyValidator/ServerURL` (the same address); stating it keeps the Gateway's Thrift
-/// client independent of that URL (issue #7, seed deviation 13).
-fn gateway_thrift_host(n: &Node, topo: &Topology) -> Option<String> {
-    if n.role != crate::inventory::Role::Gateway
-        || n.key_manager.client_type != KeyValidatorClientType::ThriftClient
-    {
-        return None;
-    }
-    let km = topo.node(n.key_manager.key_manager_node.as_deref()?)?;
-    (km.host != n.host).then(|| km.address.to_string())
 }
 
 #[cfg(test)]
