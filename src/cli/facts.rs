@@ -12,9 +12,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use apim_transport::{Transport, TransportError};
+use std::collections::BTreeMap;
+
+use apim_transport::Transport;
 use serde::Serialize;
 
+use crate::engine::modules::{java, service};
+use crate::engine::probe::{Fact, quote};
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 
@@ -75,12 +79,21 @@ pub struct Probe {
     /// The install root, or its nearest existing ancestor, whose filesystem was measured.
     pub disk_path: Option<String>,
     pub disk_free_kib: Option<u64>,
-    /// First line of `java -version`, if a Java was found.
-    pub java: Option<String>,
-    pub java_path: Option<String>,
+    /// The Java runtimes on the host, and the one a node would run on.
+    pub java: Option<JavaFacts>,
     pub service_user_exists: bool,
     pub distributions: Vec<DistFile>,
     pub nodes: Vec<NodeFacts>,
+}
+
+/// The host's JDKs as the playbook's Java requirement sees them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JavaFacts {
+    /// Supported versions, preferred first.
+    pub wanted: Vec<String>,
+    /// The JDK the nodes would run on; `None`: no supported one.
+    pub chosen: Option<java::Jdk>,
+    pub found: Vec<java::Jdk>,
 }
 
 /// A distribution archive already pushed to the host.
@@ -98,15 +111,16 @@ pub struct NodeFacts {
     /// sha256 of the archive it was unpacked from (`.apim-deploy/unpacked`).
     pub unpacked_from: Option<String>,
     pub restart_pending: bool,
-    /// The pid in `wso2carbon.pid`, when that process is alive.
+    /// The node's server pid, by the playbook's running rule (its pid file names a
+    /// live process that carries the node's marker).
     pub running_pid: Option<u32>,
 }
 
-/// `$1` install root, `$2` java_home or empty, `$3` service user, `$4..` node dirs.
-/// Prints `key=value` lines; never fails on a missing tool.
-pub const PROBE_SCRIPT: &str = r#"root=$1 java_home=$2 svc=$3
-shift 3
-if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$NAME}"; fi
+/// What every host is asked, as `key=value` lines: the machine, and what of
+/// apim-deploy's own work is there. Reads `$root`, `$svc` and `$dirs` (node
+/// directories). Never fails on a missing tool. The node's running state and the
+/// Java runtime are asked separately, with the playbook's own probes.
+pub const HOST_PROBE: &str = r#"if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$NAME}"; fi
 echo "kernel=$(uname -r)"
 echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
 awk '/^MemTotal:/ {print "mem_total_kib=" $2} /^MemAvailable:/ {print "mem_available_kib=" $2}' /proc/meminfo
@@ -114,25 +128,40 @@ d=$root
 while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname -- "$d"); done
 echo "disk_path=$d"
 df -Pk -- "$d" | awk 'NR == 2 {print "disk_free_kib=" $4}'
-j=
-if [ -n "$java_home" ] && [ -x "$java_home/bin/java" ]; then j=$java_home/bin/java; else j=$(command -v java); fi
-if [ -n "$j" ]; then echo "java=$("$j" -version 2>&1 | head -n 1)"; echo "java_path=$j"; fi
 if id -u -- "$svc" >/dev/null 2>&1; then echo service_user=present; else echo service_user=absent; fi
 for z in "$root"/.apim-deploy/dist/*.zip; do
   if [ -f "$z" ]; then echo "dist=$(stat -c %s -- "$z") $z"; fi
 done
-for dir in "$@"; do
+for dir in "${dirs[@]}"; do
   if [ ! -d "$dir" ]; then echo "node=absent - no - $dir"; continue; fi
   sha=-
   if [ -f "$dir/.apim-deploy/unpacked" ]; then sha=$(head -c 64 -- "$dir/.apim-deploy/unpacked"); fi
   pending=no
   if [ -e "$dir/.apim-deploy/restart-pending" ]; then pending=yes; fi
-  pid=-
-  p=$(tr -d '\000' < "$dir/wso2carbon.pid" 2>/dev/null | tr -dc 0-9)
-  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then pid=$p; fi
-  echo "node=present ${sha:--} $pending $pid $dir"
+  echo "node=present ${sha:--} $pending - $dir"
 done
 "#;
+
+/// [`HOST_PROBE`] with its variables set (every value single-quoted).
+fn host_probe(root: &str, service_user: &str, dirs: &[String]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+    format!(
+        "root={}; svc={}; dirs=({})\n{HOST_PROBE}",
+        quote(root),
+        quote(service_user),
+        dirs.join(" ")
+    )
+}
+
+/// What describes each node: the playbook's `service` task rendered for it (its
+/// running rule and Java requirement), keyed by node label.
+fn node_services(
+    inventory: &Inventory,
+    topology: &Topology,
+) -> anyhow::Result<BTreeMap<String, service::Params>> {
+    let run = crate::wso2::describe(inventory, topology, &crate::wso2::RunSettings::default());
+    crate::operate::service_params(&crate::wso2::builtin_playbook(), &run)
+}
 
 /// Connects to every host concurrently and probes each in one round trip.
 pub async fn gather(
@@ -140,6 +169,7 @@ pub async fn gather(
     topology: &Topology,
     limit: &[String],
 ) -> anyhow::Result<Vec<HostFacts>> {
+    let services = node_services(inventory, topology)?;
     let picked: Vec<String> = topology
         .hosts_selected_by(limit)
         .iter()
@@ -149,38 +179,35 @@ pub async fn gather(
         .into_iter()
         .filter(|t| picked.contains(&t.name))
         .collect();
-    let java_home = inventory
-        .install
-        .java_home
-        .as_ref()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
     let addresses: Vec<(String, String)> = targets
         .iter()
         .map(|t| (t.name.clone(), t.address.clone()))
         .collect();
+    // Every node of the cluster shares one Java requirement: ask every host, also
+    // one without nodes (it may be about to get some).
+    let java = services.values().find_map(|p| p.java.clone());
     let mut connections = crate::connect::connect_each(targets).await;
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (host, address)) in addresses.into_iter().enumerate() {
-        let node_dirs: Vec<String> = topology
+        let nodes: Vec<(String, service::Params)> = topology
             .nodes
             .iter()
             .filter(|n| n.host.to_string() == host)
-            .map(|n| n.dir.clone())
+            .filter_map(|n| services.get(&n.id).map(|p| (n.dir.clone(), p.clone())))
             .collect();
-        let mut args = vec![
-            topology.install_root.clone(),
-            java_home.clone(),
-            topology.service_user.to_string(),
-        ];
-        args.extend(node_dirs);
+        let questions = Questions::new(
+            &topology.install_root,
+            &topology.service_user.to_string(),
+            &nodes,
+            java.clone(),
+        );
         let connection = connections
             .remove(&host)
             .unwrap_or_else(|| Err("no connection".into()));
         tasks.spawn(async move {
             let outcome = match connection {
                 Ok(t) => {
-                    let result = probe(t.as_ref(), &args).await.map_err(|e| e.to_string());
+                    let result = questions.ask(t.as_ref()).await;
                     t.close().await;
                     result
                 }
@@ -209,12 +236,64 @@ pub async fn gather(
     Ok(report.into_iter().map(|(_, facts)| facts).collect())
 }
 
-/// Runs the probe on any transport (one `exec`) and parses its answer.
-pub async fn probe(host: &dyn Transport, args: &[String]) -> Result<Probe, TransportError> {
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = host.script(PROBE_SCRIPT, &argv, None).await?;
-    let out = out.require_success(host.host(), "facts probe")?;
-    Ok(parse_probe(&out.stdout_text()))
+/// One host's questions: the machine and apim-deploy's files, each node's running
+/// state by the service module's rule, and the Java runtime by the playbook's
+/// requirement. Asked in one probe (one round trip).
+pub struct Questions {
+    host: Fact,
+    nodes: Vec<(String, Fact)>,
+    java: Option<java::Requirement>,
+}
+
+impl Questions {
+    pub fn new(
+        root: &str,
+        service_user: &str,
+        nodes: &[(String, service::Params)],
+        java: Option<java::Requirement>,
+    ) -> Self {
+        let dirs: Vec<String> = nodes.iter().map(|(d, _)| d.clone()).collect();
+        Questions {
+            host: Fact::Shell(host_probe(root, service_user, &dirs)),
+            nodes: nodes
+                .iter()
+                .map(|(d, p)| (d.clone(), Fact::Shell(service::running_probe(p))))
+                .collect(),
+            java,
+        }
+    }
+
+    pub async fn ask(&self, t: &dyn Transport) -> Result<Probe, String> {
+        let mut all = vec![self.host.clone()];
+        all.extend(self.nodes.iter().map(|(_, f)| f.clone()));
+        if let Some(j) = &self.java {
+            all.push(Fact::Shell(j.probe()));
+        }
+        let facts = crate::engine::plan::probe_host(t, &all).await?;
+        let text = |f: &Fact| match f {
+            Fact::Shell(s) => facts
+                .shell(s)
+                .map(|(_, o)| String::from_utf8_lossy(o).into_owned()),
+            _ => None,
+        };
+        let mut probe = parse_probe(&text(&self.host).unwrap_or_default());
+        for (dir, fact) in &self.nodes {
+            let pid = text(fact).and_then(|o| o.trim().strip_prefix("running ")?.parse().ok());
+            if let Some(n) = probe.nodes.iter_mut().find(|n| &n.dir == dir) {
+                n.running_pid = pid;
+            }
+        }
+        if let Some(j) = &self.java {
+            let answer = text(&Fact::Shell(j.probe())).unwrap_or_default();
+            let (found, chosen) = java::parse_probe(&answer);
+            probe.java = Some(JavaFacts {
+                wanted: j.versions.clone(),
+                chosen,
+                found,
+            });
+        }
+        Ok(probe)
+    }
 }
 
 /// Parses the probe's `key=value` lines; unknown keys are ignored.
@@ -233,8 +312,6 @@ pub fn parse_probe(text: &str) -> Probe {
             "mem_available_kib" => probe.mem_available_kib = value.parse().ok(),
             "disk_path" => probe.disk_path = Some(value.to_string()),
             "disk_free_kib" => probe.disk_free_kib = value.parse().ok(),
-            "java" => probe.java = Some(value.to_string()),
-            "java_path" => probe.java_path = Some(value.to_string()),
             "service_user" => probe.service_user_exists = value == "present",
             "dist" => {
                 if let Some((size, path)) = value.split_once(' ') {
@@ -297,10 +374,7 @@ pub fn render_table(report: &[HostFacts]) -> String {
                     gib(p.disk_free_kib),
                     p.disk_path.as_deref().unwrap_or("?")
                 ),
-                p.java
-                    .as_deref()
-                    .map(short_java)
-                    .unwrap_or_else(|| "none".into()),
+                java_cell(p.java.as_ref()),
             ]),
             None => row.push("unreachable".into()),
         }
@@ -366,12 +440,18 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// `openjdk version "17.0.9" 2023-10-17` -> `openjdk 17.0.9`.
-fn short_java(line: &str) -> String {
-    let vendor = line.split_whitespace().next().unwrap_or("java");
-    match line.split('"').nth(1) {
-        Some(version) => format!("{vendor} {version}"),
-        None => line.to_string(),
+/// `1.7.0_80`, or what is wrong: `17.0.2 (unsupported: needs 1.7 or 1.8)`, `none (needs ...)`.
+fn java_cell(java: Option<&JavaFacts>) -> String {
+    let Some(j) = java else {
+        return "?".into();
+    };
+    if let Some(c) = &j.chosen {
+        return c.version.clone();
+    }
+    let wanted = j.wanted.join(" or ");
+    match j.found.iter().find(|f| !f.version.is_empty()) {
+        Some(f) => format!("{} (unsupported: needs {wanted})", f.version),
+        None => format!("none (needs {wanted})"),
     }
 }
 
@@ -405,7 +485,6 @@ mod tests {
             (true, Some(4242))
         );
         assert!(!p.nodes[1].present);
-        assert_eq!(short_java(p.java.as_deref().unwrap()), "openjdk 17.0.9");
     }
 
     #[test]
@@ -433,13 +512,31 @@ mod tests {
         assert!(table.contains("/opt/wso2/Key Manager: unpacked from 0123456789ab, restart pending, running (pid 4242)"), "{table}");
     }
 
+    fn node_params(dir: &str, marker: &str) -> service::Params {
+        let mut t = toml::Table::new();
+        t.insert("dir".into(), dir.into());
+        t.insert("user".into(), "root".into());
+        t.insert("start".into(), toml::Value::Array(vec!["true".into()]));
+        t.insert("stop".into(), toml::Value::Array(vec!["true".into()]));
+        t.insert("pid_file".into(), format!("{dir}/wso2carbon.pid").into());
+        t.insert("log".into(), format!("{dir}/log").into());
+        t.insert(
+            "process_markers".into(),
+            toml::Value::Array(vec![marker.into()]),
+        );
+        t.insert("ready".into(), "ready".into());
+        t.insert("health_port".into(), 1.into());
+        crate::engine::modules::params("service", &t).unwrap()
+    }
+
     #[tokio::test]
-    async fn probe_script_reads_a_real_install_root() {
-        // Should: the probe, run by bash on this machine, finds the archive, the markers
-        // and the running pid in a real directory tree.
+    async fn the_probe_reads_a_real_install_root_with_the_playbooks_running_rule() {
+        // Should: the probe, run by bash on this machine, finds the archive, the markers,
+        // the running pid (a live process with the node's marker), and no JDK in an empty
+        // search path, saying which versions it needs.
         let root = tempfile::tempdir().unwrap();
         let r = root.path().to_str().unwrap().to_string();
-        let node = format!("{r}/Gateway");
+        let node = format!("{r}/Gate way");
         std::fs::create_dir_all(format!("{r}/.apim-deploy/dist")).unwrap();
         std::fs::write(format!("{r}/.apim-deploy/dist/wso2am-1.9.0.zip"), b"PK").unwrap();
         std::fs::create_dir_all(format!("{node}/.apim-deploy")).unwrap();
@@ -448,19 +545,45 @@ mod tests {
             "ab".repeat(32) + "\n",
         )
         .unwrap();
+        let marker = format!("-Dcarbon.home={node}");
+        let mut server = std::process::Command::new("bash")
+            .args(["-c", "sleep 30; true", &marker])
+            .spawn()
+            .unwrap();
         std::fs::write(
             format!("{node}/wso2carbon.pid"),
-            format!("{}\0\0", std::process::id()),
+            format!("{}\0\0", server.id()),
         )
         .unwrap();
-        let args = vec![
-            r.clone(),
-            String::new(),
-            "root".into(),
-            node.clone(),
-            format!("{r}/Store"),
+        // The same pid file for a node whose marker the process does not carry.
+        let store = format!("{r}/Store");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::copy(
+            format!("{node}/wso2carbon.pid"),
+            format!("{store}/wso2carbon.pid"),
+        )
+        .unwrap();
+        let java = java::Requirement {
+            home: String::new(),
+            versions: vec!["1.7".into(), "1.8".into()],
+            search: vec![format!("{r}/no-jvm-here/*")],
+            login_user: String::new(),
+        };
+        let nodes = vec![
+            (node.clone(), node_params(&node, &marker)),
+            (
+                store.clone(),
+                node_params(&store, "-Dcarbon.home=/elsewhere"),
+            ),
+            (
+                format!("{r}/Absent"),
+                node_params(&format!("{r}/Absent"), "x"),
+            ),
         ];
-        let p = probe(&LocalTransport::new(), &args).await.unwrap();
+        let questions = Questions::new(&r, "root", &nodes, Some(java));
+        let p = questions.ask(&LocalTransport::new()).await.unwrap();
+        server.kill().unwrap();
+        server.wait().unwrap();
         assert!(p.cpus.unwrap() >= 1 && p.mem_total_kib.unwrap() > 0 && p.disk_free_kib.is_some());
         assert_eq!(p.disk_path.as_deref(), Some(r.as_str()));
         assert!(p.service_user_exists);
@@ -469,8 +592,10 @@ mod tests {
         let gw = &p.nodes[0];
         assert_eq!(
             (gw.present, gw.unpacked_from.clone(), gw.running_pid),
-            (true, Some("ab".repeat(32)), Some(std::process::id()))
+            (true, Some("ab".repeat(32)), Some(server.id()))
         );
-        assert!(!p.nodes[1].present);
+        assert_eq!(p.nodes[1].running_pid, None, "another node's process");
+        assert!(!p.nodes[2].present);
+        assert_eq!(java_cell(p.java.as_ref()), "none (needs 1.7 or 1.8)");
     }
 }

@@ -65,13 +65,42 @@ pub fn prepare(
     let artifacts = Artifacts::verify(inv)?;
     let archive = Arc::new(artifacts.open_distribution()?);
     let secrets = resolve_secrets(inv)?;
+    Ok(build_run(
+        inv,
+        topo,
+        settings,
+        Some((&artifacts, archive)),
+        secrets,
+    ))
+}
+
+/// The run without artifacts or secrets: enough to render what describes a node
+/// (its `service` task) for a command that must work before anything is verified
+/// (`facts`). A task that reads `dist.*`, `jdbc.*` or `secret.*` fails to render.
+pub fn describe(inv: &Inventory, topo: &Topology, settings: &RunSettings) -> Run {
+    build_run(inv, topo, settings, None, Map::new())
+}
+
+fn build_run(
+    inv: &Inventory,
+    topo: &Topology,
+    settings: &RunSettings,
+    artifacts: Option<(&Artifacts, Arc<Archive>)>,
+    secrets: Map<String, Value>,
+) -> Run {
     let mut redactor = Redactor::new();
     for v in secrets.values() {
         if let Some(s) = v.as_str() {
             redactor.add(s);
         }
     }
-    let globals = globals(inv, topo, &artifacts, &archive, settings, secrets);
+    let globals = globals(
+        inv,
+        topo,
+        artifacts.as_ref().map(|(a, z)| (*a, z.as_ref())),
+        settings,
+        secrets,
+    );
     let hosts = topo
         .hosts
         .iter()
@@ -104,14 +133,14 @@ pub fn prepare(
             vars: with(&globals, "node", node_vars(n)),
         })
         .collect();
-    Ok(Run {
+    Run {
         hosts,
         database: Some(database),
         nodes,
         globals,
-        archive: Some(archive),
+        archive: artifacts.map(|(_, archive)| archive),
         redactor,
-    })
+    }
 }
 
 fn with(globals: &Value, key: &str, value: Value) -> Value {
@@ -141,8 +170,7 @@ fn resolve_secrets(inv: &Inventory) -> Result<Map<String, Value>, PrepareError> 
 fn globals(
     inv: &Inventory,
     topo: &Topology,
-    artifacts: &Artifacts,
-    archive: &Archive,
+    artifacts: Option<(&Artifacts, &Archive)>,
     settings: &RunSettings,
     secrets: Map<String, Value>,
 ) -> Value {
@@ -164,26 +192,13 @@ fn globals(
             .flat_map(|d| d.grant_hosts.iter().map(|g| g.to_string()))
             .collect()
     };
-    json!({
+    let mut globals = json!({
         "install": {
             "root": topo.install_root,
             "service_user": topo.service_user.to_string(),
             // Empty: the engine finds a supported JDK on each host.
             "java_home": inv.install.java_home.as_ref().map(|j| j.to_string()).unwrap_or_default(),
             "start_timeout_secs": settings.start_timeout_secs,
-        },
-        "dist": {
-            "local_path": artifacts.distribution.display().to_string(),
-            "sha256": artifacts.distribution_sha256,
-            "remote_path": format!("{}/.apim-deploy/dist/{}", topo.install_root.trim_end_matches('/'), artifacts.distribution_file_name()),
-            "top": archive.top(),
-            "host_url": artifacts.distribution_host_url.clone().unwrap_or_default(),
-        },
-        "jdbc": {
-            "local_path": artifacts.jdbc.display().to_string(),
-            "sha256": artifacts.jdbc_sha256,
-            "file_name": artifacts.jdbc_file_name(),
-            "host_url": artifacts.jdbc_host_url.clone().unwrap_or_default(),
         },
         "db": {
             "address": db.address.to_string(),
@@ -203,7 +218,23 @@ fn globals(
         "options": { "multi_tenancy": topo.multi_tenancy, "jwt": topo.jwt },
         "gateway_environments": topo.gateway_environments,
         "secret": secrets,
-    })
+    });
+    if let Some((artifacts, archive)) = artifacts {
+        globals["dist"] = json!({
+            "local_path": artifacts.distribution.display().to_string(),
+            "sha256": artifacts.distribution_sha256,
+            "remote_path": format!("{}/.apim-deploy/dist/{}", topo.install_root.trim_end_matches('/'), artifacts.distribution_file_name()),
+            "top": archive.top(),
+            "host_url": artifacts.distribution_host_url.clone().unwrap_or_default(),
+        });
+        globals["jdbc"] = json!({
+            "local_path": artifacts.jdbc.display().to_string(),
+            "sha256": artifacts.jdbc_sha256,
+            "file_name": artifacts.jdbc_file_name(),
+            "host_url": artifacts.jdbc_host_url.clone().unwrap_or_default(),
+        });
+    }
+    globals
 }
 
 /// A node's variables, exactly as the playbook sees them (and `check --json` shows

@@ -40,7 +40,7 @@ fn default_search() -> Vec<String> {
 }
 
 /// A JDK on a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Jdk {
     pub home: String,
     /// The version it reports; empty when it has no runnable `bin/java`.
