@@ -278,7 +278,9 @@ impl Questions {
         };
         let mut probe = parse_probe(&text(&self.host).unwrap_or_default());
         for (dir, fact) in &self.nodes {
-            let pid = text(fact).and_then(|o| o.trim().strip_prefix("running ")?.parse().ok());
+            let pid = text(fact)
+                .and_then(|o| service::parse_running(o.as_bytes()))
+                .map(|r| r.pid);
             if let Some(n) = probe.nodes.iter_mut().find(|n| &n.dir == dir) {
                 n.running_pid = pid;
             }

@@ -106,6 +106,10 @@ pub struct Inventory {
     pub distribution: Artifact,
     /// The MySQL Connector/J jar copied into `repository/components/lib`.
     pub jdbc_driver: Artifact,
+    /// A JDK archive (`.tar.gz` or `.zip`, one top folder) installed on every app host
+    /// and used as the nodes' JAVA_HOME; without it a supported JDK is found on each host.
+    #[serde(default)]
+    pub java: Option<Artifact>,
     /// Where and as whom WSO2 is installed on the hosts.
     #[serde(default)]
     pub install: Install,

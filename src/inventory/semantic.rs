@@ -27,6 +27,9 @@ impl Inventory {
             &self.jdbc_driver,
             self.origin.text.as_ref(),
         ));
+        if let Some(java) = &self.java {
+            problems.extend(artifact_problems("java", java, self.origin.text.as_ref()));
+        }
         problems.extend(self.option_problems());
         problems
     }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::engine::archive::{Archive, ArchiveError, sha256_file};
+use crate::engine::archive::{Archive, ArchiveError, Vetted, sha256_file, vet};
 use crate::inventory::{Artifact, ArtifactMode, Inventory};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,23 @@ pub struct Artifacts {
     /// controller still keeps a verified copy: the plan reads configs and SQL from it).
     pub distribution_host_url: Option<String>,
     pub jdbc_host_url: Option<String>,
+    /// The JDK archive of `[java]`, vetted.
+    pub java: Option<JavaArchive>,
+}
+
+/// A verified and vetted JDK archive.
+#[derive(Debug, Clone)]
+pub struct JavaArchive {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub host_url: Option<String>,
+    pub vetted: Vetted,
+}
+
+impl JavaArchive {
+    pub fn file_name(&self) -> String {
+        file_name(&self.path)
+    }
 }
 
 impl Artifacts {
@@ -62,7 +79,21 @@ impl Artifacts {
         let (distribution, distribution_sha256) =
             local_verified("distribution", &inv.distribution, &inv.base_dir)?;
         let (jdbc, jdbc_sha256) = local_verified("JDBC driver", &inv.jdbc_driver, &inv.base_dir)?;
+        let java = match &inv.java {
+            Some(a) => {
+                let (path, sha256) = local_verified("JDK", a, &inv.base_dir)?;
+                let vetted = vet(&path)?;
+                Some(JavaArchive {
+                    path,
+                    sha256,
+                    host_url: host_url(a),
+                    vetted,
+                })
+            }
+            None => None,
+        };
         Ok(Artifacts {
+            java,
             distribution,
             distribution_sha256,
             jdbc,

@@ -218,6 +218,7 @@ fn globals(
         "options": { "multi_tenancy": topo.multi_tenancy, "jwt": topo.jwt },
         "gateway_environments": topo.gateway_environments,
         "secret": secrets,
+        "java": false,
     });
     if let Some((artifacts, archive)) = artifacts {
         globals["dist"] = json!({
@@ -227,6 +228,23 @@ fn globals(
             "top": archive.top(),
             "host_url": artifacts.distribution_host_url.clone().unwrap_or_default(),
         });
+        // The JDK of `[java]`, installed once per host beside the others (its directory
+        // is named by its checksum, so a new archive never replaces a JDK in use).
+        if let Some(j) = &artifacts.java {
+            let root = topo.install_root.trim_end_matches('/');
+            let home = format!("{root}/java/{}-{}", &j.sha256[..12], j.vetted.top);
+            globals["java"] = json!({
+                "local_path": j.path.display().to_string(),
+                "sha256": j.sha256,
+                "remote_path": format!("{root}/.apim-deploy/java/{}", j.file_name()),
+                "top": j.vetted.top,
+                "format": j.vetted.format.as_str(),
+                "unpacked_size": j.vetted.unpacked_size,
+                "home": home,
+                "host_url": j.host_url.clone().unwrap_or_default(),
+            });
+            globals["install"]["java_home"] = json!(home);
+        }
         globals["jdbc"] = json!({
             "local_path": artifacts.jdbc.display().to_string(),
             "sha256": artifacts.jdbc_sha256,

@@ -22,6 +22,8 @@ pub struct HostState {
     unpacked: Vec<(String, Arc<Archive>)>,
     /// Bytes the planned changes write, per mount point.
     reserved: BTreeMap<String, u64>,
+    /// Directories a planned unpack creates whose files the plan does not read.
+    created: Vec<String>,
 }
 
 impl HostState {
@@ -62,6 +64,17 @@ impl HostState {
     pub fn unpack(&mut self, dir: &str, archive: Arc<Archive>) {
         self.unpacked
             .push((dir.trim_end_matches('/').to_string(), archive));
+    }
+
+    /// Records that `dir` will be created (by an unpack whose files are not read).
+    pub fn create_dir(&mut self, dir: &str) {
+        self.created.push(dir.trim_end_matches('/').to_string());
+    }
+
+    /// Whether a planned change creates `dir`.
+    pub fn will_create(&self, dir: &str) -> bool {
+        let dir = dir.trim_end_matches('/');
+        self.will_unpack(dir) || self.created.iter().any(|d| d == dir)
     }
 
     /// Whether a planned unpack covers `dir`.

@@ -143,6 +143,15 @@ pick_jdk() {{
     /// was found and what to do.
     pub fn choose(&self, state: &HostState) -> Result<Jdk, ModuleError> {
         self.globs()?;
+        // A JDK this very run installs (an archive the operator pinned): it is there
+        // when the nodes start.
+        if !self.home.is_empty() && state.will_create(&self.home) {
+            return Ok(Jdk {
+                home: self.home.clone(),
+                version: "(installed by this run)".into(),
+                source: "inventory".into(),
+            });
+        }
         let out = state
             .probed_shell(&self.probe())
             .map(|(_, o)| String::from_utf8_lossy(o).into_owned())

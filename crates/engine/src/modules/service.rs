@@ -331,23 +331,78 @@ pub fn pending_marker(dir: &str) -> String {
     format!("{}/.apim-deploy/restart-pending", dir.trim_end_matches('/'))
 }
 
-/// The read-only running probe: prints `running <pid>` or `stopped`.
+/// The environment keys a node's commands get from the playbook (their values in
+/// the running server are compared with the wanted ones).
+fn env_keys(p: &Params) -> Vec<String> {
+    let mut keys: Vec<String> = p.env.keys().cloned().collect();
+    if p.java.is_some() && !keys.iter().any(|k| k == "JAVA_HOME") {
+        keys.push("JAVA_HOME".into());
+    }
+    keys
+}
+
+/// The read-only running probe: prints `running <pid>` then `env KEY=VALUE` for
+/// each of the node's environment keys the server has, or `stopped`.
 pub fn running_probe(p: &Params) -> String {
+    let keys: Vec<String> = env_keys(p)
+        .iter()
+        .map(|k| quote(&format!("{k}=")))
+        .collect();
     format!(
-        "pid_file={}; markers=({})\n{NODE_PID_FN}\nif p=$(node_pid); then echo \"running $p\"; else echo stopped; fi",
+        "pid_file={}; markers=({}); keys=({})\n{NODE_PID_FN}\n\
+         if p=$(node_pid); then echo \"running $p\"\n\
+           while IFS= read -r -d '' kv; do for k in \"${{keys[@]}}\"; do [[ $kv == \"$k\"* ]] && echo \"env $kv\"; done; done < \"/proc/$p/environ\" 2>/dev/null\n\
+         else echo stopped; fi",
         quote(&p.pid_file),
         words(&p.process_markers),
+        keys.join(" "),
     )
 }
 
-/// Parses [`running_probe`]'s answer: the pid when the node runs.
-pub fn running_pid(state: &HostState, p: &Params) -> Option<u32> {
-    let (_, out) = state.probed_shell(&running_probe(p))?;
-    String::from_utf8_lossy(out)
+/// A running server as [`running_probe`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub pid: u32,
+    /// The node's environment keys the server has, with their values.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Parses [`running_probe`]'s output: `None` when the node does not run.
+pub fn parse_running(out: &[u8]) -> Option<Running> {
+    let text = String::from_utf8_lossy(out);
+    let mut lines = text.lines();
+    let pid = lines
+        .next()?
         .trim()
         .strip_prefix("running ")?
         .parse()
-        .ok()
+        .ok()?;
+    let env = lines
+        .filter_map(|l| l.strip_prefix("env ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some(Running { pid, env })
+}
+
+/// The node's server, when it runs.
+pub fn running(state: &HostState, p: &Params) -> Option<Running> {
+    parse_running(state.probed_shell(&running_probe(p))?.1)
+}
+
+/// The pid of the node's server, when it runs.
+pub fn running_pid(state: &HostState, p: &Params) -> Option<u32> {
+    running(state, p).map(|r| r.pid)
+}
+
+/// The keys whose value in the running server differs from the wanted one (a
+/// server started by hand, or before the runtime changed). Keys only: a value
+/// may be a secret.
+fn env_drift(running: &Running, wanted: &[(String, String)]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|(k, v)| running.env.get(k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// The read-only snippet `status` runs per node: `key=value` lines (`pid`,
@@ -495,10 +550,15 @@ pub fn decide_with(
     notified: &[String],
 ) -> Result<Decision, ModuleError> {
     let env = resolved_env(p, state)?;
-    let running = running_pid(state, p);
-    if running.is_none() {
+    let server = running(state, p);
+    if server.is_none() {
         check_ports(p, state)?;
     }
+    let drift = server
+        .as_ref()
+        .map(|r| env_drift(r, &env))
+        .unwrap_or_default();
+    let running = server.map(|r| r.pid);
     let pending = state.facts.file(&pending_marker(&p.dir)).is_some();
     let action = |restart| {
         vec![Action::Service(Box::new(ServiceAction {
@@ -517,6 +577,13 @@ pub fn decide_with(
             format!(
                 "running as pid {pid}; will restart because {} changed",
                 notified.join(", ")
+            ),
+            action(true),
+        ),
+        Some(pid) if !drift.is_empty() => Decision::change(
+            format!(
+                "running as pid {pid}; will restart because its environment differs ({})",
+                drift.join(", ")
             ),
             action(true),
         ),
@@ -766,6 +833,24 @@ mod tests {
             "{err}"
         );
         drop(listener);
+    }
+
+    #[test]
+    fn a_server_on_another_runtime_is_restarted_naming_only_the_key() {
+        let r =
+            parse_running(b"running 42\nenv JAVA_HOME=/opt/java/old\nenv EXTRA=s3cret\n").unwrap();
+        assert_eq!(r.pid, 42);
+        let wanted = |home: &str| {
+            vec![
+                ("EXTRA".to_string(), "s3cret".to_string()),
+                ("JAVA_HOME".to_string(), home.to_string()),
+            ]
+        };
+        assert!(env_drift(&r, &wanted("/opt/java/old")).is_empty());
+        assert_eq!(env_drift(&r, &wanted("/opt/java/new")), ["JAVA_HOME"]);
+        assert_eq!(parse_running(b"stopped\n"), None);
+        assert_eq!(parse_running(b"running x\n"), None);
+        assert_eq!(parse_running(b""), None);
     }
 
     #[test]

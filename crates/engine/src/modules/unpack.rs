@@ -1,4 +1,4 @@
-//! `unpack`: the distribution into one directory per node, atomically.
+//! `unpack`: an archive (the distribution, a runtime) into a directory, atomically.
 //!
 //! The archive is extracted into a temporary directory beside the destination
 //! and renamed into place, so a node directory is either absent or complete.
@@ -11,7 +11,6 @@
 use serde::Deserialize;
 
 use super::{Action, Decision, ModuleError, TaskCtx};
-use crate::archive::Archive;
 use crate::preflight;
 use crate::probe::{Fact, quote};
 use crate::state::HostState;
@@ -28,6 +27,29 @@ pub struct Params {
     pub dest: String,
     #[serde(default)]
     pub owner: Option<String>,
+    /// `zip` (default) or `tar.gz`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// The room the files take unpacked, for an archive vetted by the caller whose
+    /// files the plan does not read (a runtime). Without it the archive is the run's
+    /// own, opened on the controller, and later tasks read its files.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+fn default_format() -> String {
+    "zip".into()
+}
+
+impl Params {
+    /// What the unpack script can extract with (any one will do).
+    fn extractors(&self) -> &'static [&'static str] {
+        if self.format == "tar.gz" {
+            &["tar"]
+        } else {
+            &["python3", "unzip"]
+        }
+    }
 }
 
 /// Where a node directory records the archive it came from.
@@ -39,22 +61,25 @@ fn exists_probe(dest: &str) -> String {
     format!("test -e {}", quote(dest))
 }
 
-/// What the unpack script can extract with (either will do).
-const EXTRACTORS: &[&str] = &["python3", "unzip"];
-
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
+    if !matches!(p.format.as_str(), "zip" | "tar.gz") {
+        return Err(ModuleError::new(format!(
+            "unpack: format `{}` is not one of zip, tar.gz",
+            p.format
+        )));
+    }
     Ok(vec![
         Fact::File(marker(&p.dest)),
         Fact::Shell(exists_probe(&p.dest)),
         preflight::free_space(&p.dest),
-        preflight::commands(EXTRACTORS),
+        preflight::commands(p.extractors()),
     ])
 }
 
 /// Before promising an unpack: a tool to extract with, and room for the files
 /// (the temporary directory is beside the destination, on the same filesystem).
-fn check_room(p: &Params, archive: &Archive, state: &mut HostState) -> Result<(), ModuleError> {
-    let Fact::Shell(tools) = preflight::commands(EXTRACTORS) else {
+fn check_room(p: &Params, size: u64, state: &mut HostState) -> Result<(), ModuleError> {
+    let Fact::Shell(tools) = preflight::commands(p.extractors()) else {
         unreachable!("a shell fact")
     };
     if state
@@ -62,8 +87,10 @@ fn check_room(p: &Params, archive: &Archive, state: &mut HostState) -> Result<()
         .is_some_and(|(_, out)| out.is_empty())
     {
         return Err(ModuleError::new(format!(
-            "cannot unpack {} into {}: neither python3 nor unzip is installed; install one of them",
-            p.archive, p.dest
+            "cannot unpack {} into {}: none of {} is installed; install one",
+            p.archive,
+            p.dest,
+            p.extractors().join(", ")
         )));
     }
     let Fact::Shell(free) = preflight::free_space(&p.dest) else {
@@ -74,7 +101,7 @@ fn check_room(p: &Params, archive: &Archive, state: &mut HostState) -> Result<()
         .map(|(_, o)| o.to_vec())
         .unwrap_or_default();
     state
-        .reserve(&answer, archive.unpacked_size())
+        .reserve(&answer, size)
         .map_err(|(mount, need, avail)| {
             ModuleError::new(format!(
                 "no space left for unpacking {} into {}: this run needs {} on {mount}, {} free; \
@@ -107,11 +134,19 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
             marker(&p.dest)
         )));
     }
-    let archive = ctx
-        .archive
-        .ok_or_else(|| ModuleError::new("unpack: no distribution archive on the controller"))?;
-    check_room(p, archive, state)?;
-    state.unpack(&p.dest, archive.clone());
+    match p.size {
+        Some(size) => {
+            check_room(p, size, state)?;
+            state.create_dir(&p.dest);
+        }
+        None => {
+            let archive = ctx.archive.ok_or_else(|| {
+                ModuleError::new("unpack: no distribution archive on the controller")
+            })?;
+            check_room(p, archive.unpacked_size(), state)?;
+            state.unpack(&p.dest, archive.clone());
+        }
+    }
     state.write(&marker(&p.dest), format!("{want}\n").into_bytes());
     Ok(Decision::change(
         format!("{} will be unpacked from {}", p.dest, p.archive),
@@ -137,7 +172,9 @@ fn script(p: &Params, sha: &str) -> String {
 mkdir -p {parent}
 tmp=$(mktemp -d {parent}/.apim-unpack.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-if command -v python3 >/dev/null 2>&1; then
+if [ {format} = tar.gz ]; then
+  tar -xzf {archive} -C "$tmp" --no-same-owner
+elif command -v python3 >/dev/null 2>&1; then
   python3 - {archive} "$tmp" <<'PY'
 {extract}
 PY
@@ -157,6 +194,7 @@ printf '%s\n' {sha} > "$tmp"/{top}/.apim-deploy/unpacked
         sha = quote(sha),
         dest = quote(dest),
         extract = PY_EXTRACT,
+        format = quote(&p.format),
     )
 }
 
