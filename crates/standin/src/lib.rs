@@ -19,6 +19,7 @@
 mod archive;
 mod error;
 mod jar;
+pub mod jdk;
 mod layout;
 pub mod pidfile;
 
