@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use apim_lab::{DistFiles, HostKeyType, HostStatus, KillScope, Lab, LabSpec, Layout};
+use apim_lab::{DistFiles, HostKeyType, HostStatus, JdkVersion, KillScope, Lab, LabSpec, Layout};
+use apim_standin::jdk::ArchiveFormat;
 
 use super::dist;
 
@@ -47,6 +48,37 @@ pub enum LabCommand {
     Env(StateArgs),
     /// Write the stand-in WSO2 API Manager 1.9.0 distribution and JDBC jar.
     Dist(dist::Args),
+    /// Write a stand-in JDK archive (as the vendor ships it) and print its sha256 and path.
+    Jdk(JdkArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct JdkArgs {
+    /// Which JDK: 1.7 (jdk1.7.0_80), 1.8 (jdk1.8.0_202) or 17 (jdk-17.0.2).
+    #[arg(long, value_name = "1.7|1.8|17")]
+    pub version: JdkVersion,
+    /// Archive format: tar.gz or zip (one top directory either way).
+    #[arg(long, default_value = "tar.gz", value_name = "tar.gz|zip")]
+    pub format: ArchiveFormat,
+    /// Directory to write the archive into.
+    #[arg(long, default_value = "dist")]
+    pub out: PathBuf,
+}
+
+/// `--jdk`: a stand-in JDK version, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct JdkChoice(pub Option<JdkVersion>);
+
+impl std::str::FromStr for JdkChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "none" {
+            return Ok(JdkChoice(None));
+        }
+        text.parse()
+            .map(|v| JdkChoice(Some(v)))
+            .map_err(|e| format!("{e}, or none"))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,6 +117,10 @@ pub struct UpArgs {
     /// Short name ([a-z0-9], at most 6) in link and netns names; default derived from --prefix.
     #[arg(long)]
     pub tag: Option<String>,
+    /// The stand-in JDK each app host gets under /usr/lib/jvm (1.7 is what WSO2 API
+    /// Manager 1.9.0 documents; none: no JDK). JAVA_HOME is not set on the hosts.
+    #[arg(long, default_value = "1.7", value_name = "1.7|1.8|17|none")]
+    pub jdk: JdkChoice,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -134,8 +170,10 @@ pub struct SshArgs {
 }
 
 pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
-    if let LabCommand::Dist(args) = cmd {
-        return dist::exec(args);
+    match cmd {
+        LabCommand::Dist(args) => return dist::exec(args),
+        LabCommand::Jdk(args) => return jdk_archive(args),
+        _ => {}
     }
     apim_lab::ensure_root()?;
     let cmd = with_absolute_state_dir(cmd)?;
@@ -179,7 +217,7 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             emit(&env_exports(&lab))?;
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Dist(_) => unreachable!("handled above"),
+        LabCommand::Dist(_) | LabCommand::Jdk(_) => unreachable!("handled above"),
     }
 }
 
@@ -196,7 +234,7 @@ fn with_absolute_state_dir(mut cmd: LabCommand) -> anyhow::Result<LabCommand> {
         LabCommand::Kill(args) => &mut args.state,
         LabCommand::Exec(args) => &mut args.state,
         LabCommand::Ssh(args) => &mut args.state,
-        LabCommand::Dist(_) => return Ok(cmd),
+        LabCommand::Dist(_) | LabCommand::Jdk(_) => return Ok(cmd),
     };
     state.state_dir = std::path::absolute(&state.state_dir)
         .with_context(|| format!("--state-dir {}", state.state_dir.display()))?;
@@ -209,6 +247,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     spec.with_db = !args.no_db;
     spec.host_key_types = args.host_keys;
     spec.password_login = args.password_login;
+    spec.jdk = args.jdk.0;
     spec.app_hosts = args.app_hosts.unwrap_or(args.layout.min_app_hosts());
     if let Some(tag) = args.tag {
         spec.tag = tag;
@@ -235,6 +274,19 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         spec.layout.as_str()
     );
     emit(&(header + &hosts_table(&lab) + &summary(&lab)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lab jdk`: one stand-in JDK archive, printed as `sha256  path` (sha256sum's format).
+fn jdk_archive(args: JdkArgs) -> anyhow::Result<ExitCode> {
+    let artifact = apim_standin::jdk::write_jdk_archive(&args.out, args.version, args.format)
+        .with_context(|| format!("writing the stand-in JDK {}", args.version))?;
+    emit(&format!(
+        "{}  {}
+",
+        artifact.sha256,
+        artifact.path.display()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -353,6 +405,23 @@ pub fn summary(lab: &Lab) -> String {
         lab.ssh_config_path().display()
     );
     let _ = writeln!(out, "ssh key:     {}", lab.ssh_key_path().display());
+    match lab.spec().jdk {
+        Some(jdk) => {
+            let _ = writeln!(
+                out,
+                "jdk:         {}/{} on the app hosts (stand-in JDK {jdk}; JAVA_HOME is set nowhere)",
+                apim_lab::JVM_DIR,
+                jdk.dir_name()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "jdk:         none (every host's {} is empty)",
+                apim_lab::JVM_DIR
+            );
+        }
+    }
     let _ = writeln!(out, "known_hosts: {}", lab.known_hosts_path().display());
     let _ = writeln!(
         out,

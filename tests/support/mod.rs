@@ -31,6 +31,10 @@ impl Deployable {
         let lab = TestLab::up(|spec| {
             spec.layout = layout;
             spec.app_hosts = layout.min_app_hosts();
+            // The JDK 1.9.0 documents, under each app host's own /usr/lib/jvm. Nothing sets
+            // JAVA_HOME there: the stand-in's wso2server.sh refuses to start until the
+            // deployment passes it, as the real one does.
+            spec.jdk = Some(apim_lab::DEFAULT_JDK);
         })
         .expect("lab up");
         let options = DistOptions {
@@ -52,6 +56,14 @@ impl Deployable {
             inventory,
             dist,
         }
+    }
+
+    /// JAVA_HOME of the stand-in JDK on an app host (`/usr/lib/jvm/jdk1.7.0_80`).
+    pub fn java_home(&self, host: &str) -> String {
+        self.lab
+            .java_home(host)
+            .expect("a lab host")
+            .expect("app hosts have a JDK")
     }
 
     /// A copy of the inventory with `edit` applied, next to it; `edit` must change it.

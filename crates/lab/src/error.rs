@@ -56,7 +56,7 @@ pub enum LabError {
 
     #[error(
         "{path} is not in a private dir of {host} (/etc, /opt, /root, /home, /tmp, /var/tmp, \
-         /var/log, /run): read it with `exec`"
+         /var/log, /run, /usr/lib/jvm): read it with `exec`"
     )]
     NotPrivate { host: String, path: String },
 
@@ -73,6 +73,9 @@ pub enum LabError {
 
     #[error("still mounted under {dir} after unmounting: {mounts}; not deleting it")]
     StillMounted { dir: PathBuf, mounts: String },
+
+    #[error("stand-in JDK: {0}")]
+    Jdk(#[source] apim_standin::DistError),
 }
 
 impl LabError {

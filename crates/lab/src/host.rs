@@ -3,7 +3,8 @@
 //! A host is a mount, UTS and PID namespace (plus the network namespace from `net`), created
 //! by `unshare` with persistent handles in `<state>/ns`. Its boot script mounts an overlay over
 //! `/etc` (so rename-based edits such as `sed -i` work and `/etc/passwd` is private), binds its
-//! private `/opt /root /home /tmp /var/tmp /var/log /run` (and the db's `/var/lib/mysql`), and
+//! private `/opt /root /home /tmp /var/tmp /var/log /run /usr/lib/jvm` (and the db's
+//! `/var/lib/mysql`), and
 //! execs a small reaping init as the host's pid 1. Daemons are started with `nsenter ... setsid -f`
 //! so they are re-parented to that init. Everything the host writes is readable on the
 //! controller under `<state>/hosts/<name>/fs`.
@@ -54,6 +55,9 @@ done
 nsfs_mounts | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 mount -t overlay "apimlab-etc-$name" -o "lowerdir=/etc,upperdir=$h/etc.upper,workdir=$h/etc.work" /etc
 mount --bind "$h/fs/opt" /opt
+# The host's own JDKs only: the controller's (whatever the machine has installed) must
+# not make a host look provisioned that is not.
+mount --bind "$h/fs/jvm" /usr/lib/jvm
 mount --bind "$h/fs/root" /root
 mount --bind "$h/fs/home" /home
 mount --bind "$h/fs/vartmp" /var/tmp
@@ -120,6 +124,7 @@ impl HostPaths {
             ("/var/tmp", "vartmp"),
             ("/var/log", "varlog"),
             ("/opt", "opt"),
+            ("/usr/lib/jvm", "jvm"),
             ("/root", "root"),
             ("/home", "home"),
             ("/tmp", "tmp"),
@@ -196,7 +201,8 @@ pub(crate) fn passwd_entry(passwd: &str, name: &str) -> Option<(u32, u32)> {
 }
 
 /// Writes everything a host needs before it boots: private dirs, /etc overrides
-/// (hosts, hostname, sshd_config, users, sudoers, MariaDB config), authorized keys, init.
+/// (hosts, hostname, sshd_config, users, sudoers, MariaDB config), authorized keys, init,
+/// and on an app host the spec's stand-in JDK.
 pub(crate) fn prepare(
     paths: &HostPaths,
     host: &Host,
@@ -206,8 +212,11 @@ pub(crate) fn prepare(
     user: &DeployUser,
 ) -> Result<()> {
     let fs_dir = paths.fs();
-    for sub in ["opt", "home", "varlog", "run/sshd"] {
+    for sub in ["opt", "jvm", "home", "varlog", "run/sshd"] {
         mkdir(&fs_dir.join(sub), 0o755)?;
+    }
+    if let Some(jdk) = spec.jdk.filter(|_| !host.is_db) {
+        apim_standin::jdk::install_jdk_tree(&fs_dir.join("jvm"), jdk).map_err(LabError::Jdk)?;
     }
     mkdir(&fs_dir.join("root"), 0o700)?;
     mkdir(&fs_dir.join("tmp"), 0o1777)?;

@@ -14,6 +14,7 @@ use std::process::{Child, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use apim_standin::jdk::JdkVersion;
 use serde::{Deserialize, Serialize};
 
 use crate::db;
@@ -166,6 +167,7 @@ impl Lab {
         }
         net::create(spec, &self.hosts)?;
         private_ns_dir(&spec.state_dir.join("ns"))?;
+        ensure_mount_point(Path::new(crate::spec::JVM_DIR))?;
         tracing::debug!("lab: prepared+net after {:?}", t0.elapsed());
         self.boot_all()?;
         tracing::debug!("lab: booted after {:?}", t0.elapsed());
@@ -327,7 +329,7 @@ impl Lab {
     }
 
     /// Where a path inside one of the host's private dirs (/opt, /root, /home, /tmp,
-    /// /var/tmp, /var/log, /run) lives on the controller, for assertions that do not go
+    /// /var/tmp, /var/log, /run, /usr/lib/jvm) lives on the controller, for assertions that do not go
     /// through the host. For /etc it is the host's own changes (the overlay's upper dir).
     /// Other paths (/usr, the db's in-memory /var/lib/mysql) are an error: use `exec`.
     pub fn host_path(&self, name: &str, inside: &str) -> Result<PathBuf> {
@@ -338,6 +340,32 @@ impl Lab {
                 host: name.to_string(),
                 path: inside.to_string(),
             })
+    }
+
+    /// JAVA_HOME of the JDK `up` installed on the host (`/usr/lib/jvm/jdk1.7.0_80`), if any:
+    /// app hosts get [`LabSpec::jdk`], the db host none. Nothing sets JAVA_HOME on the
+    /// host itself; a deployment must find or be told this path.
+    pub fn java_home(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.spec.java_home(self.host(name)?))
+    }
+
+    /// Installs the stand-in JDK `version` into the running host's `/usr/lib/jvm`
+    /// (replacing one of the same version) and returns its JAVA_HOME as the host sees it.
+    pub fn install_jdk(&self, name: &str, version: JdkVersion) -> Result<String> {
+        let root = self.host_path(name, crate::spec::JVM_DIR)?;
+        apim_standin::jdk::install_jdk_tree(&root, version).map_err(LabError::Jdk)?;
+        Ok(format!("{}/{}", crate::spec::JVM_DIR, version.dir_name()))
+    }
+
+    /// Removes the stand-in JDK `version` from the host's `/usr/lib/jvm` (nothing to do
+    /// if it is not there).
+    pub fn remove_jdk(&self, name: &str, version: JdkVersion) -> Result<()> {
+        let root = self.host_path(name, crate::spec::JVM_DIR)?;
+        let home = root.join(version.dir_name());
+        match fs::remove_dir_all(&home) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(&home)(err)),
+            _ => Ok(()),
+        }
     }
 
     /// Directory with the host's logs (sshd.log, mariadbd.log, init.log, install-db.log).
@@ -616,6 +644,15 @@ fn ensure_prefix_free(spec: &LabSpec) -> Result<()> {
             spec.prefix, spec.tag
         ),
     })
+}
+
+/// Creates a directory a host binds its own copy over, if the controller lacks it (a
+/// machine without any JDK has no /usr/lib/jvm). An existing one is left as it is.
+fn ensure_mount_point(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(LabError::io(dir))
 }
 
 fn mkdir_private(dir: &Path) -> Result<()> {

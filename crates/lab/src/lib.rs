@@ -8,7 +8,7 @@
 //! /work/shared/notes/lab-notes.md and docs/lab.md.
 //!
 //! # Brief overview
-//! * [`LabSpec`]: what to build (prefix, app hosts, db, state dir, tag, layout).
+//! * [`LabSpec`]: what to build (prefix, app hosts, db, state dir, tag, layout, JDK).
 //! * [`Lab`]: `up`, `down`, `status`, `host`, `exec`, the fault helpers (`freeze`, `thaw`,
 //!   `kill`, `revive`, `cut`, `heal`) and the paths of the SSH key, known_hosts, ssh_config,
 //!   inventory and db admin password file.
@@ -40,12 +40,14 @@ mod spec;
 mod teardown;
 pub mod testing;
 
+/// The stand-in JDK versions a [`LabSpec`] names (from `apim_standin::jdk`).
+pub use apim_standin::jdk::JdkVersion;
 pub use db::ADMIN_USER as DB_ADMIN_USER;
 pub use error::{LabError, Result};
 pub use faults::KillScope;
 pub use inventory::DistFiles;
 pub use lab::{DbAdmin, HostStatus, Lab, ensure_root};
 pub use spec::{
-    CONTROLLER_OCTET, DB_OCTET, Host, HostKeyType, LabSpec, Layout, MAX_APP_HOSTS, Role,
-    tag_for_prefix,
+    CONTROLLER_OCTET, DB_OCTET, DEFAULT_JDK, Host, HostKeyType, JVM_DIR, LabSpec, Layout,
+    MAX_APP_HOSTS, Role, tag_for_prefix,
 };

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use apim_standin::jdk::JdkVersion;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
@@ -157,11 +158,25 @@ pub struct LabSpec {
     /// root always needs the key.
     #[serde(default)]
     pub password_login: bool,
+    /// The stand-in JDK every app host gets under its own `/usr/lib/jvm` (the db host gets
+    /// an empty one); `None`: no JDK at all. JAVA_HOME is set for nobody, as on a fresh host.
+    #[serde(default = "default_jdk")]
+    pub jdk: Option<JdkVersion>,
 }
+
+/// The JDK 1.9.0 documents (JDK 1.7): what a lab gets unless asked otherwise.
+pub const DEFAULT_JDK: JdkVersion = JdkVersion::V1_7;
+
+fn default_jdk() -> Option<JdkVersion> {
+    Some(DEFAULT_JDK)
+}
+
+/// Where a host's JDKs live: a per-host directory bound over the controller's.
+pub const JVM_DIR: &str = "/usr/lib/jvm";
 
 impl LabSpec {
     /// Defaults: 4 app hosts, a db host, one role per host, ed25519 and ecdsa host keys,
-    /// user `deploy`, and a tag derived from the prefix.
+    /// user `deploy`, JDK 1.7 on the app hosts, and a tag derived from the prefix.
     pub fn new(prefix: &str, state_dir: impl Into<PathBuf>) -> LabSpec {
         LabSpec {
             prefix: prefix.to_string(),
@@ -173,6 +188,7 @@ impl LabSpec {
             host_key_types: HostKeyType::DEFAULT.to_vec(),
             deploy_user: "deploy".to_string(),
             password_login: false,
+            jdk: default_jdk(),
         }
     }
 
@@ -260,6 +276,12 @@ impl LabSpec {
             });
         }
         hosts
+    }
+
+    /// JAVA_HOME of the spec's JDK on `host` (`/usr/lib/jvm/jdk1.7.0_80`), if it gets one.
+    pub fn java_home(&self, host: &Host) -> Option<String> {
+        let jdk = self.jdk.filter(|_| !host.is_db)?;
+        Some(format!("{JVM_DIR}/{}", jdk.dir_name()))
     }
 
     /// `<prefix>.<last>`; only call after `validate`.
@@ -407,6 +429,39 @@ mod tests {
     fn labs_with_different_prefixes_get_different_tags() {
         assert_ne!(tag_for_prefix("127.0.10"), tag_for_prefix("127.0.11"));
         assert_ne!(tag_for_prefix("127.1.0"), tag_for_prefix("127.0.1"));
+    }
+
+    #[test]
+    fn app_hosts_get_the_jdk_and_the_db_host_none() {
+        let mut s = spec();
+        let plan = s.plan();
+        assert_eq!(
+            s.java_home(&plan[0]).as_deref(),
+            Some("/usr/lib/jvm/jdk1.7.0_80")
+        );
+        assert_eq!(s.java_home(&plan[4]), None);
+        s.jdk = Some(JdkVersion::V17);
+        assert_eq!(
+            s.java_home(&plan[1]).as_deref(),
+            Some("/usr/lib/jvm/jdk-17.0.2")
+        );
+        s.jdk = None;
+        assert_eq!(s.java_home(&plan[1]), None);
+    }
+
+    #[test]
+    fn jdk_in_lab_json_defaults_to_1_7_and_null_means_none() {
+        let mut value = serde_json::to_value(spec()).unwrap();
+        assert_eq!(value["jdk"], "1.7");
+        value.as_object_mut().unwrap().remove("jdk");
+        let read: LabSpec = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(read.jdk, Some(JdkVersion::V1_7));
+        value["jdk"] = serde_json::Value::Null;
+        let read: LabSpec = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(read.jdk, None);
+        value["jdk"] = "17".into();
+        let read: LabSpec = serde_json::from_value(value).unwrap();
+        assert_eq!(read.jdk, Some(JdkVersion::V17));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use apim_lab::testing::{TestLab, lab_tests_enabled, lease, test_spec};
-use apim_lab::{KillScope, Lab, LabSpec};
+use apim_lab::{JVM_DIR, JdkVersion, KillScope, Lab, LabSpec};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim().to_string()
@@ -227,6 +227,87 @@ fn files_in_opt_and_etc_hosts_edits_stay_on_their_host() {
             .unwrap()
             .contains("only-app1.example")
     );
+}
+
+#[test]
+fn each_host_sees_only_its_own_jdks_and_no_java_home() {
+    // should: give app hosts the spec's stand-in JDK under their own /usr/lib/jvm, the db
+    // host an empty one, never the controller's JDKs, and no JAVA_HOME in SSH sessions
+    if !lab_tests_enabled("each_host_sees_only_its_own_jdks_and_no_java_home") {
+        return;
+    }
+    let controller_jdks: Vec<String> = std::fs::read_dir(JVM_DIR)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let lab = TestLab::up(|spec| spec.app_hosts = 2).unwrap();
+    assert_eq!(lab.spec().jdk, Some(JdkVersion::V1_7), "the default JDK");
+    let java_home = lab.java_home("app1").unwrap().expect("app1 has a JDK");
+    assert_eq!(java_home, "/usr/lib/jvm/jdk1.7.0_80");
+    assert_eq!(lab.java_home("db").unwrap(), None);
+
+    for app in ["app1", "app2"] {
+        assert_eq!(exec_ok(&lab, app, "ls -A /usr/lib/jvm"), "jdk1.7.0_80");
+        let out = ssh_ok(&lab, app, &format!("{java_home}/bin/java -version 2>&1"));
+        assert!(out.starts_with("java version \"1.7.0_80\""), "{out}");
+    }
+    assert_eq!(exec_ok(&lab, "db", "ls -A /usr/lib/jvm"), "");
+    for name in &controller_jdks {
+        assert!(
+            !exec_ok(&lab, "app1", "ls -A /usr/lib/jvm").contains(name.as_str()),
+            "app1 sees the controller's {name}"
+        );
+    }
+
+    // A non-interactive login has no JAVA_HOME and no java on its PATH, as on a fresh host.
+    let probe = "echo \"${JAVA_HOME-unset}\"; command -v java || echo no-java";
+    for user in ["root", lab.deploy_user()] {
+        let out = ssh_as(&lab, "app1", user, 5, probe);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "unset\nno-java", "as {user}");
+    }
+
+    // A JDK installed on one running host shows there only, and goes again.
+    let home17 = lab.install_jdk("app2", JdkVersion::V17).unwrap();
+    assert_eq!(home17, "/usr/lib/jvm/jdk-17.0.2");
+    let out = ssh_ok(&lab, "app2", &format!("{home17}/bin/java -version 2>&1"));
+    assert!(out.starts_with("openjdk version \"17.0.2\""), "{out}");
+    assert_eq!(exec_ok(&lab, "app1", "ls -A /usr/lib/jvm"), "jdk1.7.0_80");
+    lab.remove_jdk("app2", JdkVersion::V17).unwrap();
+    lab.remove_jdk("app2", JdkVersion::V17).unwrap();
+    assert_eq!(exec_ok(&lab, "app2", "ls -A /usr/lib/jvm"), "jdk1.7.0_80");
+    lab.remove_jdk("app1", JdkVersion::V1_7).unwrap();
+    assert_eq!(exec_ok(&lab, "app1", "ls -A /usr/lib/jvm"), "");
+
+    // The controller's own JDK directory is untouched.
+    lab.down().unwrap();
+    let after: Vec<String> = std::fs::read_dir(JVM_DIR)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let (mut before, mut after) = (controller_jdks, after);
+    before.sort();
+    after.sort();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn jdk_none_leaves_every_jvm_dir_empty() {
+    // should: with `jdk: None`, give no host a JDK (still hiding the controller's)
+    if !lab_tests_enabled("jdk_none_leaves_every_jvm_dir_empty") {
+        return;
+    }
+    let lab = TestLab::up(|spec| {
+        spec.app_hosts = 1;
+        spec.with_db = false;
+        spec.jdk = None;
+    })
+    .unwrap();
+    assert_eq!(lab.java_home("app1").unwrap(), None);
+    assert_eq!(exec_ok(&lab, "app1", "ls -A /usr/lib/jvm"), "");
 }
 
 #[test]

@@ -19,6 +19,7 @@
 mod archive;
 mod error;
 mod jar;
+pub mod jdk;
 mod layout;
 pub mod pidfile;
 
@@ -39,6 +40,9 @@ pub const JDBC_JAR_NAME: &str = "mysql-connector-java-5.1.49-bin.jar";
 pub const STARTED_MARKER: &str = "WSO2 Carbon started in";
 /// The file under CARBON_HOME that makes the server refuse to become healthy.
 pub const REFUSE_START_FILE: &str = "repository/conf/standin-refuse-start";
+/// The file under CARBON_HOME that makes the server log an ERROR and exit (status 1)
+/// before it is healthy; the env var `STANDIN_EXIT_EARLY=1` does the same.
+pub const EXIT_EARLY_FILE: &str = "repository/conf/standin-exit-early";
 
 /// Default delay between "all checks passed" and the started line.
 pub const DEFAULT_START_DELAY_SECS: f64 = 2.0;

@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use apim_lab::Lab;
 use apim_lab::testing::{TestLab, lab_tests_enabled};
-use apim_standin::{DistOptions, JDBC_JAR_NAME, REFUSE_START_FILE, STARTED_MARKER, pidfile};
+use apim_lab::{JdkVersion, Lab};
+use apim_standin::{
+    DistOptions, EXIT_EARLY_FILE, JDBC_JAR_NAME, REFUSE_START_FILE, STARTED_MARKER, pidfile,
+};
 
 /// The app user's password: quotes and a backslash, to prove the defaults-file quoting.
 const APP_PASSWORD: &str = "Wso2'app\"pw\\1";
@@ -27,6 +29,8 @@ struct Node<'a> {
     /// CARBON_HOME as the host sees it.
     home: String,
     address: Ipv4Addr,
+    /// The JAVA_HOME `script` runs with (the host's stand-in JDK); None: unset.
+    java_home: Option<String>,
 }
 
 impl<'a> Node<'a> {
@@ -42,6 +46,7 @@ impl<'a> Node<'a> {
             host: host.to_string(),
             home: format!("{parent}/{}", apim_standin::TOP_DIR),
             address: lab.host(host).unwrap().address,
+            java_home: lab.java_home(host).unwrap(),
         };
         if with_jar {
             std::fs::copy(
@@ -68,10 +73,13 @@ impl<'a> Node<'a> {
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
-    /// `bin/wso2server.sh ARGS` inside the host (env: extra VAR=value pairs first).
+    /// `bin/wso2server.sh ARGS` inside the host (env: extra VAR=value pairs first), with
+    /// JAVA_HOME set to the node's `java_home` and nothing else Java-related inherited.
     fn script(&self, env: &[&str], args: &[&str]) -> Output {
         let script = format!("{}/bin/wso2server.sh", self.home);
-        let mut argv = vec!["env"];
+        let java_home = self.java_home.as_ref().map(|j| format!("JAVA_HOME={j}"));
+        let mut argv = vec!["env", "-u", "JAVA_HOME", "-u", "JAVACMD"];
+        argv.extend(java_home.as_deref());
         argv.extend_from_slice(env);
         argv.push(&script);
         argv.extend_from_slice(args);
@@ -455,8 +463,20 @@ fn healthy_node_starts_stops_restarts_and_keeps_its_pid_file() {
     let mark = node.log().len();
     let script = format!("{}/bin/wso2server.sh", node.home);
     let background = "exec \"$0\" \"$@\" </dev/null >/dev/null 2>&1 &";
+    let java_home = format!("JAVA_HOME={}", node.java_home.as_ref().unwrap());
     let out = lab
-        .exec("app1", &["sh", "-c", background, &script, "-DportOffset=1"])
+        .exec(
+            "app1",
+            &[
+                "env",
+                &java_home,
+                "sh",
+                "-c",
+                background,
+                &script,
+                "-DportOffset=1",
+            ],
+        )
         .unwrap();
     assert!(out.status.success());
     let log = node.wait_for_log(mark, "Mgt Console URL");
@@ -577,8 +597,8 @@ fn each_database_fault_logs_errors_and_never_reports_started() {
 
 #[test]
 fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
-    // should: exit with an ERROR when a port is taken; hang with an ERROR while the Key
-    // Manager is down and start once it is up; stay unhealthy while the refuse switch is set
+    // should: log an ERROR per taken port and hang unstarted; hang with an ERROR while the
+    // Key Manager is down and start once it is up; stay unhealthy while the refuse switch is set
     if !lab_tests_enabled("taken_port_unreachable_key_manager_and_refuse_switch_block_the_start") {
         return;
     }
@@ -627,12 +647,25 @@ fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
     assert!(km.accepts(10397) && !km.accepts(4000));
     assert!(gw.accepts(4000) && !gw.accepts(10397));
 
-    // A second node on the Key Manager's host with the same offset: ports taken -> exit.
+    // A second node on the Key Manager's host with the same offset: every taken port is
+    // an ERROR, and the process stays up without ever starting, as Carbon does.
     let twin = Node::install(&lab, "app1", "/opt/twin", dist.path(), false);
     let log = twin.start_expecting_failure("java.net.BindException");
-    assert!(log.contains(":8243"), "{log}");
-    twin.wait_until_gone(twin.pid());
+    for port in [8243, 8280, 9763, 9443, 10397] {
+        assert!(
+            log.contains(&format!(
+                ":{port}: java.net.BindException: Address already in use"
+            )),
+            "{port}: {log}"
+        );
+    }
+    assert!(twin.alive(twin.pid()), "the twin should linger, not exit");
     assert!(km.accepts(9443), "the first node lost its port");
+    twin.stop_and_wait();
+    assert!(
+        km.accepts(9443),
+        "stopping the twin closed the first node's port"
+    );
 
     // The refuse switch keeps a restarted Gateway unhealthy until it is removed.
     gw.stop_and_wait();
@@ -657,9 +690,18 @@ fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
     assert!(chown.status.success(), "{chown:?}");
     let script = format!("{}/bin/wso2server.sh", node.home);
     let mark = node.log().len();
-    let out = lab
-        .exec("app2", &["runuser", "-u", &user, "--", &script, "start"])
-        .unwrap();
+    // JAVA_HOME as a deployment passes it: on the command line (the login sets none).
+    let java_home = format!("JAVA_HOME={}", node.java_home.as_ref().unwrap());
+    let as_user = |command: &str| {
+        lab.exec(
+            "app2",
+            &[
+                "runuser", "-u", &user, "--", "env", &java_home, &script, command,
+            ],
+        )
+        .unwrap()
+    };
+    let out = as_user("start");
     assert!(out.status.success(), "{out:?}");
     node.wait_for_log(mark, STARTED_MARKER);
     let pid = node.pid().to_string();
@@ -667,9 +709,228 @@ fn taken_port_unreachable_key_manager_and_refuse_switch_block_the_start() {
         .exec("app2", &["ps", "-o", "user=", "-p", &pid])
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&owner_of_pid.stdout).trim(), user);
-    let out = lab
-        .exec("app2", &["runuser", "-u", &user, "--", &script, "stop"])
-        .unwrap();
+    let out = as_user("stop");
     assert!(out.status.success(), "{out:?}");
     node.wait_until_gone(node.pid());
+}
+
+/// The stand-in server processes of a host (pids as the host sees them).
+fn server_pids(lab: &Lab, host: &str) -> Vec<String> {
+    let out = lab
+        .exec(host, &["pgrep", "-f", "bin/standin-carbon.py"])
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A file of /proc/<pid> inside the host, NUL separators turned into newlines.
+fn proc_file(lab: &Lab, host: &str, pid: u32, file: &str) -> String {
+    let out = lab
+        .exec(host, &["cat", &format!("/proc/{pid}/{file}")])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).replace('\0', "\n")
+}
+
+/// Runs the script in the foreground, in the background of the host, with its stdout
+/// and stderr going to `output` (a path inside the host).
+fn foreground_in_background(node: &Node, java_home: &str, output: &str) {
+    let script = format!("{}/bin/wso2server.sh", node.home);
+    let java_home = format!("JAVA_HOME={java_home}");
+    let background = "out=$1; shift; exec \"$0\" \"$@\" </dev/null >\"$out\" 2>&1 &";
+    let out = node
+        .lab
+        .exec(
+            &node.host,
+            &["env", &java_home, "sh", "-c", background, &script, output],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn the_start_script_is_as_strict_about_java_as_the_real_one() {
+    // should: refuse to start without a usable JAVA_HOME (also over a plain SSH login),
+    // warn but start on 1.8, die at once on 17, start on 1.7 with JAVA_HOME in the
+    // server's environment and -Dcarbon.home on its command line
+    if !lab_tests_enabled("the_start_script_is_as_strict_about_java_as_the_real_one") {
+        return;
+    }
+    let dist = write_test_dist();
+    let lab = TestLab::up(|spec| {
+        spec.app_hosts = 1;
+        spec.with_db = false;
+    })
+    .unwrap();
+    let jdk7 = lab.java_home("app1").unwrap().unwrap();
+    assert_eq!(jdk7, "/usr/lib/jvm/jdk1.7.0_80");
+    let mut node = Node::install(&lab, "app1", "/opt", dist.path(), false);
+    let script = format!("{}/bin/wso2server.sh", node.home);
+
+    // No JAVA_HOME: `start` fails in the caller, before daemonising.
+    node.java_home = None;
+    let out = node.script(&[], &["start"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Error: JAVA_HOME is not defined correctly.\n CARBON cannot execute java\n"
+    );
+    // The same over SSH, as a deployment tool that forgets JAVA_HOME would see it.
+    let mut ssh = lab.ssh_command("app1", "root", 5).unwrap();
+    let out = ssh.arg(format!("{script} start")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Error: JAVA_HOME is not defined correctly."),
+        "{out:?}"
+    );
+    // An executable JAVACMD without JAVA_HOME meets the second check.
+    let javacmd = format!("JAVACMD={jdk7}/bin/java");
+    let out = node.script(&[&javacmd], &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "You must set the JAVA_HOME variable before running CARBON.\n"
+    );
+    // A JAVA_HOME that holds no JDK (stop and version are refused too).
+    node.java_home = Some("/usr/lib/jvm/jdk1.6.0_45".into());
+    for command in ["start", "stop", "version"] {
+        let out = node.script(&[], &[command]);
+        assert_eq!(out.status.code(), Some(1), "{command}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Error: JAVA_HOME is not defined correctly.\n \
+             CARBON cannot execute /usr/lib/jvm/jdk1.6.0_45/bin/java\n",
+            "{command}"
+        );
+    }
+    assert!(!node.file("wso2carbon.pid").exists(), "a server ran");
+    assert_eq!(node.log(), "", "a server logged");
+
+    // JDK 17: `start` returns 0 (the JVM dies in the background, its output in
+    // /dev/null), and no server ever runs or logs.
+    let jdk17 = lab.install_jdk("app1", JdkVersion::V17).unwrap();
+    node.java_home = Some(jdk17.clone());
+    node.start();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server_pids(&lab, "app1").is_empty(), "a server runs on 17");
+    assert!(!node.file("wso2carbon.pid").exists());
+    assert_eq!(node.log(), "");
+    // In the foreground the JVM's refusal is visible, and the exit status is 1.
+    let out = node.script(&[], &["-DportOffset=1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(" [ERROR] CARBON is supported only on JDK 1.6 and 1.7"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(
+            "Unrecognized VM option 'MaxPermSize=256m'\n\
+             Error: Could not create the Java Virtual Machine.\n"
+        ),
+        "{out:?}"
+    );
+    lab.remove_jdk("app1", JdkVersion::V17).unwrap();
+
+    // JDK 1.8: the unsupported-JDK error and the JVM's PermGen warning, then it starts.
+    let jdk8 = lab.install_jdk("app1", JdkVersion::V1_8).unwrap();
+    node.java_home = Some(jdk8.clone());
+    let mark = node.log().len();
+    foreground_in_background(&node, &jdk8, "/tmp/fg-1.8.out");
+    let log = node.wait_for_log(mark, STARTED_MARKER);
+    assert!(log.contains("Java Version     : 1.8.0_202"), "{log}");
+    let console =
+        std::fs::read_to_string(lab.host_path("app1", "/tmp/fg-1.8.out").unwrap()).unwrap();
+    assert!(
+        console.starts_with(
+            " Starting WSO2 Carbon (in unsupported JDK)\n [ERROR] CARBON is supported only on JDK 1.6 and 1.7\n"
+        ),
+        "{console}"
+    );
+    assert!(
+        console.contains("warning: ignoring option MaxPermSize=256m; support was removed in 8.0"),
+        "{console}"
+    );
+    node.stop_and_wait();
+
+    // JDK 1.7 through `start`: the server is the JVM's process, with JAVA_HOME in its
+    // environment and the JVM's command line, and no unsupported-JDK line.
+    node.java_home = Some(jdk7.clone());
+    let mark = node.log().len();
+    node.start();
+    let log = node.wait_for_log(mark, STARTED_MARKER);
+    assert!(
+        log.contains(&format!("Java Home        : {jdk7}/jre")),
+        "{log}"
+    );
+    assert!(log.contains("Java Version     : 1.7.0_80"), "{log}");
+    let pid = node.pid();
+    assert_eq!(server_pids(&lab, "app1"), [pid.to_string()]);
+    let environ = proc_file(&lab, "app1", pid, "environ");
+    assert!(
+        environ.lines().any(|l| l == format!("JAVA_HOME={jdk7}")),
+        "{environ}"
+    );
+    let cmdline = proc_file(&lab, "app1", pid, "cmdline");
+    for arg in [
+        "-Dcarbon.home=/opt/wso2am-1.9.0",
+        "-XX:MaxPermSize=256m",
+        "org.wso2.carbon.bootstrap.Bootstrap",
+    ] {
+        assert!(
+            cmdline.lines().any(|l| l == arg),
+            "{arg} not in:\n{cmdline}"
+        );
+    }
+    node.stop_and_wait();
+    let mark = node.log().len();
+    foreground_in_background(&node, &jdk7, "/tmp/fg-1.7.out");
+    node.wait_for_log(mark, STARTED_MARKER);
+    let console =
+        std::fs::read_to_string(lab.host_path("app1", "/tmp/fg-1.7.out").unwrap()).unwrap();
+    assert!(!console.contains("unsupported JDK"), "{console}");
+    assert!(
+        console.contains(&format!("JAVA_HOME environment variable is set to {jdk7}")),
+        "{console}"
+    );
+    node.stop_and_wait();
+}
+
+#[test]
+fn the_exit_switch_makes_the_server_exit_before_it_is_healthy() {
+    // should: with the exit switch (file or env), log an ERROR and exit before the
+    // started line; without it, start normally
+    if !lab_tests_enabled("the_exit_switch_makes_the_server_exit_before_it_is_healthy") {
+        return;
+    }
+    let dist = write_test_dist();
+    let lab = TestLab::up(|spec| {
+        spec.app_hosts = 1;
+        spec.with_db = false;
+    })
+    .unwrap();
+    let node = Node::install(&lab, "app1", "/opt", dist.path(), false);
+
+    std::fs::write(node.file(EXIT_EARLY_FILE), b"").unwrap();
+    let mark = node.log().len();
+    node.start();
+    let log = node.wait_for_log(mark, "WSO2 Carbon initialization Failed");
+    assert!(log.contains("] ERROR {org.wso2.carbon.core.init.CarbonServerManager} -  WSO2 Carbon initialization Failed"), "{log}");
+    node.wait_until_gone(node.pid());
+    assert!(!node.log_since(mark).contains(STARTED_MARKER));
+    assert!(!node.accepts(9443));
+    std::fs::remove_file(node.file(EXIT_EARLY_FILE)).unwrap();
+
+    let mark = node.log().len();
+    let out = node.script(&["STANDIN_EXIT_EARLY=1"], &["start"]);
+    assert!(out.status.success());
+    node.wait_for_log(mark, "WSO2 Carbon initialization Failed");
+    node.wait_until_gone(node.pid());
+
+    let mark = node.log().len();
+    node.start();
+    node.wait_for_log(mark, STARTED_MARKER);
+    node.stop_and_wait();
 }

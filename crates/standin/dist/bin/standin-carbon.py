@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Stand-in for the Carbon 4.2 server of WSO2 API Manager 1.9.0 (apim-deploy lab).
 
-Run by bin/wso2server.sh exactly where the real script runs the JVM. It behaves like
-Carbon where a deployment tool can observe it, and nowhere else:
+Run by the stand-in JDK's bin/java (which bin/wso2server.sh runs exactly as the real
+script runs the JVM) with the JVM's whole command line: JVM options, the main class
+org.wso2.carbon.bootstrap.Bootstrap, then Carbon's own arguments. It behaves like Carbon
+where a deployment tool can observe it, and nowhere else:
 
 * writes CARBON_HOME/wso2carbon.pid (pid, newline, NUL padding to 100 bytes) and never
   removes it;
@@ -12,8 +14,8 @@ Carbon where a deployment tool can observe it, and nowhere else:
   user-mgt.xml and registry.xml;
 * reserves every port first: servlet 9763/9443 + offset, pass-through 8280/8243 + offset,
   the Thrift port (no offset) when EnableThriftServer is true and Hazelcast's
-  localMemberPort (no offset) when clustering is enabled; a taken port is an ERROR and
-  the process exits with status 1;
+  localMemberPort (no offset) when clustering is enabled; a taken port is an ERROR
+  (java.net.BindException) and, as in Carbon, the process stays up without starting;
 * checks each datasource the node uses (the API Manager one, the user store one, every
   registry dbConfig): the JNDI name must be defined, H2 URLs are accepted as they are,
   MySQL URLs are resolved through the hosts file, logged into with the configured user
@@ -31,7 +33,9 @@ Carbon where a deployment tool can observe it, and nowhere else:
 
 Stand-in only switches (documented in docs/standin.md): the file
 repository/conf/standin-refuse-start or env STANDIN_REFUSE_START=1 makes it refuse to
-become healthy; STANDIN_HOSTS_FILE, STANDIN_LOCAL_IP and STANDIN_BIND_ADDRESS replace
+become healthy; the file repository/conf/standin-exit-early or env
+STANDIN_EXIT_EARLY=1 makes it log an ERROR and exit with status 1 before it is healthy
+(a JVM that dies during start-up); STANDIN_HOSTS_FILE, STANDIN_LOCAL_IP and STANDIN_BIND_ADDRESS replace
 /etc/hosts, the detected local IP and the 0.0.0.0 bind address.
 
 Standard library only: python3 is the one runtime every lab host shares.
@@ -61,11 +65,20 @@ import xml.etree.ElementTree as ET
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-CARBON_HOME = os.environ.get("CARBON_HOME") or os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))
+def carbon_home_property(argv):
+    """-Dcarbon.home from the JVM's command line: what Carbon itself goes by."""
+    for word in argv:
+        if word.startswith("-Dcarbon.home="):
+            return word[len("-Dcarbon.home="):]
+    return None
+
+
+CARBON_HOME = (carbon_home_property(sys.argv[1:]) or os.environ.get("CARBON_HOME")
+               or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRODUCT = "WSO2 API Manager"
 VERSION = "1.9.0"
 REFUSE_FILE = "repository/conf/standin-refuse-start"
+EXIT_EARLY_FILE = "repository/conf/standin-exit-early"
 DEFAULT_START_DELAY = 2.0
 
 # Classes the real server logs from, so log scrapers see familiar names.
@@ -100,7 +113,7 @@ class StartupFailed(Exception):
 
 
 class FatalStartup(Exception):
-    """Start-up cannot continue at all (e.g. a port is taken); exit with status 1."""
+    """The process exits with status 1 (an unreadable config file, the exit switch)."""
 
 
 # --------------------------------------------------------------------------- logging
@@ -183,10 +196,11 @@ def load_xml(log, relative):
 # --------------------------------------------------------------------------- settings
 
 def system_properties(argv):
-    """-Dname=value pairs from the arguments and JAVA_OPTS (what the JVM would see)."""
+    """-Dname=value pairs of the command line: the JVM's own (JAVA_OPTS reaches them
+    through wso2server.sh) and Carbon's arguments after the main class, which Carbon
+    turns into system properties too."""
     props = {}
-    words = os.environ.get("JAVA_OPTS", "").split() + list(argv)
-    for word in words:
+    for word in argv:
         if word.startswith("-D"):
             name, _, value = word[2:].partition("=")
             props[name] = value
@@ -343,8 +357,9 @@ class Port:
             sock.close()
             log.error(self.cls, "Couldn't bind %s to %s:%d: java.net.BindException: %s"
                       % (self.label, self.address, self.port, err.strerror or err))
-            raise FatalStartup()
+            return False
         self.sock = sock
+        return True
 
 
 def plan_ports(node):
@@ -849,18 +864,28 @@ class Server:
         log.info(C_CORE, "Starting WSO2 Carbon...")
         log.info(C_CORE, "Operating System : %s %s, %s"
                  % (platform.system(), platform.release(), platform.machine()))
-        log.info(C_CORE, "Java Home        : %s" % os.environ.get("JAVA_HOME", ""))
-        log.info(C_CORE, "Java Version     : (stand-in: python %s)" % platform.python_version())
+        # java.home and java.version, as the stand-in JDK's java passes them on.
+        log.info(C_CORE, "Java Home        : %s" % os.environ.get("STANDIN_JAVA_HOME", ""))
+        log.info(C_CORE, "Java Version     : %s" % os.environ.get("STANDIN_JAVA_VERSION", ""))
+        log.info(C_CORE, "Java VM          : %s (stand-in: python %s)"
+                 % (os.environ.get("STANDIN_JAVA_VM", ""), platform.python_version()))
         log.info(C_CORE, "Carbon Home      : %s" % CARBON_HOME)
         log.info(C_CORE, "Java Temp Dir    : %s" % os.path.join(CARBON_HOME, "tmp"))
         log.info(C_STANDIN, "This is the apim-deploy stand-in, not WSO2 Carbon")
 
     def start(self):
         log = self.log
+        if os.path.exists(os.path.join(CARBON_HOME, EXIT_EARLY_FILE)) or \
+                os.environ.get("STANDIN_EXIT_EARLY") == "1":
+            log.error(C_SERVER_MGR, "WSO2 Carbon initialization Failed: the JVM exits "
+                      "(stand-in exit switch: %s or STANDIN_EXIT_EARLY=1)" % EXIT_EARLY_FILE)
+            raise FatalStartup()
         node = Node(log, self.argv)
         self.ports = plan_ports(node)
-        for port in self.ports:
-            port.reserve(log)
+        # Every taken port gets its line; then, like Carbon, the process stays up unstarted.
+        bound = [port.reserve(log) for port in self.ports]
+        if not all(bound):
+            raise StartupFailed()
 
         check_registry_references(node)
         check_datasources(node)
