@@ -254,7 +254,8 @@ fn node_vars(n: &Node, topo: &Topology) -> Value {
 /// `ThriftServerHost` for a Thrift-validating Gateway on another machine than its Key
 /// Manager: the Key Manager's address. The product would fall back to the host of
 /// `APIKeyValidator/ServerURL` (the same address); stating it keeps the Gateway's Thrift
-/// client independent of that URL (issue #7, seed deviation 13).
+/// client independent of that URL: a change to how the URL is written cannot move token
+/// validation elsewhere (docs/seed-deviations.md, rows 13 and 19).
 fn gateway_thrift_host(n: &Node, topo: &Topology) -> Option<String> {
     if n.role != crate::inventory::Role::Gateway
         || n.key_manager.client_type != KeyValidatorClientType::ThriftClient
