@@ -88,7 +88,7 @@ impl Archive {
         &self.path
     }
 
-    /// The top folder every entry lives in (e.g. `wso2am-1.9.0`).
+    /// The top folder every entry lives in (e.g. `app-1.0`).
     pub fn top(&self) -> &str {
         &self.top
     }

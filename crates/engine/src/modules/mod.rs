@@ -88,7 +88,7 @@ pub enum Action {
     },
     /// Run a bash script (sent on stdin: secrets inside never reach a command line).
     Script { describe: String, script: String },
-    /// (Re)start a Carbon node and wait until it is healthy.
+    /// (Re)start a service and wait until it is healthy.
     Service(service::ServiceAction),
 }
 
