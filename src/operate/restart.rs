@@ -520,4 +520,14 @@ mod tests {
         assert_eq!(why, "not healthy after 8s");
         assert_eq!(tail, ["line one", "ERROR refusing"]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_failure_output_is_split_without_panicking(
+            stderr in "(last log lines:|; last log lines|\n|:|é|[a-z ]{0,8}){0,12}",
+        ) {
+            let (_, tail) = split_failure(&stderr, "exit code 1");
+            proptest::prop_assert!(tail.len() <= stderr.lines().count());
+        }
+    }
 }
