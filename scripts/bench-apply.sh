@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed figures of `apim-deploy apply` (issue #7). A benchmark, not a test: it prints figures
+# Speed figures of `apim-deploy apply` (fresh, no-op, 50-host no-op). A benchmark, not a test: it prints figures
 # and writes nothing into the repository. Root on Linux (it builds labs); release build.
 #
 #   scripts/bench-apply.sh                # both parts

@@ -1,4 +1,4 @@
-//! End-to-end tests of `apim-deploy apply` (issue #7) on real lab hosts: sshd in namespaces,
+//! End-to-end tests of `apim-deploy apply` on real lab hosts: sshd in namespaces,
 //! MariaDB on the db host, and the stand-in WSO2 API Manager 1.9.0 built by apim-standin.
 //!
 //! Every assertion reads the hosts: their files (through the lab's state dir), their
@@ -400,7 +400,7 @@ fn node_text(lab: &Lab, n: &N, rel: &str) -> String {
     read_string(&node_file(lab, n, rel))
 }
 
-/// Every setting issue #7 lists, per role, read back from the node's files.
+/// Every setting a role needs to join the cluster, read back from the node's files.
 fn check_node_config(w: &World, lab: &Lab, n: &N) {
     let ctx = n.label();
     let carbon = node_text(lab, n, CARBON);

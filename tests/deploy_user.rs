@@ -1,5 +1,6 @@
 //! End-to-end: a deploy user with passwordless sudo instead of root, and Carbon
-//! servers that run as the service user, never as root (issue #7).
+//! servers that run as the service user, never as root (a compromised server must not
+//! own the host).
 
 mod support;
 

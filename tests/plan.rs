@@ -1,5 +1,5 @@
-//! End-to-end tests of `plan`, restart-on-change and the operator's output (issue #8),
-//! on real lab hosts. They check the hosts, not the tool's word for it.
+//! End-to-end tests of `plan`, restart-on-change and the operator's output, on real lab
+//! hosts. They check the hosts, not the tool's word for it.
 
 mod support;
 

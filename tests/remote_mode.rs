@@ -1,5 +1,6 @@
 //! End-to-end: `mode = "remote"` artifacts, downloaded by each host itself from a
-//! mirror and checked against the pinned sha256 there (issue #7, distribution module).
+//! mirror and checked against the pinned sha256 there, so a host never runs bytes the
+//! inventory did not pin.
 
 mod support;
 

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::engine::modules::{java, service};
 use crate::engine::probe::{Fact, quote};
+use crate::engine::report::short_digest;
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 
@@ -414,7 +415,7 @@ fn work_summary(p: &Probe) -> String {
             "absent".to_string()
         } else {
             let mut s = vec![match &n.unpacked_from {
-                Some(sha) => format!("unpacked from {}", &sha[..sha.len().min(12)]),
+                Some(sha) => format!("unpacked from {}", short_digest(sha)),
                 None => "present, not unpacked by apim-deploy".into(),
             }];
             if n.restart_pending {

@@ -2,8 +2,8 @@
 //!
 //! Parses the subcommands and prints; every action is a call into `apim_lab::Lab`. The lab
 //! is found again through its state dir (`--state-dir`, default /tmp/apimlab), where `up`
-//! records it. `lab dist` belongs to the stand-in distribution (issue 6) and only passes
-//! through here.
+//! records it. `lab dist` belongs to the stand-in distribution (crate `apim-standin`) and only
+//! passes through here.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

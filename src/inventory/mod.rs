@@ -1,4 +1,5 @@
-//! The inventory: the operator's TOML file, parsed and validated (issue #2).
+//! The inventory: the operator's TOML file, parsed and validated before anything else runs,
+//! so a mistake is reported with its file:line:column and never reaches a host.
 //!
 //! This module owns the schema (documented in `docs/inventory.md`) and every check that
 //! can be made from the file alone: syntax, unknown keys, value syntax (see [`values`]),

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::engine::modules::FileDiff;
-use crate::engine::report::{HostRecap, fmt_ms, recap_table};
+use crate::engine::report::{HostRecap, fmt_ms, recap_table, short_digest};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -315,7 +315,7 @@ fn node_lines(n: &NodeState) -> String {
     let version = match (&n.version, &n.dist_sha256) {
         (Some(v), Some(d)) => format!(
             "{v} ({}{})",
-            &d[..d.len().min(12)],
+            short_digest(d),
             if n.dist_current == Some(false) {
                 ", not the inventory's"
             } else {
@@ -323,7 +323,7 @@ fn node_lines(n: &NodeState) -> String {
             }
         ),
         (Some(v), None) => v.clone(),
-        (None, Some(d)) => d[..d.len().min(12)].to_string(),
+        (None, Some(d)) => short_digest(d).to_string(),
         (None, None) => "-".to_string(),
     };
     let mut s = format!(

@@ -487,4 +487,15 @@ mod tests {
             assert!(bad.parse::<Batch>().is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_failure_output_is_split_without_panicking(
+            stderr in "(not healthy|
+    |:|é|  |[a-z ]{0,8}){0,12}",
+        ) {
+            let (_, evidence) = service::failure(&stderr);
+            proptest::prop_assert!(evidence.len() <= stderr.lines().count());
+        }
+    }
 }

@@ -381,4 +381,68 @@ mod tests {
         assert!(out.status.success());
         assert!(key_values(&out.stdout).is_empty(), "{:?}", out);
     }
+
+    /// Output shaped like the node probe's and `/proc/net/tcp`'s, with odd values.
+    fn probe_text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            prop::sample::select(vec![
+                "dist=",
+                "version=",
+                "pid=",
+                "uptime=",
+                "mgt=1",
+                "pending=1",
+                "log_start=",
+                "log_started=",
+                "=",
+                "\n",
+                " ",
+                ":",
+                "0A",
+                "00000000:24E3",
+                "-1",
+                "4294967296",
+                "18446744073709551616",
+                "é",
+                "€",
+                "\u{fffd}",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+            "[0-9a-fA-F]{0,16}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..6),
+            // The marker's digest with an odd character where it is shortened for display.
+            ("[0-9a-f]{0,14}", "[é€🦀]?", "[0-9a-f]{0,50}")
+                .prop_map(|(a, odd, b)| format!("dist={a}{odd}{b}\n").into_bytes()),
+        ];
+        prop::collection::vec(piece, 0..32).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_probe_output_gives_a_node_state_and_a_status_line(
+            node in probe_text(),
+            tcp in probe_text(),
+            want in "[0-9a-f]{0,64}",
+        ) {
+            // should: whatever a host prints, `status` reports the node, never panics.
+            let text = crate::topology::tests::inventory_with(
+                "[[hosts]]\nname = \"app1\"\naddress = \"127.0.60.1\"\n\
+                 roles = [\"keymanager\", \"gateway\"]\n",
+            );
+            let (inv, _) = crate::inventory::Inventory::parse_with_problems(
+                &text,
+                "t.toml",
+                crate::inventory::Secrets::Skip,
+            )
+            .unwrap();
+            let topology = crate::topology::Topology::from_inventory(&inv).unwrap();
+            let n = &topology.nodes[0];
+            let mut facts = HostFacts::default();
+            facts.nodes.insert(n.id.clone(), key_values(&node));
+            facts.listening = listening_ports(&String::from_utf8_lossy(&tcp));
+            let state = node_state(n, None, Some(&facts), Some(&want));
+            let _ = super::super::events::plain(&OpEvent::NodeStatus(Box::new(state)));
+        }
+    }
 }

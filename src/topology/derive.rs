@@ -125,7 +125,8 @@ fn assign_key_managers(nodes: &mut [Node], lb_url: Option<&str>) {
 /// `ThriftServerHost` for a Thrift-validating Gateway on another machine than its Key
 /// Manager: the Key Manager's address. The product would fall back to the host of
 /// `APIKeyValidator/ServerURL` (the same address); stating it keeps the Gateway's Thrift
-/// client independent of that URL (seed deviation 13).
+/// client independent of that URL: a change to how the URL is written cannot move token
+/// validation elsewhere (docs/seed-deviations.md, rows 13 and 19).
 fn assign_gateway_thrift_hosts(nodes: &mut [Node]) {
     let hosts: Vec<(String, String, Address)> = nodes
         .iter()

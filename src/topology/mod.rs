@@ -1,4 +1,5 @@
-//! The topology: every per-node fact derived once from a validated inventory (issue #2).
+//! The topology: every per-node fact derived once from a validated inventory, so no two
+//! places compute a node's port or URL and disagree.
 //!
 //! The inventory says which roles run on which hosts; the topology says what that means
 //! for WSO2 API Manager 1.9.0: one [`Node`] per (host, WSO2 role), its directory, port

@@ -1,7 +1,8 @@
 //! The distribution archive as the controller sees it: a verified local zip.
 //!
 //! The planner reads a fresh node's original config files from here, so `plan`
-//! can show real diffs before anything is unpacked (issue #8), and the archive's
+//! can show real diffs before anything is unpacked (a first `plan` shows what will
+//! change, not just "will unpack"), and the archive's
 //! entries are checked once, here, for path escapes and symlinks: the copy on
 //! each host is byte-identical (its sha256 is verified there), so a check on the
 //! controller covers every host.
@@ -97,7 +98,7 @@ impl Archive {
         &self.path
     }
 
-    /// The top folder every entry lives in (e.g. `wso2am-1.9.0`).
+    /// The top folder every entry lives in (e.g. `app-1.0`).
     pub fn top(&self) -> &str {
         &self.top
     }

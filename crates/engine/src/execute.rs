@@ -704,29 +704,29 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_left_unfinished_by_its_host_stops_the_roles_that_depend_on_it() {
-        // should: the Key Manager's host fails a host step, so the Key Manager is never
-        // configured; the Gateway (another host) must not start without it.
+        // should: the auth node's host fails a host step, so the auth node is never
+        // configured; the api node (another host) must not start without it.
         let dir = tempfile::tempdir().unwrap();
-        let mut host_step = write_step("km-host", 0, &dir.path().join("missing/x"));
-        host_step.host = "km-host".into();
-        let mut km = write_step("km-host/keymanager", 1, &dir.path().join("km"));
-        km.host = "km-host".into();
-        km.role = Some("keymanager".into());
-        let mut gw = write_step("gw-host/gateway", 2, &dir.path().join("gw"));
-        gw.host = "gw-host".into();
-        gw.role = Some("gateway".into());
-        gw.module = "service".into();
+        let mut host_step = write_step("auth-host", 0, &dir.path().join("missing/x"));
+        host_step.host = "auth-host".into();
+        let mut auth = write_step("auth-host/auth", 1, &dir.path().join("auth"));
+        auth.host = "auth-host".into();
+        auth.role = Some("auth".into());
+        let mut api = write_step("api-host/api", 2, &dir.path().join("api"));
+        api.host = "api-host".into();
+        api.role = Some("api".into());
+        api.module = "service".into();
         let (lines, outcome) = run(
-            "keymanager = []\ngateway = ['keymanager']",
-            vec![host_step, km, gw],
-            &["km-host", "gw-host"],
+            "auth = []\napi = ['auth']",
+            vec![host_step, auth, api],
+            &["auth-host", "api-host"],
         )
         .await;
         assert!(
-            lines.contains(&"gw-host/gateway skipped: a role it depends on failed".to_string()),
+            lines.contains(&"api-host/api skipped: a role it depends on failed".to_string()),
             "{lines:#?}"
         );
-        assert!(!dir.path().join("gw").exists(), "the gateway step ran");
+        assert!(!dir.path().join("api").exists(), "the api step ran");
         assert!(!outcome.ok);
     }
 }

@@ -1,4 +1,4 @@
-//! The generic playbook engine. It knows nothing of WSO2: it takes a
+//! The generic playbook engine. It names no product: it takes a
 //! [`playbook::Playbook`] and a [`Run`] (the targets with their template
 //! variables), and turns them into a [`plan::Plan`] and then into changes.
 //!
@@ -33,7 +33,7 @@ pub struct Target {
     pub host: String,
     /// The node's role, for node targets.
     pub role: Option<String>,
-    /// How the target is shown: `app1` or `app1/gateway`.
+    /// How the target is shown: `app1` or `app1/web`.
     pub label: String,
     /// The template variables for tasks on this target.
     pub vars: Value,

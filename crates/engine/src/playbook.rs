@@ -211,15 +211,14 @@ mod tests {
     #[test]
     fn roles_are_ordered_by_dependencies() {
         let p = pb(
-            "store = ['publisher']\npublisher = ['gateway']\ngateway = ['keymanager']\n\
-                    keymanager = ['database']\ndatabase = []",
+            "web = ['api']\napi = ['cache']\ncache = ['auth']\nauth = ['database']\ndatabase = []",
         )
         .unwrap();
         assert_eq!(
             p.role_order().unwrap(),
-            ["database", "keymanager", "gateway", "publisher", "store"]
+            ["database", "auth", "cache", "api", "web"]
         );
-        assert!(p.ancestors("store").contains("database"));
+        assert!(p.ancestors("web").contains("database"));
     }
 
     #[test]

@@ -182,6 +182,12 @@ impl<W: Write + Send> Reporter for JsonReporter<W> {
     }
 }
 
+/// The first 12 characters of a digest, for people. Characters, not bytes: a digest
+/// read from a host may be anything, and a byte slice can split a character.
+pub fn short_digest(d: &str) -> &str {
+    d.char_indices().nth(12).map_or(d, |(end, _)| &d[..end])
+}
+
 pub fn fmt_ms(ms: u64) -> String {
     let d = Duration::from_millis(ms);
     if ms < 1000 {

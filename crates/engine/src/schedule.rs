@@ -264,8 +264,7 @@ mod tests {
 
     fn playbook() -> Playbook {
         Playbook::parse(
-            "name = 't'\nphase = []\n[depends]\ndatabase = []\nkeymanager = ['database']\n\
-             gateway = ['keymanager']",
+            "name = 't'\nphase = []\n[depends]\ndatabase = []\nauth = ['database']\napi = ['auth']",
             "t.toml",
         )
         .unwrap()
@@ -302,13 +301,13 @@ mod tests {
     #[test]
     fn a_start_waits_for_the_roles_it_depends_on_and_nothing_else_does() {
         let p = plan(vec![
-            step("app1", None, 0, "copy"),                  // 0
-            step("app2", None, 0, "copy"),                  // 1
-            step("db", Some("database"), 1, "mysql"),       // 2
-            step("app1", Some("keymanager"), 2, "unpack"),  // 3
-            step("app2", Some("gateway"), 2, "unpack"),     // 4
-            step("app1", Some("keymanager"), 3, "service"), // 5
-            step("app2", Some("gateway"), 3, "service"),    // 6
+            step("app1", None, 0, "copy"),            // 0
+            step("app2", None, 0, "copy"),            // 1
+            step("db", Some("database"), 1, "mysql"), // 2
+            step("app1", Some("auth"), 2, "unpack"),  // 3
+            step("app2", Some("api"), 2, "unpack"),   // 4
+            step("app1", Some("auth"), 3, "service"), // 5
+            step("app2", Some("api"), 3, "service"),  // 6
         ]);
         let s = Schedule::new(&playbook(), &p, 1);
         // Host steps and the database never wait for other hosts.
@@ -318,21 +317,21 @@ mod tests {
         s.finished(&p.steps[2], 2);
         assert!(
             may_run(&s, 3),
-            "the Key Manager's unpack waits only for the database"
+            "the auth node's unpack waits only for the database"
         );
         assert!(
             may_run(&s, 4),
-            "the Gateway's unpack does not wait for the Key Manager"
+            "the api node's unpack does not wait for the auth node"
         );
-        // The Key Manager's start needs only the database from other hosts (its own
+        // The auth node's start needs only the database from other hosts (its own
         // unpack comes first in its host's sequence).
         assert!(may_run(&s, 5));
-        // The Gateway starts only after the Key Manager's node is done, its start included.
+        // The api node starts only after the auth node is done, its start included.
         assert!(!may_run(&s, 6));
         s.finished(&p.steps[3], 3);
         assert!(
             !may_run(&s, 6),
-            "the Gateway waits for the Key Manager's start"
+            "the api node waits for the auth node's start"
         );
         s.finished(&p.steps[5], 5);
         assert!(may_run(&s, 6));
@@ -341,12 +340,12 @@ mod tests {
     #[test]
     fn a_host_runs_its_starts_last_in_each_phase_and_in_role_order() {
         let p = plan(vec![
-            step("app1", Some("gateway"), 0, "unpack"),     // 0
-            step("app1", Some("keymanager"), 0, "unpack"),  // 1
-            step("app1", Some("gateway"), 1, "service"),    // 2
-            step("app1", Some("keymanager"), 1, "service"), // 3
-            step("app1", Some("gateway"), 1, "xml"),        // 4
-            step("app1", Some("keymanager"), 1, "xml"),     // 5
+            step("app1", Some("api"), 0, "unpack"),   // 0
+            step("app1", Some("auth"), 0, "unpack"),  // 1
+            step("app1", Some("api"), 1, "service"),  // 2
+            step("app1", Some("auth"), 1, "service"), // 3
+            step("app1", Some("api"), 1, "xml"),      // 4
+            step("app1", Some("auth"), 1, "xml"),     // 5
         ]);
         let s = Schedule::new(&playbook(), &p, 1);
         assert_eq!(
@@ -378,13 +377,13 @@ mod tests {
         std::fs::write(&small, b"jar").unwrap();
         // Host names sort against the start order: the rank comes from the starts.
         let p = plan(vec![
-            bulk_step("app2", "gateway", &big),    // 0
-            bulk_step("app9", "keymanager", &big), // 1
-            bulk_step("app3", "gateway", &big),    // 2
-            bulk_step("app4", "gateway", &small),  // 3: small, never waits
-            step("app2", Some("gateway"), 1, "service"),
-            step("app9", Some("keymanager"), 1, "service"),
-            step("app3", Some("gateway"), 1, "service"),
+            bulk_step("app2", "api", &big),   // 0
+            bulk_step("app9", "auth", &big),  // 1
+            bulk_step("app3", "api", &big),   // 2
+            bulk_step("app4", "api", &small), // 3: small, never waits
+            step("app2", Some("api"), 1, "service"),
+            step("app9", Some("auth"), 1, "service"),
+            step("app3", Some("api"), 1, "service"),
         ]);
         let s = Schedule::new(&playbook(), &p, 1);
         assert!(
@@ -393,7 +392,7 @@ mod tests {
         );
         assert!(
             s.admit(0).now_or_never().is_none(),
-            "the Key Manager's host goes first, though named last"
+            "the auth node's host goes first, though named last"
         );
         let first = s.admit(1).now_or_never().unwrap();
         assert!(first.is_some());
@@ -424,8 +423,8 @@ mod tests {
             .set_len(BULK_BYTES)
             .unwrap();
         let p = plan(vec![
-            bulk_step("app2", "gateway", &big),    // 0: second in line
-            bulk_step("app1", "keymanager", &big), // 1: first in line
+            bulk_step("app2", "api", &big),  // 0: second in line
+            bulk_step("app1", "auth", &big), // 1: first in line
         ]);
         let s = std::sync::Arc::new(Schedule::new(&playbook(), &p, 2));
         let waiting = {

@@ -2,8 +2,9 @@
 //!
 //! Undefined names are errors (strict mode), so a typo in a playbook fails the
 //! run before any host is touched instead of writing an empty value into a
-//! config file. The `{{ }}` / `{% %}` syntax does not clash with WSO2's own
-//! `${carbon.local.ip}` placeholders, which pass through untouched. Nothing is
+//! config file. The `{{ }}` / `{% %}` syntax does not clash with the `${...}`
+//! placeholders config files keep for their own runtime (`${server.local.ip}`),
+//! which pass through untouched. Nothing is
 //! auto-escaped: XML escaping is the patch engine's job, at the one place a
 //! value enters a document.
 
@@ -193,15 +194,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn wso2_placeholders_pass_through() {
+    fn runtime_placeholders_pass_through() {
         let r = Renderer::new();
         let out = r
             .render(
-                "https://${carbon.local.ip}:{{ node.port }}/x",
+                "https://${server.local.ip}:{{ node.port }}/x",
                 &json!({"node": {"port": 9444}}),
             )
             .unwrap();
-        assert_eq!(out, "https://${carbon.local.ip}:9444/x");
+        assert_eq!(out, "https://${server.local.ip}:9444/x");
     }
 
     #[test]
@@ -255,8 +256,8 @@ mod tests {
     #[test]
     fn when_expressions_are_booleans() {
         let r = Renderer::new();
-        let ctx = json!({"node": {"role": "gateway"}, "options": {"multi_tenancy": false}});
-        assert!(r.truthy("node.role == 'gateway'", &ctx).unwrap());
+        let ctx = json!({"node": {"role": "web"}, "options": {"multi_tenancy": false}});
+        assert!(r.truthy("node.role == 'web'", &ctx).unwrap());
         assert!(!r.truthy("options.multi_tenancy", &ctx).unwrap());
     }
 }

@@ -78,7 +78,7 @@ impl DistFiles {
     /// Where `up` points the inventory before any distribution exists: `<state>/dist/...`
     /// with all-zero digests.
     pub fn placeholder(spec: &LabSpec) -> DistFiles {
-        // TODO(issue 6): `up` itself cannot build the stand-in distribution (apim-standin's
+        // `up` itself cannot build the stand-in distribution (apim-standin's
         // tests depend on this crate); `apim-deploy lab up` writes it with apim_standin and
         // calls `Lab::write_inventory` with the real digests. A library user that needs a
         // deployable inventory does the same. The zeros make `check` pass and any real

@@ -4,8 +4,8 @@
 //! Each host is a real OpenSSH `sshd` in its own mount, UTS, PID and network namespace, at a
 //! loopback-range address (default 127.0.10.1..N, database 127.0.10.250, port 22). The
 //! database host runs MariaDB with a private datadir. Root on Linux is required; only
-//! 127.0.0.0/8 addresses are ever used. The design and its pitfalls are in
-//! /work/shared/notes/lab-notes.md and docs/lab.md.
+//! 127.0.0.0/8 addresses are ever used. The design and its pitfalls are in docs/lab.md and
+//! in `notes/lab-notes.md` of the `shared/` folder beside the checkout.
 //!
 //! # Brief overview
 //! * [`LabSpec`]: what to build (prefix, app hosts, db, state dir, tag, layout, JDK).

@@ -357,13 +357,20 @@ pub fn parse_stat(text: &str) -> std::result::Result<FileStat, String> {
         0o120000 => FileKind::Symlink,
         _ => FileKind::Other,
     };
-    let num = |s: &str, name: &str| s.parse::<i64>().map_err(|e| format!("{name} {s:?}: {e}"));
+    // Each number in its own type: a value out of range is an error, never wrapped into
+    // another size or another user's id.
+    fn num<T: std::str::FromStr<Err = std::num::ParseIntError>>(
+        s: &str,
+        name: &str,
+    ) -> std::result::Result<T, String> {
+        s.parse::<T>().map_err(|e| format!("{name} {s:?}: {e}"))
+    }
     Ok(FileStat {
         kind,
-        size: num(size, "size")? as u64,
+        size: num(size, "size")?,
         mode: raw & 0o7777,
-        uid: num(uid, "uid")? as u32,
-        gid: num(gid, "gid")? as u32,
+        uid: num(uid, "uid")?,
+        gid: num(gid, "gid")?,
         user: user.to_string(),
         group: group.to_string(),
         mtime: num(mtime, "mtime")?,

@@ -127,9 +127,13 @@ fn measure(label: &str, iterations: usize, inputs: &[FileJob]) {
     );
 }
 
-/// The same ops against the real 1.9.0 files (larger: ~110 KB), when the study copy exists.
+/// The same ops against the real 1.9.0 files (larger: ~110 KB), when the study copy exists
+/// in `shared/` beside the checkout (the workspace root's `../shared`).
 fn real_files(ops: &[(&'static str, Vec<Op>)]) -> Option<Vec<FileJob>> {
-    let base = "/work/shared/reference/wso2am-1.9.0/repository/conf";
+    let base = format!(
+        "{}/../../../shared/reference/wso2am-1.9.0/repository/conf",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let path = |n: &str| match n {
         "axis2.xml" => format!("{base}/axis2/axis2.xml"),
         "master-datasources.xml" => format!("{base}/datasources/master-datasources.xml"),
@@ -183,6 +187,6 @@ fn main() {
                 .collect();
             measure("real files, re-apply", iterations, &real_again);
         }
-        None => println!("real 1.9.0 files not on this machine: skipped"),
+        None => println!("real 1.9.0 files not in ../shared beside the checkout: skipped"),
     }
 }

@@ -187,7 +187,7 @@ if [ "$got" != "$want" ]; then echo "$u has sha256 $got, but $want is pinned" >&
 }
 
 fn short(d: &str) -> &str {
-    &d[..d.len().min(12)]
+    crate::report::short_digest(d)
 }
 
 #[cfg(test)]

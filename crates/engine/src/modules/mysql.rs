@@ -46,8 +46,8 @@ pub struct Database {
     /// A table whose presence proves the script ran.
     pub sentinel: String,
     /// Host parts of the application user's accounts on this database: the addresses of
-    /// the nodes that use it, or a configured pattern (least privilege: a Gateway gets no
-    /// account on the user store or registry databases it never opens).
+    /// the nodes that use it, or a configured pattern (least privilege: a node gets no
+    /// account on a database it never opens).
     pub grant_hosts: Vec<String>,
 }
 
@@ -335,12 +335,11 @@ mod tests {
 
     #[test]
     fn probe_output_is_parsed_into_schemas_tables_and_grants() {
-        let f =
-            parse_probe("S\tapimgtdb\t\nT\tapimgtdb\tAM_SUBSCRIBER\nG\twso2@10.0.0.%\tapimgtdb\n");
-        assert!(f.schemas["apimgtdb"].contains("AM_SUBSCRIBER"));
+        let f = parse_probe("S\tappdb\t\nT\tappdb\tORDERS\nG\tapp@10.0.0.%\tappdb\n");
+        assert!(f.schemas["appdb"].contains("ORDERS"));
         assert!(
             f.grants
-                .contains(&("wso2".into(), "10.0.0.%".into(), "apimgtdb".into()))
+                .contains(&("app".into(), "10.0.0.%".into(), "appdb".into()))
         );
     }
 
@@ -357,19 +356,19 @@ mod tests {
             port: 3306,
             admin_user: "a".into(),
             admin_password: "p".into(),
-            app_user: "wso2".into(),
+            app_user: "app".into(),
             app_password: "q".into(),
             charset: None,
             databases: vec![
-                db("apimgtdb", &["10.0.0.1", "10.0.0.2"]),
+                db("appdb", &["10.0.0.1", "10.0.0.2"]),
                 db("userdb", &["10.0.0.1"]),
             ],
         };
         assert_eq!(
             grants_by_host(&p),
             vec![
-                ("10.0.0.1", vec!["apimgtdb", "userdb"]),
-                ("10.0.0.2", vec!["apimgtdb"])
+                ("10.0.0.1", vec!["appdb", "userdb"]),
+                ("10.0.0.2", vec!["appdb"])
             ]
         );
     }

@@ -1,4 +1,4 @@
-//! `user`: the system account the Carbon servers run as (never root unless asked).
+//! `user`: the system account a service runs as (never root unless asked).
 
 use serde::Deserialize;
 
