@@ -210,10 +210,17 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
             file,
         ],
     );
+    // As an operator would: the 1.9 script refuses to run without JAVA_HOME.
     exec(
         &lab,
         "app3",
-        &["bash", "/opt/wso2/Publisher/bin/wso2server.sh", "stop"],
+        &[
+            "env",
+            &format!("JAVA_HOME={}", lab.java_home("app3")),
+            "bash",
+            "/opt/wso2/Publisher/bin/wso2server.sh",
+            "stop",
+        ],
     );
     while server_pid(&lab, "app3", "/opt/wso2/Publisher").is_some() {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -276,7 +283,10 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
             &[
                 "bash",
                 "-c",
-                "cd /opt/wso2/Publisher && runuser -u wso2carbon -- bash bin/wso2server.sh start",
+                &format!(
+                    "cd /opt/wso2/Publisher && runuser -u wso2carbon -- env JAVA_HOME={} bash bin/wso2server.sh start",
+                    lab.java_home("app3")
+                ),
             ],
         );
     }

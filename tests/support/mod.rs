@@ -28,6 +28,15 @@ impl Deployable {
     /// (its server waiting `start_delay_secs` before it reports started). The caller has
     /// already checked [`lab_tests_enabled`], which prints the skip line.
     pub fn up(layout: Layout, start_delay_secs: f64) -> Deployable {
+        Self::up_with(layout, start_delay_secs, |_| {})
+    }
+
+    /// [`Deployable::up`] with the lab spec edited last (for example another JDK, or none).
+    pub fn up_with(
+        layout: Layout,
+        start_delay_secs: f64,
+        edit: impl FnOnce(&mut apim_lab::LabSpec),
+    ) -> Deployable {
         let lab = TestLab::up(|spec| {
             spec.layout = layout;
             spec.app_hosts = layout.min_app_hosts();
@@ -35,6 +44,7 @@ impl Deployable {
             // JAVA_HOME there: the stand-in's wso2server.sh refuses to start until the
             // deployment passes it, as the real one does.
             spec.jdk = Some(apim_lab::DEFAULT_JDK);
+            edit(spec);
         })
         .expect("lab up");
         let options = DistOptions {
