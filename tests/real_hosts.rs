@@ -256,6 +256,7 @@ fn a_foreign_port_holder_and_a_disk_too_small_are_reported_by_plan_before_any_ch
     let plan = cli(&["plan", &inv]);
     let err = text(&plan.stderr);
     let _ = holder.kill();
+    let _ = holder.wait();
     assert_eq!(plan.status.code(), Some(1), "{err}");
     assert!(
         err.lines().any(|l| l.starts_with("app2/gateway")
