@@ -17,14 +17,14 @@ use std::time::Instant;
 use apim_transport::Transport;
 
 use super::events::{Drift, NodeState, OpEvent, OpReporter, PortState, StatusSummary};
-use crate::engine::modules::{service, unpack};
+use crate::engine::modules::{Kind, service, unpack};
 use crate::engine::plan::{self, Plan};
 use crate::engine::probe::{Fact, quote};
 use crate::topology::Node;
 use crate::wso2::RunSettings;
 
 /// The modules whose changes on an installed node are drift.
-const DRIFT_MODULES: &[&str] = &["xml", "hosts_file", "copy"];
+const DRIFT_MODULES: &[Kind] = &[Kind::Xml, Kind::HostsFile, Kind::Copy];
 
 /// Reads `/proc/net/tcp{,6}`: the listening sockets of the host.
 const LISTEN_PROBE: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
@@ -331,7 +331,7 @@ fn attach_drift(plan: &Plan, states: &mut [NodeState]) -> Vec<Drift> {
         .collect();
     let mut host_drift = Vec::new();
     for step in &plan.steps {
-        if !DRIFT_MODULES.contains(&step.module.as_str()) || !step.verdict.is_change() {
+        if !DRIFT_MODULES.contains(&step.module) || !step.verdict.is_change() {
             continue;
         }
         let drift = Drift {

@@ -301,7 +301,7 @@ fn blocked(run: &Run<'_>, step: &Step) -> Option<&'static str> {
         return Some("an earlier task failed on this host");
     }
     let role = step.role.as_ref()?;
-    let dependency_failed = step.module == "service"
+    let dependency_failed = step.module.is_service()
         && step.verdict.is_change()
         && run
             .pb
@@ -377,7 +377,7 @@ fn record(
     shared: &Arc<Mutex<Shared>>,
 ) {
     let mut sh = shared.lock().unwrap();
-    let is_service = step.module == "service";
+    let is_service = step.module.is_service();
     if is_service {
         reporter.event(&Event::Restart {
             target: step.target.clone(),
@@ -514,6 +514,7 @@ async fn run_script(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::Kind;
     use apim_transport::LocalTransport;
     use std::path::Path;
 
@@ -541,7 +542,7 @@ mod tests {
         Step {
             phase: format!("phase {phase}"),
             task: format!("write {target}"),
-            module: "xml".into(),
+            module: Kind::Xml,
             target: target.into(),
             host: "local".into(),
             role: None,
@@ -631,7 +632,7 @@ mod tests {
         let mut gw = write_step("gw-host/gateway", 2, &dir.path().join("gw"));
         gw.host = "gw-host".into();
         gw.role = Some("gateway".into());
-        gw.module = "service".into();
+        gw.module = Kind::Service;
         let (lines, outcome) = run(
             "keymanager = []\ngateway = ['keymanager']",
             vec![host_step, km, gw],

@@ -27,16 +27,82 @@ pub mod unpack;
 pub mod user;
 pub mod xml;
 
-/// Every module name a playbook may use.
-pub const KNOWN: &[&str] = &[
-    "copy",
-    "hosts_file",
-    "mysql",
-    "service",
-    "unpack",
-    "user",
-    "xml",
-];
+/// The module a task uses, read once from the playbook: everything downstream
+/// (planner, schedule, executor, reports, `status`, `restart`) asks this value,
+/// never compares names, so a misspelt module is an error when the playbook loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Copy,
+    HostsFile,
+    Mysql,
+    Service,
+    Unpack,
+    User,
+    Xml,
+}
+
+impl Kind {
+    /// Every module, in the order the playbook documentation lists them.
+    pub const ALL: [Kind; 7] = [
+        Kind::Copy,
+        Kind::HostsFile,
+        Kind::Mysql,
+        Kind::Service,
+        Kind::Unpack,
+        Kind::User,
+        Kind::Xml,
+    ];
+
+    /// The name a playbook uses (`module = "hosts_file"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Copy => "copy",
+            Kind::HostsFile => "hosts_file",
+            Kind::Mysql => "mysql",
+            Kind::Service => "service",
+            Kind::Unpack => "unpack",
+            Kind::User => "user",
+            Kind::Xml => "xml",
+        }
+    }
+
+    /// A node start: ordered by the role graph, gated on health, counted as a restart.
+    pub fn is_service(self) -> bool {
+        self == Kind::Service
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown module `{name}` (modules: {})", known.join(", "))
+            })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 /// What a task decided.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -158,7 +224,7 @@ impl ModuleError {
 
 /// Deserializes a module's rendered parameters into its typed form, so a
 /// misspelled or missing parameter is named in the error.
-pub fn params<T: DeserializeOwned>(module: &str, table: &toml::Table) -> Result<T, ModuleError> {
+pub fn params<T: DeserializeOwned>(module: Kind, table: &toml::Table) -> Result<T, ModuleError> {
     toml::Value::Table(table.clone())
         .try_into()
         .map_err(|e: toml::de::Error| {
@@ -170,30 +236,32 @@ pub fn params<T: DeserializeOwned>(module: &str, table: &toml::Table) -> Result<
 }
 
 /// The facts a task needs from its host.
-pub fn questions(module: &str, table: &toml::Table) -> Result<Vec<Fact>, ModuleError> {
+pub fn questions(module: Kind, table: &toml::Table) -> Result<Vec<Fact>, ModuleError> {
     match module {
-        "copy" => copy::questions(&params(module, table)?),
-        "hosts_file" => hosts_file::questions(&params(module, table)?),
-        "mysql" => mysql::questions(&params(module, table)?),
-        "service" => service::questions(&params(module, table)?),
-        "unpack" => unpack::questions(&params(module, table)?),
-        "user" => user::questions(&params(module, table)?),
-        "xml" => xml::questions(&params(module, table)?),
-        other => Err(ModuleError(format!("unknown module `{other}`"))),
+        Kind::Copy => copy::questions(&params(module, table)?),
+        Kind::HostsFile => hosts_file::questions(&params(module, table)?),
+        Kind::Mysql => mysql::questions(&params(module, table)?),
+        Kind::Service => service::questions(&params(module, table)?),
+        Kind::Unpack => unpack::questions(&params(module, table)?),
+        Kind::User => user::questions(&params(module, table)?),
+        Kind::Xml => xml::questions(&params(module, table)?),
     }
 }
 
-/// Decides a task against the planned state of its host.
-pub fn decide(module: &str, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
+/// Decides a task against the planned state of its host. A `service` task is
+/// not decided here: whether a node restarts depends on what changed on it
+/// earlier in the run, which only the planner knows.
+pub fn decide(module: Kind, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
     match module {
-        "copy" => copy::decide(&params(module, ctx.params)?, state),
-        "hosts_file" => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
-        "mysql" => mysql::decide(&params(module, ctx.params)?, ctx, state),
-        "service" => service::decide(&params(module, ctx.params)?, state),
-        "unpack" => unpack::decide(&params(module, ctx.params)?, ctx, state),
-        "user" => user::decide(&params(module, ctx.params)?, state),
-        "xml" => xml::decide(&params(module, ctx.params)?, ctx, state),
-        other => Err(ModuleError(format!("unknown module `{other}`"))),
+        Kind::Copy => copy::decide(&params(module, ctx.params)?, state),
+        Kind::HostsFile => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
+        Kind::Mysql => mysql::decide(&params(module, ctx.params)?, ctx, state),
+        Kind::Service => Err(ModuleError::new(
+            "a `service` task is decided by the planner, with the changes made to its node",
+        )),
+        Kind::Unpack => unpack::decide(&params(module, ctx.params)?, ctx, state),
+        Kind::User => user::decide(&params(module, ctx.params)?, state),
+        Kind::Xml => xml::decide(&params(module, ctx.params)?, ctx, state),
     }
 }
 
