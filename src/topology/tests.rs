@@ -83,28 +83,12 @@ fn assert_lines(actual: &str, expected: &str) {
         .map(|l| format!("{l}\n"))
         .collect();
     if actual != expected {
-        let diff = similar_lines(&expected, actual);
+        let none = crate::engine::redact::Redactor::new();
+        let diff =
+            crate::engine::modules::file_diff("", expected.as_bytes(), actual.as_bytes(), &none)
+                .diff;
         panic!("topology differs (-expected +actual):\n{diff}");
     }
-}
-
-fn similar_lines(expected: &str, actual: &str) -> String {
-    let mut out = String::new();
-    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    for i in 0..e.len().max(a.len()) {
-        match (e.get(i), a.get(i)) {
-            (Some(x), Some(y)) if x == y => out += &format!(" {x}\n"),
-            (x, y) => {
-                if let Some(x) = x {
-                    out += &format!("-{x}\n");
-                }
-                if let Some(y) = y {
-                    out += &format!("+{y}\n");
-                }
-            }
-        }
-    }
-    out
 }
 
 const ALL_IN_ONE: &str = include_str!("../../inventory/all-in-one.toml");

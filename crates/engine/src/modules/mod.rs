@@ -265,17 +265,43 @@ pub fn decide(module: Kind, ctx: &TaskCtx, state: &mut HostState) -> Result<Deci
     }
 }
 
-/// A unified diff of two file versions with secret values masked.
+/// A unified diff of two file versions with secret values masked: the one diff
+/// renderer (plans, `apply --diff`, `status` drift). The diff is computed on the
+/// real texts and masked afterwards, so a changed secret still shows as a
+/// changed line, `********` on both sides.
 pub fn file_diff(path: &str, old: &[u8], new: &[u8], redactor: &Redactor) -> FileDiff {
-    let old = redactor.mask(&String::from_utf8_lossy(old));
-    let new = redactor.mask(&String::from_utf8_lossy(new));
-    let diff = similar::TextDiff::from_lines(&old, &new)
+    let old = String::from_utf8_lossy(old);
+    let new = String::from_utf8_lossy(new);
+    let diff = similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
         .unified_diff()
         .context_radius(2)
         .header(&format!("a{path}"), &format!("b{path}"))
         .to_string();
     FileDiff {
         path: path.to_string(),
-        diff,
+        diff: redactor.mask(&diff),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_secret_shows_as_a_changed_line_masked_on_both_sides() {
+        let mut r = Redactor::new();
+        r.add("new-pw");
+        let old = b"<a>\n  <p>old-pw</p>\n</a>\n";
+        let new = b"<a>\n  <p>new-pw</p>\n</a>\n";
+        let d = file_diff("/x.xml", old, new, &r.with(&["old-pw".to_string()]));
+        assert_eq!(
+            d.diff,
+            "--- a/x.xml\n+++ b/x.xml\n@@ -1,3 +1,3 @@\n <a>\n-  <p>********</p>\n+  <p>********</p>\n </a>\n"
+        );
+    }
+
+    #[test]
+    fn equal_texts_give_an_empty_diff() {
+        assert_eq!(file_diff("/x", b"a\n", b"a\n", &Redactor::new()).diff, "");
     }
 }
