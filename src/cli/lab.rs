@@ -176,7 +176,7 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Ssh(args) => ssh(args),
         LabCommand::Env(args) => {
             let lab = Lab::open(&args.state_dir)?;
-            emit(&env_exports(&lab))?;
+            emit(&env_exports(&lab)?)?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Dist(_) => unreachable!("handled above"),
@@ -436,8 +436,9 @@ pub fn status_table(report: &[HostStatus]) -> String {
     super::table::aligned(&rows, "")
 }
 
-/// `export NAME='value'` lines; values are paths and addresses, never secrets.
-pub fn env_exports(lab: &Lab) -> String {
+/// `export NAME=value` lines (values quoted where the shell needs it); values are
+/// paths and addresses, never secrets.
+pub fn env_exports(lab: &Lab) -> anyhow::Result<String> {
     let mut vars = vec![
         ("LAB_DIR", lab.state_dir().display().to_string()),
         ("LAB_PREFIX", lab.spec().prefix.clone()),
@@ -463,10 +464,9 @@ pub fn env_exports(lab: &Lab) -> String {
         ));
     }
     vars.iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .map(|(k, v)| {
+            let v = apim_transport::quote(v).with_context(|| format!("{k}: {v:?}"))?;
+            Ok(format!("export {k}={v}\n"))
+        })
         .collect()
-}
-
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
 }
