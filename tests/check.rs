@@ -565,3 +565,36 @@ fn check_limit_shows_only_the_named_role_and_rejects_unknown_names() {
             "--limit: `gw9` is no host, role or node of the inventory",
         ));
 }
+
+#[test]
+fn check_limit_takes_globs_exclusions_and_a_file() {
+    // should: one matcher behind every --limit: `gw*,!gw1` and `@FILE` (listing the same)
+    // both show gw2's gateway alone; a glob that matches nothing is an error.
+    let nodes_of = |limit: &str| {
+        let assert = apim_deploy()
+            .args(["check", "--limit", limit])
+            .arg(example("two-gateways.toml"))
+            .assert()
+            .success();
+        let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+        out.split("\nDatabase").next().unwrap().to_string()
+    };
+    let glob = nodes_of("gw*,!gw1");
+    assert!(
+        glob.contains("gw2/gateway") && !glob.contains("gw1/gateway"),
+        "{glob}"
+    );
+    assert!(!glob.contains("app1/"), "{glob}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("limit");
+    std::fs::write(&file, "# retry\ngw*\n!gw1\n").unwrap();
+    assert_eq!(nodes_of(&format!("@{}", file.display())), glob);
+    apim_deploy()
+        .args(["check", "--limit", "app9*"])
+        .arg(example("two-gateways.toml"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--limit: `app9*` matches no host, role or node of the inventory",
+        ));
+}

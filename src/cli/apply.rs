@@ -28,31 +28,30 @@ pub struct Args {
     /// Seconds a node may take to become healthy.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
-    /// Only these hosts, roles or nodes (comma-separated: `app2,gateway,app1/store`).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
 }
 
 impl Args {
-    pub fn options(&self) -> DeployOptions {
+    pub fn options(&self) -> anyhow::Result<DeployOptions> {
         let mut o = DeployOptions {
             inventory: self.inventory.clone(),
             playbook: self.playbook.clone(),
-            limit: self.limit.clone(),
+            limit: self.limit.parse()?,
             ..Default::default()
         };
         o.settings.start_timeout_secs = self.start_timeout;
         o.exec.forks = self.forks;
         o.exec.transfers = usize::from(self.transfers);
-        o
+        Ok(o)
     }
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    let opts = args.options();
+    let opts = args.options()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();

@@ -24,9 +24,8 @@ pub struct Args {
     /// Do not resolve secret references (for checking a layout without the secrets at hand).
     #[arg(long)]
     pub skip_secrets: bool,
-    /// Show only these hosts, roles or nodes (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
@@ -43,13 +42,20 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let selected = validate(args).map(|t| (t.check_limit(&args.limit), t));
-    let selected = match selected {
-        Ok((Err(limit), _)) => {
-            writeln!(err, "error: {limit}")?;
+    let limit = match args.limit.parse() {
+        Ok(limit) => limit,
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
             return Ok(ExitCode::from(1));
         }
-        Ok((Ok(()), topology)) => Ok(only(topology, &args.limit)),
+    };
+    let selected = validate(args).map(|t| (t.check_limit(&limit), t));
+    let selected = match selected {
+        Ok((Err(e), _)) => {
+            writeln!(err, "error: {e}")?;
+            return Ok(ExitCode::from(1));
+        }
+        Ok((Ok(()), topology)) => Ok(only(topology, &limit)),
         Err(e) => Err(e),
     };
     match selected {
@@ -67,8 +73,8 @@ pub fn run(
 }
 
 /// The topology narrowed to what `--limit` picks (all of it when the limit is empty).
-fn only(mut topology: Topology, limit: &[String]) -> Topology {
-    if limit.is_empty() {
+fn only(mut topology: Topology, limit: &crate::engine::limit::Limit) -> Topology {
+    if limit.is_all() {
         return topology;
     }
     let hosts: Vec<String> = topology

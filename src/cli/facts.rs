@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use apim_transport::{Transport, TransportError};
 use serde::Serialize;
 
+use crate::engine::limit::Limit;
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 
@@ -25,19 +26,17 @@ pub struct Args {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Only these hosts, or the hosts of these roles or nodes (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    let limit = args.limit.parse()?;
     let (inventory, topology) =
         Topology::load(&args.inventory, Secrets::Skip).map_err(|e| anyhow::anyhow!("{e}"))?;
-    topology
-        .check_limit(&args.limit)
-        .map_err(anyhow::Error::msg)?;
+    topology.check_limit(&limit).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(gather(&inventory, &topology, &args.limit))?;
+    let report = runtime.block_on(gather(&inventory, &topology, &limit))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -138,7 +137,7 @@ done
 pub async fn gather(
     inventory: &Inventory,
     topology: &Topology,
-    limit: &[String],
+    limit: &Limit,
 ) -> anyhow::Result<Vec<HostFacts>> {
     let picked: Vec<String> = topology
         .hosts_selected_by(limit)

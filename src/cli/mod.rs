@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::engine::limit::Limit;
+
 pub mod apply;
 pub mod check;
 pub mod dist;
@@ -21,6 +23,21 @@ pub mod table;
 /// `NO_COLOR` unset (<https://no-color.org>). Pipes and CI get plain lines.
 pub fn fancy(stream: &impl IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `--limit`, parsed the same way by every command that takes it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArg {
+    /// Only these hosts, roles or nodes, comma-separated (`app2,gateway,app1/store`);
+    /// `*` and `?` glob (`app*`), `!` excludes (`!app4`), `@FILE` reads patterns from FILE.
+    #[arg(long = "limit", value_delimiter = ',', value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+}
+
+impl LimitArg {
+    pub fn parse(&self) -> anyhow::Result<Limit> {
+        Limit::parse(&self.patterns).map_err(anyhow::Error::msg)
+    }
 }
 
 /// Deploy and operate a distributed WSO2 API Manager 1.9 cluster over SSH.

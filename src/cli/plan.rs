@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    let opts = args.common.options();
+    let opts = args.common.options()?;
     let rt = tokio::runtime::Runtime::new()?;
     let plan = rt.block_on(async {
         let prepared = deploy::prepare(&opts).await?;

@@ -22,9 +22,8 @@ pub struct Args {
     /// Only these roles (comma-separated), still in dependency order.
     #[arg(long, value_delimiter = ',')]
     pub roles: Vec<String>,
-    /// Only these hosts, roles or nodes (comma-separated: app2,gateway,app1/store).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
     /// The most selected nodes down at any instant over the whole run, counting
     /// failed and already-stopped ones; a failure stops the roll only when no
     /// room is left. Unset: the first failure stops the roll.
@@ -50,7 +49,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         playbook: args.playbook,
         batch: args.batch,
         roles: args.roles,
-        limit: args.limit,
+        limit: args.limit.parse()?,
         max_unavailable: args.max_unavailable,
         ..Default::default()
     };

@@ -13,9 +13,8 @@ use crate::operate::status::{self, StatusOptions};
 pub struct Args {
     /// The inventory file (TOML).
     pub inventory: PathBuf,
-    /// Only these hosts, roles or nodes (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
     /// Print NDJSON: one `node_status` per node, then `status_summary`.
     #[arg(long)]
     pub json: bool,
@@ -28,7 +27,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let opts = StatusOptions {
         inventory: args.inventory,
         playbook: args.playbook,
-        limit: args.limit,
+        limit: args.limit.parse()?,
     };
     let out: Box<dyn OpReporter> = if args.json {
         Box::new(JsonOut(Mutex::new(std::io::stdout())))

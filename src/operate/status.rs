@@ -17,6 +17,7 @@ use std::time::Instant;
 use apim_transport::Transport;
 
 use super::events::{Drift, NodeState, OpEvent, OpReporter, PortState, StatusSummary};
+use crate::engine::limit::Limit;
 use crate::engine::modules::{Kind, service, unpack};
 use crate::engine::plan::{self, Plan};
 use crate::engine::probe::{Fact, quote};
@@ -33,8 +34,8 @@ const LISTEN_PROBE: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
 pub struct StatusOptions {
     pub inventory: PathBuf,
     pub playbook: Option<PathBuf>,
-    /// Only these hosts, roles or nodes (empty: all).
-    pub limit: Vec<String>,
+    /// The part of the cluster to act on (`--limit`).
+    pub limit: Limit,
 }
 
 /// Collects every node's state and reports it; returns the summary (its
@@ -47,6 +48,10 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         &RunSettings::default(),
     )?;
     let services = super::service_params(&loaded.playbook, &loaded.run)?;
+    loaded
+        .topology
+        .check_limit(&opts.limit)
+        .map_err(anyhow::Error::msg)?;
     let nodes: Vec<&Node> = loaded
         .topology
         .nodes
@@ -54,7 +59,7 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         .filter(|n| n.selected_by(&opts.limit))
         .collect();
     if nodes.is_empty() {
-        anyhow::bail!("--limit {} matches no node", opts.limit.join(","));
+        anyhow::bail!("--limit {} matches no node", opts.limit);
     }
     let conns = super::connect_each(&loaded, None).await?;
     let unreachable: Vec<String> = conns
