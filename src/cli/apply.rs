@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::deploy::{self, DeployOptions};
-use crate::engine::report::{JsonReporter, PlainReporter, ProgressReporter, Reporter};
+use crate::engine::report;
+use crate::engine::shell::Shell;
 
 #[derive(Debug, clap::Args)]
 #[group(skip)]
@@ -50,27 +51,19 @@ impl Args {
     }
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     let opts = args.options()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();
         let prepared = deploy::prepare(&opts).await?;
-        let reporter: Arc<dyn Reporter> = if args.json {
-            Arc::new(JsonReporter::new(std::io::stdout()))
-        } else if super::fancy(&std::io::stdout()) {
-            Arc::new(ProgressReporter::new(args.diff))
-        } else {
-            let mut r = PlainReporter::new(std::io::stdout());
-            r.show_diffs = args.diff;
-            Arc::new(r)
-        };
+        let reporter = report::reporter(shell.clone(), args.diff);
         let outcome = deploy::apply(&prepared, reporter, &opts, started).await;
         if outcome.ok {
             Ok(ExitCode::SUCCESS)
         } else {
             for f in &outcome.failures {
-                eprintln!("error: {f}");
+                shell.error(f);
             }
             Ok(ExitCode::from(1))
         }

@@ -7,10 +7,10 @@
 //! prints the [`Topology`] instead. The topology holds no secrets, so neither output can.
 //! Exit status: 0 valid, 1 invalid.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::engine::shell::Shell;
 use crate::inventory::{InventoryError, Secrets};
 use crate::topology::Topology;
 
@@ -28,44 +28,29 @@ pub struct Args {
     pub limit: super::LimitArg,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    let color = super::fancy(&std::io::stderr());
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
-    run(&args, color, &mut stdout, &mut stderr)
-}
-
-/// The command with its output streams passed in (tests give it buffers).
-pub fn run(
-    args: &Args,
-    color: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<ExitCode> {
+/// The command; a shell from [`Shell::capture`] lets a test read what it wrote.
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
     let limit = match args.limit.parse() {
         Ok(limit) => limit,
         Err(e) => {
-            writeln!(err, "error: {e}")?;
+            shell.error(e);
             return Ok(ExitCode::from(1));
         }
     };
-    let selected = validate(args).map(|t| (t.check_limit(&limit), t));
+    let selected = validate(&args).map(|t| (t.check_limit(&limit), t));
     let selected = match selected {
         Ok((Err(e), _)) => {
-            writeln!(err, "error: {e}")?;
+            shell.error(e);
             return Ok(ExitCode::from(1));
         }
         Ok((Ok(()), topology)) => Ok(only(topology, &limit)),
         Err(e) => Err(e),
     };
     match selected {
-        Ok(topology) if args.json => {
-            serde_json::to_writer_pretty(&mut *out, &topology)?;
-            writeln!(out)?;
-        }
-        Ok(topology) => write!(out, "{}", report(&topology))?,
+        Ok(topology) if shell.is_json() => shell.print_json(&topology)?,
+        Ok(topology) => shell.print(&report(&topology))?,
         Err(error) => {
-            write!(err, "{}", error.render(color))?;
+            shell.print_err(&error.render(shell.err_color()));
             return Ok(ExitCode::from(1));
         }
     }

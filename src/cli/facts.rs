@@ -8,7 +8,6 @@
 //! restart-pending marker, running pid). A host that cannot be reached is reported with
 //! its error and does not stop the others. Exit status: 0 when every host answered.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +15,7 @@ use apim_transport::{Transport, TransportError};
 use serde::Serialize;
 
 use crate::engine::limit::Limit;
+use crate::engine::shell::Shell;
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 
@@ -30,19 +30,17 @@ pub struct Args {
     pub limit: super::LimitArg,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
     let limit = args.limit.parse()?;
     let (inventory, topology) =
         Topology::load(&args.inventory, Secrets::Skip).map_err(|e| anyhow::anyhow!("{e}"))?;
     topology.check_limit(&limit).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(gather(&inventory, &topology, &limit))?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+    if shell.is_json() {
+        shell.print_json(&report)?;
     } else {
-        write!(out, "{}", render_table(&report))?;
+        shell.print(&render_table(&report))?;
     }
     let all_answered = report.iter().all(|h| h.error.is_none());
     Ok(if all_answered {

@@ -2,8 +2,8 @@
 //!
 //! Parses the subcommands and prints; every action is a call into `apim_lab::Lab`. The lab
 //! is found again through its state dir (`--state-dir`, default /tmp/apimlab), where `up`
-//! records it. `lab dist` belongs to the stand-in distribution (issue 6) and only passes
-//! through here.
+//! records it. `lab dist` belongs to the stand-in distribution and only passes through
+//! here.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use anyhow::Context;
 use apim_lab::{DistFiles, HostKeyType, HostStatus, KillScope, Lab, LabSpec, Layout};
 
 use super::dist;
+use crate::engine::shell::Shell;
 
 /// Where `lab up` puts the lab unless told otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/tmp/apimlab";
@@ -133,29 +134,29 @@ pub struct SshArgs {
     pub state: StateArgs,
 }
 
-pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
+pub fn exec(cmd: LabCommand, shell: &Shell) -> anyhow::Result<ExitCode> {
     if let LabCommand::Dist(args) = cmd {
-        return dist::exec(args);
+        return dist::exec(args, shell);
     }
     apim_lab::ensure_root()?;
     let cmd = with_absolute_state_dir(cmd)?;
     match cmd {
-        LabCommand::Up(args) => up(args),
+        LabCommand::Up(args) => up(args, shell),
         LabCommand::Down(args) => {
             Lab::down_dir(&args.state_dir)?;
-            emit(&format!("lab in {} is down\n", args.state_dir.display()))?;
+            shell.print(&format!("lab in {} is down\n", args.state_dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status(args) => {
             let lab = Lab::open(&args.state_dir)?;
-            emit(&status_table(&lab.status()?))?;
+            shell.print(&status_table(&lab.status()?))?;
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Freeze(args) => fault(&args, "frozen", |lab, host| lab.freeze(host)),
-        LabCommand::Thaw(args) => fault(&args, "thawed", |lab, host| lab.thaw(host)),
-        LabCommand::Revive(args) => fault(&args, "revived", |lab, host| lab.revive(host)),
-        LabCommand::Cut(args) => fault(&args, "cut off", |lab, host| lab.cut(host)),
-        LabCommand::Heal(args) => fault(&args, "healed", |lab, host| lab.heal(host)),
+        LabCommand::Freeze(args) => fault(shell, &args, "frozen", |lab, host| lab.freeze(host)),
+        LabCommand::Thaw(args) => fault(shell, &args, "thawed", |lab, host| lab.thaw(host)),
+        LabCommand::Revive(args) => fault(shell, &args, "revived", |lab, host| lab.revive(host)),
+        LabCommand::Cut(args) => fault(shell, &args, "cut off", |lab, host| lab.cut(host)),
+        LabCommand::Heal(args) => fault(shell, &args, "healed", |lab, host| lab.heal(host)),
         LabCommand::Kill(args) => {
             let scope = if args.all {
                 KillScope::All
@@ -169,14 +170,14 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             } else {
                 "sshd"
             };
-            emit(&format!("{}: killed {what}\n", args.host))?;
+            shell.print(&format!("{}: killed {what}\n", args.host))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Exec(args) => exec_in(args),
         LabCommand::Ssh(args) => ssh(args),
         LabCommand::Env(args) => {
             let lab = Lab::open(&args.state_dir)?;
-            emit(&env_exports(&lab)?)?;
+            shell.print(&env_exports(&lab)?)?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Dist(_) => unreachable!("handled above"),
@@ -203,7 +204,7 @@ fn with_absolute_state_dir(mut cmd: LabCommand) -> anyhow::Result<LabCommand> {
     Ok(cmd)
 }
 
-fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+fn up(args: UpArgs, shell: &Shell) -> anyhow::Result<ExitCode> {
     let mut spec = LabSpec::new(&args.prefix, &args.state.state_dir);
     spec.layout = args.layout;
     spec.with_db = !args.no_db;
@@ -234,7 +235,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         spec.app_hosts,
         spec.layout.as_str()
     );
-    emit(&(header + &hosts_table(&lab) + &summary(&lab)))?;
+    shell.print(&(header + &hosts_table(&lab) + &summary(&lab)))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,13 +253,14 @@ fn write_standin_dist(lab: &Lab) -> anyhow::Result<()> {
 }
 
 fn fault(
+    shell: &Shell,
     args: &HostArgs,
     done: &str,
     action: impl Fn(&Lab, &str) -> apim_lab::Result<()>,
 ) -> anyhow::Result<ExitCode> {
     let lab = Lab::open(&args.state.state_dir)?;
     action(&lab, &args.host)?;
-    emit(&format!("{}: {done}\n", args.host))?;
+    shell.print(&format!("{}: {done}\n", args.host))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -287,15 +289,6 @@ fn ssh(args: SshArgs) -> anyhow::Result<ExitCode> {
     }
     let status = cmd.status().context("running ssh")?;
     Ok(ExitCode::from(status.code().map_or(255, |c| c as u8)))
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error, the lab is up either way.
-fn emit(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 /// NAME / ADDRESS / PORT / ROLES, plus the controller's own address.

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use crate::operate::events::{JsonOut, OpReporter, PlainOut, ProgressOut};
+use crate::engine::shell::Shell;
+use crate::operate::events;
 use crate::operate::restart::{self, Batch, RestartOptions};
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +41,7 @@ pub struct Args {
     pub playbook: Option<PathBuf>,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     if args.max_unavailable == Some(0) {
         anyhow::bail!("--max-unavailable 0 allows no node to go down; give 1 or more");
     }
@@ -54,20 +55,14 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     opts.settings.start_timeout_secs = args.start_timeout;
-    let out: Box<dyn OpReporter> = if args.json {
-        Box::new(JsonOut(Mutex::new(std::io::stdout())))
-    } else if super::fancy(&std::io::stdout()) {
-        Box::new(ProgressOut::new())
-    } else {
-        Box::new(PlainOut(Mutex::new(std::io::stdout())))
-    };
+    let out = events::reporter(shell.clone(), true);
     let rt = tokio::runtime::Runtime::new()?;
     let outcome = rt.block_on(restart::restart(&opts, out.as_ref()))?;
     if outcome.ok {
         Ok(ExitCode::SUCCESS)
     } else {
         for f in &outcome.failed {
-            eprintln!("error: {f} did not come back healthy");
+            shell.error(format_args!("{f} did not come back healthy"));
         }
         Ok(ExitCode::from(1))
     }

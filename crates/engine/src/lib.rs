@@ -18,6 +18,7 @@ pub mod probe;
 pub mod redact;
 pub mod report;
 pub mod schedule;
+pub mod shell;
 pub mod state;
 pub mod template;
 

@@ -2,7 +2,7 @@
 //! one generated `bash` script, answered in one framed stream.
 //!
 //! Why a script and not one command per fact: a no-op rerun must cost at most a
-//! few round trips per host (issue #7), and the answers must come from one
+//! few round trips per host, and the answers must come from one
 //! consistent moment. The script only reads: `plan` promises to write nothing,
 //! not even a temp file, so command output is captured in shell variables.
 //!
