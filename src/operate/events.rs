@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::engine::modules::FileDiff;
-use crate::engine::report::{HostRecap, fmt_ms, recap_text, restart_line};
+use crate::engine::report::{HostRecap, JsonReporter, fmt_ms, recap_text, restart_line};
 use crate::engine::shell::Shell;
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +129,7 @@ pub trait OpReporter: Send + Sync {
 /// the command has one (`restart`) and the shell may draw it, plain lines otherwise.
 pub fn reporter(shell: Arc<Shell>, live: bool) -> Box<dyn OpReporter> {
     if shell.is_json() {
-        Box::new(JsonOut(shell))
+        Box::new(JsonReporter::new(shell))
     } else if live && shell.is_live() {
         Box::new(ProgressOut::new(shell))
     } else {
@@ -137,12 +137,10 @@ pub fn reporter(shell: Arc<Shell>, live: bool) -> Box<dyn OpReporter> {
     }
 }
 
-/// NDJSON: one object per event.
-pub struct JsonOut(pub Arc<Shell>);
-
-impl OpReporter for JsonOut {
+/// NDJSON: one object per event, as `apply`'s.
+impl OpReporter for JsonReporter {
     fn event(&self, e: &OpEvent) {
-        let _ = self.0.print_json_line(e);
+        self.line(e);
     }
 }
 

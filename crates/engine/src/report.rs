@@ -144,7 +144,8 @@ impl Reporter for PlainReporter {
     }
 }
 
-/// NDJSON: one JSON object per event (schema in docs/events.md).
+/// NDJSON: one JSON object per event (schema in docs/events.md); `restart` and
+/// `status` stream their own events through it too.
 pub struct JsonReporter {
     shell: Arc<Shell>,
 }
@@ -153,11 +154,16 @@ impl JsonReporter {
     pub fn new(shell: Arc<Shell>) -> Self {
         JsonReporter { shell }
     }
+
+    /// Writes one event of any kind as a line.
+    pub fn line<E: Serialize>(&self, e: &E) {
+        let _ = self.shell.print_json_line(e);
+    }
 }
 
 impl Reporter for JsonReporter {
     fn event(&self, e: &Event) {
-        let _ = self.shell.print_json_line(e);
+        self.line(e);
     }
 }
 
