@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::connect::{self, Hosts};
 use crate::engine::Run;
 use crate::engine::execute::{self, ExecOptions, Outcome};
+use crate::engine::limit::Limit;
 use crate::engine::plan::{self, Plan};
 use crate::engine::playbook::Playbook;
 use crate::engine::report::{Event, Reporter};
@@ -22,8 +23,8 @@ pub struct DeployOptions {
     /// A playbook file instead of the built-in one.
     pub playbook: Option<PathBuf>,
     pub settings: RunSettings,
-    /// Only these hosts, roles or nodes (`--limit`); empty: all.
-    pub limit: Vec<String>,
+    /// The part of the cluster to act on (`--limit`).
+    pub limit: Limit,
     pub exec: ExecOptions,
 }
 
@@ -49,10 +50,7 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
     run.limit(&opts.limit);
     let wanted = run.host_names();
     if wanted.is_empty() {
-        anyhow::bail!(
-            "--limit {} matches no host, role or node",
-            opts.limit.join(",")
-        );
+        anyhow::bail!("--limit {} matches no host, role or node", opts.limit);
     }
     let targets = connect::targets(&inventory, &topology)?
         .into_iter()

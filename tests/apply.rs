@@ -975,9 +975,7 @@ fn check_edit_scope(ctx: &str, before: &str, after: &str, touched: &[String]) {
     let (old, new) = (flatten(before, &skip), flatten(after, &skip));
     if old != new {
         let (old, new) = (old.join("\n") + "\n", new.join("\n") + "\n");
-        let diff = similar::TextDiff::from_lines(&old, &new)
-            .unified_diff()
-            .to_string();
+        let diff = show_diff(&old, &new);
         panic!(
             "{ctx}: elements, attributes or comments outside the intended edits changed:\n{diff}"
         );
@@ -994,11 +992,15 @@ fn check_edit_scope(ctx: &str, before: &str, after: &str, touched: &[String]) {
     };
     let (old_rest, new_rest) = (rest(before, &allowed_old), rest(after, &allowed_new));
     if old_rest != new_rest {
-        let diff = similar::TextDiff::from_lines(&old_rest, &new_rest)
-            .unified_diff()
-            .to_string();
+        let diff = show_diff(&old_rest, &new_rest);
         panic!("{ctx}: lines outside the intended elements changed:\n{diff}");
     }
+}
+
+/// The engine's own diff of two texts, for failure messages.
+fn show_diff(old: &str, new: &str) -> String {
+    let none = apim_deploy::engine::redact::Redactor::new();
+    apim_deploy::engine::modules::file_diff("", old.as_bytes(), new.as_bytes(), &none).diff
 }
 
 /// The element's path with an identity for repeated siblings (datasource name,

@@ -566,26 +566,57 @@ fn check_of_a_missing_file_fails_cleanly() {
         ));
 }
 
-#[test]
-fn check_limit_shows_only_the_named_role_and_rejects_unknown_names() {
+/// The nodes table of `check --limit LIMIT` on the two-gateway example.
+fn nodes_limited_to(limit: &str) -> String {
     let assert = apim_deploy()
-        .args(["check", "--limit", "gateway"])
+        .args(["check", "--limit", limit])
         .arg(example("two-gateways.toml"))
         .assert()
         .success();
     let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    let nodes = out.split("\nDatabase").next().unwrap();
-    assert!(
-        nodes.contains("gw1/gateway") && nodes.contains("gw2/gateway"),
-        "{out}"
-    );
-    assert!(!nodes.contains("app1/store"), "{out}");
+    out.split("\nDatabase").next().unwrap().to_string()
+}
+
+/// `check --limit LIMIT` on the two-gateway example fails with `error`.
+fn limit_fails(limit: &str, error: &str) {
     apim_deploy()
-        .args(["check", "--limit", "gw9"])
+        .args(["check", "--limit", limit])
         .arg(example("two-gateways.toml"))
         .assert()
         .code(1)
-        .stderr(predicate::str::contains(
-            "--limit: `gw9` is no host, role or node of the inventory",
-        ));
+        .stderr(predicate::str::contains(error));
+}
+
+#[test]
+fn check_limit_shows_only_the_named_role_and_rejects_unknown_names() {
+    let nodes = nodes_limited_to("gateway");
+    assert!(
+        nodes.contains("gw1/gateway") && nodes.contains("gw2/gateway"),
+        "{nodes}"
+    );
+    assert!(!nodes.contains("app1/store"), "{nodes}");
+    limit_fails(
+        "gw9",
+        "--limit: `gw9` is no host, role or node of the inventory",
+    );
+}
+
+#[test]
+fn check_limit_takes_globs_exclusions_and_a_file() {
+    // should: one matcher behind every --limit: `gw*,!gw1` and `@FILE` (listing the same)
+    // both show gw2's gateway alone; a glob that matches nothing is an error.
+    let glob = nodes_limited_to("gw*,!gw1");
+    assert!(
+        glob.contains("gw2/gateway") && !glob.contains("gw1/gateway"),
+        "{glob}"
+    );
+    assert!(!glob.contains("app1/"), "{glob}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("limit");
+    std::fs::write(&file, "# retry\ngw*\n!gw1\n").unwrap();
+    assert_eq!(nodes_limited_to(&format!("@{}", file.display())), glob);
+    limit_fails(
+        "app9*",
+        "--limit: `app9*` matches no host, role or node of the inventory",
+    );
 }

@@ -74,7 +74,8 @@ fn node_line(dist: Option<&str>, version: Option<&str>, health: &str) -> String 
         dist_current: Some(false),
         ..Default::default()
     };
-    plain(&OpEvent::NodeStatus(Box::new(state)))
+    let (sh, _) = apim_deploy::engine::shell::Shell::capture();
+    plain(&sh, &OpEvent::NodeStatus(Box::new(state)))
 }
 
 proptest! {
@@ -94,7 +95,8 @@ proptest! {
         log_tail in any::<Vec<String>>(),
     ) {
         let _ = node_line(dist.as_deref(), version.as_deref(), &health);
-        let _ = plain(&OpEvent::RollStopped {
+        let (sh, _) = apim_deploy::engine::shell::Shell::capture();
+        let _ = plain(&sh, &OpEvent::RollStopped {
             node: "app1/web".into(),
             error,
             log_tail,

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::deploy::{self, DeployOptions};
-use crate::engine::report::{JsonReporter, PlainReporter, ProgressReporter, Reporter};
+use crate::engine::report;
+use crate::engine::shell::Shell;
 
 #[derive(Debug, clap::Args)]
 #[group(skip)]
@@ -28,50 +29,41 @@ pub struct Args {
     /// Seconds a node may take to become healthy.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
-    /// Only these hosts, roles or nodes (comma-separated: `app2,gateway,app1/store`).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
 }
 
 impl Args {
-    pub fn options(&self) -> DeployOptions {
+    pub fn options(&self) -> anyhow::Result<DeployOptions> {
         let mut o = DeployOptions {
             inventory: self.inventory.clone(),
             playbook: self.playbook.clone(),
-            limit: self.limit.clone(),
+            limit: self.limit.parse()?,
             ..Default::default()
         };
         o.settings.start_timeout_secs = self.start_timeout;
         o.exec.forks = self.forks;
         o.exec.transfers = usize::from(self.transfers);
-        o
+        Ok(o)
     }
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    let opts = args.options();
+pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
+    let opts = args.options()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();
         let prepared = deploy::prepare(&opts).await?;
-        let reporter: Arc<dyn Reporter> = if args.json {
-            Arc::new(JsonReporter::new(std::io::stdout()))
-        } else if super::fancy(&std::io::stdout()) {
-            Arc::new(ProgressReporter::new(args.diff))
-        } else {
-            let mut r = PlainReporter::new(std::io::stdout());
-            r.show_diffs = args.diff;
-            Arc::new(r)
-        };
+        let reporter = report::reporter(shell.clone(), args.diff);
         let outcome = deploy::apply(&prepared, reporter, &opts, started).await;
         if outcome.ok {
             Ok(ExitCode::SUCCESS)
         } else {
             for f in &outcome.failures {
-                eprintln!("error: {f}");
+                shell.error(f);
             }
             Ok(ExitCode::from(1))
         }

@@ -7,10 +7,10 @@
 //! prints the [`Topology`] instead. The topology holds no secrets, so neither output can.
 //! Exit status: 0 valid, 1 invalid.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::engine::shell::Shell;
 use crate::inventory::{InventoryError, Secrets};
 use crate::topology::Topology;
 
@@ -24,46 +24,39 @@ pub struct Args {
     /// Do not resolve secret references (for checking a layout without the secrets at hand).
     #[arg(long)]
     pub skip_secrets: bool,
-    /// Show only these hosts, roles or nodes (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    let color = super::fancy(&std::io::stderr());
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
-    run(&args, color, &mut stdout, &mut stderr)
-}
-
-/// The command with its output streams passed in (tests give it buffers).
-pub fn run(
-    args: &Args,
-    color: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<ExitCode> {
-    let selected = validate(args).map(|t| (t.check_limit(&args.limit), t));
-    let selected = match selected {
-        Ok((Err(limit), _)) => {
-            writeln!(err, "error: {limit}")?;
+/// The command; a shell from [`Shell::capture`] lets a test read what it wrote.
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
+    let limit = match args.limit.parse() {
+        Ok(limit) => limit,
+        Err(e) => {
+            shell.error(e);
             return Ok(ExitCode::from(1));
         }
-        Ok((Ok(()), topology)) => Ok(only(topology, &args.limit)),
+    };
+    let selected = validate(&args).map(|t| (t.check_limit(&limit), t));
+    let selected = match selected {
+        Ok((Err(e), _)) => {
+            shell.error(e);
+            return Ok(ExitCode::from(1));
+        }
+        Ok((Ok(()), topology)) => Ok(only(topology, &limit)),
         Err(e) => Err(e),
     };
     match selected {
-        Ok(topology) if args.json => {
+        Ok(topology) if shell.is_json() => {
             // Each node as the playbook's templates see it (`node.*`), so what `check`
             // shows is what `apply` writes.
             let mut doc = serde_json::to_value(&topology)?;
             doc["nodes"] = topology.nodes.iter().map(crate::wso2::node_vars).collect();
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            writeln!(out)?;
+            shell.print_json(&doc)?
         }
-        Ok(topology) => write!(out, "{}", report(&topology))?,
+        Ok(topology) => shell.print(&report(&topology))?,
         Err(error) => {
-            write!(err, "{}", error.render(color))?;
+            shell.print_err(&error.render(shell.err_color()));
             return Ok(ExitCode::from(1));
         }
     }
@@ -71,8 +64,8 @@ pub fn run(
 }
 
 /// The topology narrowed to what `--limit` picks (all of it when the limit is empty).
-fn only(mut topology: Topology, limit: &[String]) -> Topology {
-    if limit.is_empty() {
+fn only(mut topology: Topology, limit: &crate::engine::limit::Limit) -> Topology {
+    if limit.is_all() {
         return topology;
     }
     let hosts: Vec<String> = topology

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use apim_standin::{DEFAULT_START_DELAY_SECS, DistOptions};
 
+use crate::engine::shell::Shell;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Directory to write `wso2am-1.9.0.zip` and the JDBC driver jar into.
@@ -21,7 +23,7 @@ pub struct Args {
     pub start_delay_secs: f64,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
     let opts = DistOptions {
         size_mb: args.size_mb,
         start_delay_secs: args.start_delay_secs,
@@ -29,7 +31,11 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let dist = apim_standin::write_dist(&args.out, &opts)?;
     // sha256sum's format, so the output can be checked with `sha256sum -c`.
     for artifact in [&dist.zip, &dist.jdbc_jar] {
-        println!("{}  {}", artifact.sha256, artifact.path.display());
+        shell.print(&format!(
+            "{}  {}\n",
+            artifact.sha256,
+            artifact.path.display()
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,6 @@
 //! restart-pending marker, running pid). A host that cannot be reached is reported with
 //! its error and does not stop the others. Exit status: 0 when every host answered.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,9 +16,11 @@ use std::collections::BTreeMap;
 use apim_transport::Transport;
 use serde::Serialize;
 
+use crate::engine::limit::Limit;
 use crate::engine::modules::{java, service};
 use crate::engine::probe::{Fact, quote};
 use crate::engine::report::short_digest;
+use crate::engine::shell::Shell;
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 
@@ -30,25 +31,21 @@ pub struct Args {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Only these hosts, or the hosts of these roles or nodes (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
+    let limit = args.limit.parse()?;
     let (inventory, topology) =
         Topology::load(&args.inventory, Secrets::Skip).map_err(|e| anyhow::anyhow!("{e}"))?;
-    topology
-        .check_limit(&args.limit)
-        .map_err(anyhow::Error::msg)?;
+    topology.check_limit(&limit).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(gather(&inventory, &topology, &args.limit))?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+    let report = runtime.block_on(gather(&inventory, &topology, &limit))?;
+    if shell.is_json() {
+        shell.print_json(&report)?;
     } else {
-        write!(out, "{}", render_table(&report))?;
+        shell.print(&render_table(&report))?;
     }
     let all_answered = report.iter().all(|h| h.error.is_none());
     Ok(if all_answered {
@@ -168,7 +165,7 @@ fn node_services(
 pub async fn gather(
     inventory: &Inventory,
     topology: &Topology,
-    limit: &[String],
+    limit: &Limit,
 ) -> anyhow::Result<Vec<HostFacts>> {
     let services = node_services(inventory, topology)?;
     let picked: Vec<String> = topology
@@ -529,7 +526,7 @@ mod tests {
         );
         t.insert("ready".into(), "ready".into());
         t.insert("health_port".into(), 1.into());
-        crate::engine::modules::params("service", &t).unwrap()
+        crate::engine::modules::params(crate::engine::modules::Kind::Service, &t).unwrap()
     }
 
     #[tokio::test]

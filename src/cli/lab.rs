@@ -14,6 +14,7 @@ use apim_lab::{DistFiles, HostKeyType, HostStatus, JdkVersion, KillScope, Lab, L
 use apim_standin::jdk::ArchiveFormat;
 
 use super::dist;
+use crate::engine::shell::Shell;
 
 /// Where `lab up` puts the lab unless told otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/tmp/apimlab";
@@ -169,31 +170,31 @@ pub struct SshArgs {
     pub state: StateArgs,
 }
 
-pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
+pub fn exec(cmd: LabCommand, shell: &Shell) -> anyhow::Result<ExitCode> {
     match cmd {
-        LabCommand::Dist(args) => return dist::exec(args),
-        LabCommand::Jdk(args) => return jdk_archive(args),
+        LabCommand::Dist(args) => return dist::exec(args, shell),
+        LabCommand::Jdk(args) => return jdk_archive(args, shell),
         _ => {}
     }
     apim_lab::ensure_root()?;
     let cmd = with_absolute_state_dir(cmd)?;
     match cmd {
-        LabCommand::Up(args) => up(args),
+        LabCommand::Up(args) => up(args, shell),
         LabCommand::Down(args) => {
             Lab::down_dir(&args.state_dir)?;
-            emit(&format!("lab in {} is down\n", args.state_dir.display()))?;
+            shell.print(&format!("lab in {} is down\n", args.state_dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status(args) => {
             let lab = Lab::open(&args.state_dir)?;
-            emit(&status_table(&lab.status()?))?;
+            shell.print(&status_table(&lab.status()?))?;
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Freeze(args) => fault(&args, "frozen", |lab, host| lab.freeze(host)),
-        LabCommand::Thaw(args) => fault(&args, "thawed", |lab, host| lab.thaw(host)),
-        LabCommand::Revive(args) => fault(&args, "revived", |lab, host| lab.revive(host)),
-        LabCommand::Cut(args) => fault(&args, "cut off", |lab, host| lab.cut(host)),
-        LabCommand::Heal(args) => fault(&args, "healed", |lab, host| lab.heal(host)),
+        LabCommand::Freeze(args) => fault(shell, &args, "frozen", |lab, host| lab.freeze(host)),
+        LabCommand::Thaw(args) => fault(shell, &args, "thawed", |lab, host| lab.thaw(host)),
+        LabCommand::Revive(args) => fault(shell, &args, "revived", |lab, host| lab.revive(host)),
+        LabCommand::Cut(args) => fault(shell, &args, "cut off", |lab, host| lab.cut(host)),
+        LabCommand::Heal(args) => fault(shell, &args, "healed", |lab, host| lab.heal(host)),
         LabCommand::Kill(args) => {
             let scope = if args.all {
                 KillScope::All
@@ -207,14 +208,14 @@ pub fn exec(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             } else {
                 "sshd"
             };
-            emit(&format!("{}: killed {what}\n", args.host))?;
+            shell.print(&format!("{}: killed {what}\n", args.host))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Exec(args) => exec_in(args),
         LabCommand::Ssh(args) => ssh(args),
         LabCommand::Env(args) => {
             let lab = Lab::open(&args.state_dir)?;
-            emit(&env_exports(&lab))?;
+            shell.print(&env_exports(&lab)?)?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Dist(_) | LabCommand::Jdk(_) => unreachable!("handled above"),
@@ -241,7 +242,7 @@ fn with_absolute_state_dir(mut cmd: LabCommand) -> anyhow::Result<LabCommand> {
     Ok(cmd)
 }
 
-fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+fn up(args: UpArgs, shell: &Shell) -> anyhow::Result<ExitCode> {
     let mut spec = LabSpec::new(&args.prefix, &args.state.state_dir);
     spec.layout = args.layout;
     spec.with_db = !args.no_db;
@@ -273,17 +274,16 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         spec.app_hosts,
         spec.layout.as_str()
     );
-    emit(&(header + &hosts_table(&lab) + &summary(&lab)))?;
+    shell.print(&(header + &hosts_table(&lab) + &summary(&lab)))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `lab jdk`: one stand-in JDK archive, printed as `sha256  path` (sha256sum's format).
-fn jdk_archive(args: JdkArgs) -> anyhow::Result<ExitCode> {
+fn jdk_archive(args: JdkArgs, shell: &Shell) -> anyhow::Result<ExitCode> {
     let artifact = apim_standin::jdk::write_jdk_archive(&args.out, args.version, args.format)
         .with_context(|| format!("writing the stand-in JDK {}", args.version))?;
-    emit(&format!(
-        "{}  {}
-",
+    shell.print(&format!(
+        "{}  {}\n",
         artifact.sha256,
         artifact.path.display()
     ))?;
@@ -304,13 +304,14 @@ fn write_standin_dist(lab: &Lab) -> anyhow::Result<()> {
 }
 
 fn fault(
+    shell: &Shell,
     args: &HostArgs,
     done: &str,
     action: impl Fn(&Lab, &str) -> apim_lab::Result<()>,
 ) -> anyhow::Result<ExitCode> {
     let lab = Lab::open(&args.state.state_dir)?;
     action(&lab, &args.host)?;
-    emit(&format!("{}: {done}\n", args.host))?;
+    shell.print(&format!("{}: {done}\n", args.host))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -339,15 +340,6 @@ fn ssh(args: SshArgs) -> anyhow::Result<ExitCode> {
     }
     let status = cmd.status().context("running ssh")?;
     Ok(ExitCode::from(status.code().map_or(255, |c| c as u8)))
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error, the lab is up either way.
-fn emit(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 /// NAME / ADDRESS / PORT / ROLES, plus the controller's own address.
@@ -505,8 +497,9 @@ pub fn status_table(report: &[HostStatus]) -> String {
     super::table::aligned(&rows, "")
 }
 
-/// `export NAME='value'` lines; values are paths and addresses, never secrets.
-pub fn env_exports(lab: &Lab) -> String {
+/// `export NAME=value` lines (values quoted where the shell needs it); values are
+/// paths and addresses, never secrets.
+pub fn env_exports(lab: &Lab) -> anyhow::Result<String> {
     let mut vars = vec![
         ("LAB_DIR", lab.state_dir().display().to_string()),
         ("LAB_PREFIX", lab.spec().prefix.clone()),
@@ -532,10 +525,9 @@ pub fn env_exports(lab: &Lab) -> String {
         ));
     }
     vars.iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .map(|(k, v)| {
+            let v = apim_transport::quote(v).with_context(|| format!("{k}: {v:?}"))?;
+            Ok(format!("export {k}={v}\n"))
+        })
         .collect()
-}
-
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
 }

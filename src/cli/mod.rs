@@ -1,11 +1,15 @@
 //! Command-line parsing and dispatch. Each subcommand has its own file with an
 //! `Args` struct and an `exec` function; `exec` validates input, calls the
-//! library, and returns the process exit code. No command opens a connection itself.
+//! library, and returns the process exit code. No command opens a connection itself,
+//! and none prints but through the [`Shell`] built here from the global flags.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+use crate::engine::limit::Limit;
+use crate::engine::shell::{Shell, Verbosity};
 
 pub mod apply;
 pub mod check;
@@ -17,10 +21,19 @@ pub mod restart;
 pub mod status;
 pub mod table;
 
-/// Whether output on this stream may use colour and a live display: a terminal, and
-/// `NO_COLOR` unset (<https://no-color.org>). Pipes and CI get plain lines.
-pub fn fancy(stream: &impl IsTerminal) -> bool {
-    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
+/// `--limit`, parsed the same way by every command that takes it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArg {
+    /// Only these hosts, roles or nodes, comma-separated (`app2,gateway,app1/store`);
+    /// `*` and `?` glob (`app*`), `!` excludes (`!app4`), `@FILE` reads patterns from FILE.
+    #[arg(long = "limit", value_delimiter = ',', value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+}
+
+impl LimitArg {
+    pub fn parse(&self) -> anyhow::Result<Limit> {
+        Limit::parse(&self.patterns).map_err(anyhow::Error::msg)
+    }
 }
 
 /// Deploy and operate a distributed WSO2 API Manager 1.9 cluster over SSH.
@@ -56,44 +69,65 @@ pub enum Command {
     Lab(lab::LabCommand),
 }
 
+impl Command {
+    /// Whether the command was asked for JSON (`--json`).
+    fn json(&self) -> bool {
+        match self {
+            Command::Check(a) => a.json,
+            Command::Apply(a) => a.json,
+            Command::Plan(a) => a.common.json,
+            Command::Restart(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Facts(a) => a.json,
+            Command::Lab(_) => false,
+        }
+    }
+}
+
 /// Parses the process arguments, runs the command and returns its exit code.
 /// Errors are printed once, here.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, cli.quiet);
-    match run(cli) {
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, n) => Verbosity::Verbose(n),
+    };
+    let shell = Arc::new(Shell::from_env(verbosity).with_json(cli.command.json()));
+    init_tracing(&shell);
+    match run(cli.command, &shell) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            shell.error(err);
             ExitCode::from(1)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Apply(args) => apply::exec(args),
-        Command::Plan(args) => plan::exec(args),
-        Command::Check(args) => check::exec(args),
-        Command::Restart(args) => restart::exec(args),
-        Command::Status(args) => status::exec(args),
-        Command::Facts(args) => facts::exec(args),
-        Command::Lab(cmd) => lab::exec(cmd),
+fn run(command: Command, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Apply(args) => apply::exec(args, shell),
+        Command::Plan(args) => plan::exec(args, shell),
+        Command::Check(args) => check::exec(args, shell),
+        Command::Restart(args) => restart::exec(args, shell),
+        Command::Status(args) => status::exec(args, shell),
+        Command::Facts(args) => facts::exec(args, shell),
+        Command::Lab(cmd) => lab::exec(cmd, shell),
     }
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+fn init_tracing(shell: &Shell) {
     use tracing_subscriber::EnvFilter;
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+    let level = match shell.verbosity() {
+        Verbosity::Quiet => "error",
+        Verbosity::Normal => "warn",
+        Verbosity::Verbose(1) => "debug",
+        Verbosity::Verbose(_) => "trace",
     };
     let filter = EnvFilter::try_from_env("APIM_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(shell.err_color())
         .try_init();
 }

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use crate::operate::events::{JsonOut, OpReporter, PlainOut, ProgressOut};
+use crate::engine::shell::Shell;
+use crate::operate::events;
 use crate::operate::restart::{self, Batch, RestartOptions};
 
 #[derive(Debug, clap::Args)]
@@ -22,9 +23,8 @@ pub struct Args {
     /// Only these roles (comma-separated), still in dependency order.
     #[arg(long, value_delimiter = ',')]
     pub roles: Vec<String>,
-    /// Only these hosts, roles or nodes (comma-separated: app2,gateway,app1/store).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
     /// The most selected nodes down at any instant over the whole run, counting
     /// failed and already-stopped ones; a failure stops the roll only when no
     /// room is left. Unset: the first failure stops the roll.
@@ -41,7 +41,7 @@ pub struct Args {
     pub playbook: Option<PathBuf>,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     if args.max_unavailable == Some(0) {
         anyhow::bail!("--max-unavailable 0 allows no node to go down; give 1 or more");
     }
@@ -50,25 +50,19 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         playbook: args.playbook,
         batch: args.batch,
         roles: args.roles,
-        limit: args.limit,
+        limit: args.limit.parse()?,
         max_unavailable: args.max_unavailable,
         ..Default::default()
     };
     opts.settings.start_timeout_secs = args.start_timeout;
-    let out: Box<dyn OpReporter> = if args.json {
-        Box::new(JsonOut(Mutex::new(std::io::stdout())))
-    } else if super::fancy(&std::io::stdout()) {
-        Box::new(ProgressOut::new())
-    } else {
-        Box::new(PlainOut(Mutex::new(std::io::stdout())))
-    };
+    let out = events::reporter(shell.clone(), true);
     let rt = tokio::runtime::Runtime::new()?;
     let outcome = rt.block_on(restart::restart(&opts, out.as_ref()))?;
     if outcome.ok {
         Ok(ExitCode::SUCCESS)
     } else {
         for f in &outcome.failed {
-            eprintln!("error: {f} did not come back healthy");
+            shell.error(format_args!("{f} did not come back healthy"));
         }
         Ok(ExitCode::from(1))
     }

@@ -4,18 +4,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use crate::operate::events::{JsonOut, OpReporter, PlainOut};
+use crate::engine::shell::Shell;
+use crate::operate::events;
 use crate::operate::status::{self, StatusOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The inventory file (TOML).
     pub inventory: PathBuf,
-    /// Only these hosts, roles or nodes (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub limit: Vec<String>,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
     /// Print NDJSON: one `node_status` per node, then `status_summary`.
     #[arg(long)]
     pub json: bool,
@@ -24,17 +24,13 @@ pub struct Args {
     pub playbook: Option<PathBuf>,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     let opts = StatusOptions {
         inventory: args.inventory,
         playbook: args.playbook,
-        limit: args.limit,
+        limit: args.limit.parse()?,
     };
-    let out: Box<dyn OpReporter> = if args.json {
-        Box::new(JsonOut(Mutex::new(std::io::stdout())))
-    } else {
-        Box::new(PlainOut(Mutex::new(std::io::stdout())))
-    };
+    let out = events::reporter(shell.clone(), false);
     let rt = tokio::runtime::Runtime::new()?;
     let summary = rt.block_on(status::status(&opts, out.as_ref()))?;
     Ok(ExitCode::from(summary.exit_code))

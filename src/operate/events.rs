@@ -7,13 +7,15 @@
 //! `apply` and `restart` streams. They live here, not in the engine's enum,
 //! because they describe operations on a running cluster, not playbook runs.
 
-use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::engine::modules::FileDiff;
-use crate::engine::report::{HostRecap, fmt_ms, recap_table, short_digest};
+use crate::engine::report::{
+    HostRecap, JsonReporter, fmt_ms, recap_text, restart_line, short_digest,
+};
+use crate::engine::shell::Shell;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -125,27 +127,31 @@ pub trait OpReporter: Send + Sync {
     fn event(&self, e: &OpEvent);
 }
 
-/// NDJSON: one object per event.
-pub struct JsonOut<W: Write + Send>(pub Mutex<W>);
+/// The reporter the shell calls for: NDJSON with `--json`, the live display where
+/// the command has one (`restart`) and the shell may draw it, plain lines otherwise.
+pub fn reporter(shell: Arc<Shell>, live: bool) -> Box<dyn OpReporter> {
+    if shell.is_json() {
+        Box::new(JsonReporter::new(shell))
+    } else if live && shell.is_live() {
+        Box::new(ProgressOut::new(shell))
+    } else {
+        Box::new(PlainOut(shell))
+    }
+}
 
-impl<W: Write + Send> OpReporter for JsonOut<W> {
+/// NDJSON: one object per event, as `apply`'s.
+impl OpReporter for JsonReporter {
     fn event(&self, e: &OpEvent) {
-        let mut out = self.0.lock().expect("reporter lock");
-        if let Ok(line) = serde_json::to_string(e) {
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
+        self.line(e);
     }
 }
 
 /// Plain lines, no control codes.
-pub struct PlainOut<W: Write + Send>(pub Mutex<W>);
+pub struct PlainOut(pub Arc<Shell>);
 
-impl<W: Write + Send> OpReporter for PlainOut<W> {
+impl OpReporter for PlainOut {
     fn event(&self, e: &OpEvent) {
-        let mut out = self.0.lock().expect("reporter lock");
-        let _ = write!(out, "{}", plain(e));
-        let _ = out.flush();
+        let _ = self.0.print(&plain(&self.0, e));
     }
 }
 
@@ -153,14 +159,16 @@ impl<W: Write + Send> OpReporter for PlainOut<W> {
 /// the batch being rolled (a real Carbon takes a minute to come back), every event's
 /// plain text printed above the spinners.
 pub struct ProgressOut {
+    shell: Arc<Shell>,
     multi: indicatif::MultiProgress,
     bars: Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
 }
 
 impl ProgressOut {
-    pub fn new() -> Self {
+    pub fn new(shell: Arc<Shell>) -> Self {
         ProgressOut {
-            multi: indicatif::MultiProgress::new(),
+            multi: shell.live_display(),
+            shell,
             bars: Mutex::new(Default::default()),
         }
     }
@@ -199,36 +207,32 @@ impl ProgressOut {
     }
 }
 
-impl Default for ProgressOut {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl OpReporter for ProgressOut {
     fn event(&self, e: &OpEvent) {
+        let text = plain(&self.shell, e);
         match e {
             OpEvent::BatchStart { nodes, .. } => {
-                self.say(&plain(e));
+                self.say(&text);
                 for n in nodes {
                     self.spin(n);
                 }
             }
             OpEvent::Restart { target, .. } => {
                 self.stop(Some(target));
-                self.say(&plain(e));
+                self.say(&text);
             }
             OpEvent::RollStopped { .. } | OpEvent::Recap { .. } => {
                 self.stop(None);
-                self.say(&plain(e));
+                self.say(&text);
             }
-            _ => self.say(&plain(e)),
+            _ => self.say(&text),
         }
     }
 }
 
-/// The plain text of one event (empty for none).
-pub fn plain(e: &OpEvent) -> String {
+/// The plain text of one event (empty for none); restart and recap lines are the
+/// engine's own, so `apply` and `restart` print them alike.
+pub fn plain(sh: &Shell, e: &OpEvent) -> String {
     match e {
         OpEvent::RollStart {
             nodes,
@@ -244,12 +248,7 @@ pub fn plain(e: &OpEvent) -> String {
             target,
             healthy,
             duration_ms,
-        } => format!(
-            "{:>8} {target}: {} in {}\n",
-            if *healthy { "started" } else { "FAILED" },
-            if *healthy { "healthy" } else { "not healthy" },
-            fmt_ms(*duration_ms)
-        ),
+        } => restart_line(sh, target, *healthy, *duration_ms) + "\n",
         OpEvent::RollStopped {
             node,
             error,
@@ -279,12 +278,7 @@ pub fn plain(e: &OpEvent) -> String {
             hosts,
             ok,
             duration_ms,
-        } => format!(
-            "{}\n{} in {}\n",
-            recap_table(hosts),
-            if *ok { "done" } else { "FAILED" },
-            fmt_ms(*duration_ms)
-        ),
+        } => recap_text(sh, hosts, *ok, *duration_ms),
     }
 }
 

@@ -20,6 +20,7 @@ use apim_transport::Transport;
 use crate::connect;
 use crate::engine::Run;
 use crate::engine::modules::{self, service};
+use crate::engine::plan;
 use crate::engine::playbook::{Playbook, Scope};
 use crate::engine::template::Renderer;
 
@@ -38,8 +39,9 @@ pub async fn connect_each(
     Ok(connect::connect_each(targets).await)
 }
 
-/// The playbook's `service` task rendered for every node it applies to, keyed by
-/// node label (`app2/gateway`). Errors name the node and the task.
+/// The playbook's `service` task rendered for every node it applies to (through
+/// the planner's own render path), keyed by node label (`app2/gateway`). Errors
+/// name the node and the task.
 pub fn service_params(
     pb: &Playbook,
     run: &Run,
@@ -50,7 +52,7 @@ pub fn service_params(
         .iter()
         .filter(|p| p.scope == Scope::Node)
         .flat_map(|p| p.tasks.iter())
-        .find(|t| t.module == "service")
+        .find(|t| t.module.is_service())
         .with_context(|| {
             format!(
                 "playbook `{}` has no `service` task in a node phase",
@@ -59,22 +61,11 @@ pub fn service_params(
         })?;
     let mut out = BTreeMap::new();
     for node in &run.nodes {
-        if !task.roles.is_empty() && !node.role.as_ref().is_some_and(|r| task.roles.contains(r)) {
-            continue;
+        for rendered in plan::render_task(&renderer, task, node, &run.redactor)? {
+            let params: service::Params = modules::params(task.module, &rendered.params)
+                .map_err(|e| anyhow::anyhow!("{}: task `{}`: {e}", node.label, rendered.name))?;
+            out.insert(node.label.clone(), params);
         }
-        let fail = |e: String| anyhow::anyhow!("{}: task `{}`: {e}", node.label, task.name);
-        if let Some(when) = &task.when
-            && !renderer
-                .truthy(when, &node.vars)
-                .map_err(|e| fail(e.to_string()))?
-        {
-            continue;
-        }
-        let table = renderer
-            .render_table(&task.params, &node.vars)
-            .map_err(|e| fail(e.to_string()))?;
-        let params: service::Params = modules::params("service", &table).map_err(|e| fail(e.0))?;
-        out.insert(node.label.clone(), params);
     }
     Ok(out)
 }

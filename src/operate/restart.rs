@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use apim_transport::{Cmd, Transport};
 
 use super::events::{OpEvent, OpReporter};
+use crate::engine::limit::Limit;
 use crate::engine::modules::service::{self, ServiceAction};
 use crate::engine::modules::unpack;
 use crate::engine::plan;
@@ -95,8 +96,8 @@ pub struct RestartOptions {
     pub batch: Batch,
     /// Only these roles (empty: all).
     pub roles: Vec<String>,
-    /// Only these hosts, roles or nodes (empty: all).
-    pub limit: Vec<String>,
+    /// The part of the cluster to act on (`--limit`).
+    pub limit: Limit,
     pub max_unavailable: Option<usize>,
 }
 

@@ -17,14 +17,15 @@ use std::time::Instant;
 use apim_transport::Transport;
 
 use super::events::{Drift, NodeState, OpEvent, OpReporter, PortState, StatusSummary};
-use crate::engine::modules::{service, unpack};
+use crate::engine::limit::Limit;
+use crate::engine::modules::{Kind, service, unpack};
 use crate::engine::plan::{self, Plan};
 use crate::engine::probe::{Fact, quote};
 use crate::topology::Node;
 use crate::wso2::RunSettings;
 
 /// The modules whose changes on an installed node are drift.
-const DRIFT_MODULES: &[&str] = &["xml", "hosts_file", "copy"];
+const DRIFT_MODULES: &[Kind] = &[Kind::Xml, Kind::HostsFile, Kind::Copy];
 
 /// Reads `/proc/net/tcp{,6}`: the listening sockets of the host.
 const LISTEN_PROBE: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
@@ -33,8 +34,8 @@ const LISTEN_PROBE: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
 pub struct StatusOptions {
     pub inventory: PathBuf,
     pub playbook: Option<PathBuf>,
-    /// Only these hosts, roles or nodes (empty: all).
-    pub limit: Vec<String>,
+    /// The part of the cluster to act on (`--limit`).
+    pub limit: Limit,
 }
 
 /// Collects every node's state and reports it; returns the summary (its
@@ -47,6 +48,10 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         &RunSettings::default(),
     )?;
     let services = super::service_params(&loaded.playbook, &loaded.run)?;
+    loaded
+        .topology
+        .check_limit(&opts.limit)
+        .map_err(anyhow::Error::msg)?;
     let nodes: Vec<&Node> = loaded
         .topology
         .nodes
@@ -54,7 +59,7 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         .filter(|n| n.selected_by(&opts.limit))
         .collect();
     if nodes.is_empty() {
-        anyhow::bail!("--limit {} matches no node", opts.limit.join(","));
+        anyhow::bail!("--limit {} matches no node", opts.limit);
     }
     let conns = super::connect_each(&loaded, None).await?;
     let unreachable: Vec<String> = conns
@@ -314,7 +319,7 @@ fn attach_drift(plan: &Plan, states: &mut [NodeState]) -> Vec<Drift> {
         .collect();
     let mut host_drift = Vec::new();
     for step in &plan.steps {
-        if !DRIFT_MODULES.contains(&step.module.as_str()) || !step.verdict.is_change() {
+        if !DRIFT_MODULES.contains(&step.module) || !step.verdict.is_change() {
             continue;
         }
         let drift = Drift {
@@ -368,7 +373,7 @@ mod tests {
         );
         t.insert("ready".into(), "ready".into());
         t.insert("health_port".into(), 1.into());
-        crate::engine::modules::params("service", &t).unwrap()
+        crate::engine::modules::params(crate::engine::modules::Kind::Service, &t).unwrap()
     }
 
     #[test]
@@ -442,7 +447,8 @@ mod tests {
             facts.nodes.insert(n.id.clone(), key_values(&node));
             facts.listening = listening_ports(&String::from_utf8_lossy(&tcp));
             let state = node_state(n, None, Some(&facts), Some(&want));
-            let _ = super::super::events::plain(&OpEvent::NodeStatus(Box::new(state)));
+            let (sh, _) = crate::engine::shell::Shell::capture();
+            let _ = super::super::events::plain(&sh, &OpEvent::NodeStatus(Box::new(state)));
         }
     }
 }

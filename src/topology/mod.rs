@@ -23,6 +23,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::engine::limit::Limit;
+
 use crate::inventory::{
     Address, DbIdent, DnsName, GrantHost, HostName, Inventory, InventoryError, Problem,
     ProblemKind, Role, Secrets, UserName,
@@ -472,61 +474,30 @@ impl Topology {
         self.nodes.iter().filter(move |n| n.role == role)
     }
 
-    /// Checks that every `--limit` name is a host, a role or a node (`host/role`) of
-    /// this topology; the error lists what exists.
-    pub fn check_limit(&self, limit: &[String]) -> Result<(), String> {
-        for l in limit {
-            let known = self
-                .hosts
+    /// Checks that every `--limit` pattern picks a host, a role or a node (`host/role`)
+    /// of this topology; the error lists what exists.
+    pub fn check_limit(&self, limit: &Limit) -> Result<(), String> {
+        limit.check(
+            self.hosts
                 .iter()
-                .any(|h| h.name.as_str() == l || h.roles.iter().any(|r| r.key() == l))
-                || self.nodes.iter().any(|n| n.id == *l);
-            if !known {
-                let hosts: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
-                let mut roles: Vec<&str> = self
-                    .hosts
-                    .iter()
-                    .flat_map(|h| h.roles.iter().map(|r| r.key()))
-                    .collect();
-                roles.sort();
-                roles.dedup();
-                return Err(format!(
-                    "--limit: `{l}` is no host, role or node of the inventory (hosts: {}; roles: {})",
-                    hosts.join(", "),
-                    roles.join(", ")
-                ));
-            }
-        }
-        Ok(())
+                .map(|h| (h.name.as_str(), h.roles.iter().map(|r| r.key()))),
+        )
     }
 
-    /// The hosts `--limit` picks: named ones, those carrying a picked node, and the
-    /// database host when it or the `database` role is named. An empty limit picks all.
-    pub fn hosts_selected_by(&self, limit: &[String]) -> Vec<&HostPlan> {
+    /// The hosts `--limit` picks: those with a picked node or database (a named host
+    /// picks all of its own). An empty limit picks all.
+    pub fn hosts_selected_by(&self, limit: &Limit) -> Vec<&HostPlan> {
         self.hosts
             .iter()
-            .filter(|h| {
-                limit.is_empty()
-                    || limit
-                        .iter()
-                        .any(|l| h.name.as_str() == l || h.roles.iter().any(|r| r.key() == l))
-                    || self
-                        .nodes
-                        .iter()
-                        .any(|n| n.host == h.name && n.selected_by(limit))
-            })
+            .filter(|h| limit.matches_host(h.name.as_str(), h.roles.iter().map(|r| r.key())))
             .collect()
     }
 }
 
 impl Node {
-    /// Whether `--limit` names (hosts, roles or `host/role` nodes) pick this node;
-    /// an empty limit picks every node.
-    pub fn selected_by(&self, limit: &[String]) -> bool {
-        limit.is_empty()
-            || limit
-                .iter()
-                .any(|l| l == self.host.as_str() || l == self.role.key() || *l == self.id)
+    /// Whether `--limit` picks this node; an empty limit picks every node.
+    pub fn selected_by(&self, limit: &Limit) -> bool {
+        limit.matches(self.host.as_str(), Some(self.role.key()))
     }
 }
 

@@ -83,28 +83,12 @@ fn assert_lines(actual: &str, expected: &str) {
         .map(|l| format!("{l}\n"))
         .collect();
     if actual != expected {
-        let diff = similar_lines(&expected, actual);
+        let none = crate::engine::redact::Redactor::new();
+        let diff =
+            crate::engine::modules::file_diff("", expected.as_bytes(), actual.as_bytes(), &none)
+                .diff;
         panic!("topology differs (-expected +actual):\n{diff}");
     }
-}
-
-fn similar_lines(expected: &str, actual: &str) -> String {
-    let mut out = String::new();
-    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    for i in 0..e.len().max(a.len()) {
-        match (e.get(i), a.get(i)) {
-            (Some(x), Some(y)) if x == y => out += &format!(" {x}\n"),
-            (x, y) => {
-                if let Some(x) = x {
-                    out += &format!("-{x}\n");
-                }
-                if let Some(y) = y {
-                    out += &format!("+{y}\n");
-                }
-            }
-        }
-    }
-    out
 }
 
 const ALL_IN_ONE: &str = include_str!("../../inventory/all-in-one.toml");
@@ -485,8 +469,9 @@ fn json_has_the_documented_field_names() {
 #[test]
 fn limit_picks_hosts_roles_and_nodes_and_rejects_unknown_names() {
     let t = topology(TWO_GATEWAYS);
+    let parse = |limit: &[&str]| Limit::parse(limit).unwrap();
     let picked = |limit: &[&str]| -> Vec<String> {
-        let limit: Vec<String> = limit.iter().map(|s| s.to_string()).collect();
+        let limit = parse(limit);
         t.nodes
             .iter()
             .filter(|n| n.selected_by(&limit))
@@ -494,8 +479,7 @@ fn limit_picks_hosts_roles_and_nodes_and_rejects_unknown_names() {
             .collect()
     };
     let hosts = |limit: &[&str]| -> Vec<String> {
-        let limit: Vec<String> = limit.iter().map(|s| s.to_string()).collect();
-        t.hosts_selected_by(&limit)
+        t.hosts_selected_by(&parse(limit))
             .iter()
             .map(|h| h.name.to_string())
             .collect()
@@ -508,14 +492,13 @@ fn limit_picks_hosts_roles_and_nodes_and_rejects_unknown_names() {
     assert_eq!(picked(&[]).len(), t.nodes.len());
     assert_eq!(hosts(&["publisher"]), ["app1"]);
     assert_eq!(hosts(&["database"]), ["db"]);
-    let err = t.check_limit(&["gw3".to_string()]).unwrap_err();
+    assert_eq!(hosts(&["!gateway"]), ["app1", "db"]);
+    assert_eq!(picked(&["gw*", "!gw1"]), ["gw2/gateway"]);
+    let err = t.check_limit(&parse(&["gw3"])).unwrap_err();
     assert!(
         err.starts_with("--limit: `gw3` is no host, role or node"),
         "{err}"
     );
     assert!(err.contains("hosts: app1, gw1, gw2, db"), "{err}");
-    assert!(
-        t.check_limit(&["gw1/gateway".into(), "store".into()])
-            .is_ok()
-    );
+    assert!(t.check_limit(&parse(&["gw1/gateway", "store"])).is_ok());
 }

@@ -301,7 +301,7 @@ fn blocked(run: &Run<'_>, step: &Step) -> Option<&'static str> {
         return Some("an earlier task failed on this host");
     }
     let role = step.role.as_ref()?;
-    let dependency_failed = step.module == "service"
+    let dependency_failed = step.module.is_service()
         && step.verdict.is_change()
         && run
             .pb
@@ -377,7 +377,7 @@ fn record(
     shared: &Arc<Mutex<Shared>>,
 ) {
     let mut sh = shared.lock().unwrap();
-    let is_service = step.module == "service";
+    let is_service = step.module.is_service();
     if is_service {
         reporter.event(&Event::Restart {
             target: step.target.clone(),
@@ -569,6 +569,7 @@ fn host_failure(status: &str, stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::Kind;
 
     #[test]
     fn a_host_failure_is_one_line_with_the_cause_first() {
@@ -625,7 +626,7 @@ mod tests {
         Step {
             phase: format!("phase {phase}"),
             task: format!("write {target}"),
-            module: "xml".into(),
+            module: Kind::Xml,
             target: target.into(),
             host: "local".into(),
             role: None,
@@ -715,7 +716,7 @@ mod tests {
         let mut api = write_step("api-host/api", 2, &dir.path().join("api"));
         api.host = "api-host".into();
         api.role = Some("api".into());
-        api.module = "service".into();
+        api.module = Kind::Service;
         let (lines, outcome) = run(
             "auth = []\napi = ['auth']",
             vec![host_step, auth, api],

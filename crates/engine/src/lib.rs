@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod execute;
+pub mod limit;
 pub mod modules;
 pub mod plan;
 pub mod playbook;
@@ -18,6 +19,7 @@ pub mod probe;
 pub mod redact;
 pub mod report;
 pub mod schedule;
+pub mod shell;
 pub mod state;
 pub mod template;
 
@@ -55,24 +57,14 @@ pub struct Run {
 }
 
 impl Run {
-    /// Keeps only the targets that `--limit` names: a host name, a role, or a node
-    /// (`host/role`). An empty limit keeps everything.
-    pub fn limit(&mut self, names: &[String]) {
-        if names.is_empty() {
-            return;
-        }
-        let wanted = |t: &Target| {
-            names
-                .iter()
-                .any(|n| *n == t.host || *n == t.label || t.role.as_deref() == Some(n.as_str()))
-        };
-        self.nodes.retain(|t| wanted(t));
+    /// Keeps only the targets `--limit` picks: the nodes and the database it picks,
+    /// and the hosts that carry a picked node.
+    pub fn limit(&mut self, limit: &limit::Limit) {
+        let picked = |t: &Target| limit.matches(&t.host, t.role.as_deref());
+        self.nodes.retain(picked);
         let node_hosts: Vec<String> = self.nodes.iter().map(|t| t.host.clone()).collect();
-        self.hosts
-            .retain(|t| names.contains(&t.host) || node_hosts.contains(&t.host));
-        if let Some(db) = &self.database
-            && !wanted(db)
-        {
+        self.hosts.retain(|t| node_hosts.contains(&t.host));
+        if self.database.as_ref().is_some_and(|db| !picked(db)) {
             self.database = None;
         }
     }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use apim_transport::{Cmd, Transport};
 use serde::Serialize;
 
-use super::modules::{self, Action, FileDiff, TaskCtx, Verdict};
+use super::modules::{self, Action, FileDiff, Kind, TaskCtx, Verdict};
 use super::playbook::{Playbook, Scope, Task};
 use super::probe::{self, Fact};
+use super::redact::Redactor;
 use super::state::HostState;
 use super::template::Renderer;
 use super::{Run, Target};
@@ -23,7 +24,7 @@ use super::{Run, Target};
 pub struct Step {
     pub phase: String,
     pub task: String,
-    pub module: String,
+    pub module: Kind,
     pub target: String,
     pub host: String,
     pub role: Option<String>,
@@ -66,7 +67,7 @@ impl Plan {
     pub fn restarts(&self) -> Vec<&Step> {
         self.steps
             .iter()
-            .filter(|s| s.module == "service" && s.verdict.is_change())
+            .filter(|s| s.module.is_service() && s.verdict.is_change())
             .collect()
     }
 }
@@ -129,51 +130,9 @@ fn render_all<'a>(pb: &'a Playbook, run: &'a Run) -> Result<Vec<Pending<'a>>, Pl
     for (phase_index, phase) in pb.phases.iter().enumerate() {
         for task in &phase.tasks {
             for target in targets(run, phase.scope) {
-                if !task.roles.is_empty()
-                    && !target.role.as_ref().is_some_and(|r| task.roles.contains(r))
+                for Rendered { name, params } in
+                    render_task(&renderer, task, target, &run.redactor)?
                 {
-                    continue;
-                }
-                let fail = |message: String| PlanError::Task {
-                    target: target.label.clone(),
-                    task: task.name.clone(),
-                    message: run.redactor.mask(&message),
-                };
-                if let Some(when) = &task.when
-                    && !renderer
-                        .truthy(when, &target.vars)
-                        .map_err(|e| fail(e.to_string()))?
-                {
-                    continue;
-                }
-                let items = match &task.loop_over {
-                    None => vec![None],
-                    Some(expr) => renderer
-                        .list(expr, &target.vars)
-                        .map_err(|e| fail(e.to_string()))?
-                        .into_iter()
-                        .map(Some)
-                        .collect(),
-                };
-                for item in items {
-                    let (vars, name) = match item {
-                        None => (target.vars.clone(), task.name.clone()),
-                        Some(item) => {
-                            let label = item
-                                .get("name")
-                                .and_then(|n| n.as_str())
-                                .map(str::to_string)
-                                .unwrap_or_else(|| item.to_string());
-                            let mut vars = target.vars.clone();
-                            if let serde_json::Value::Object(m) = &mut vars {
-                                m.insert("item".into(), item);
-                            }
-                            (vars, format!("{} [{label}]", task.name))
-                        }
-                    };
-                    let params = renderer
-                        .render_table(&task.params, &vars)
-                        .map_err(|e| fail(e.to_string()))?;
                     out.push(Pending {
                         phase_index,
                         phase: &phase.name,
@@ -190,13 +149,80 @@ fn render_all<'a>(pb: &'a Playbook, run: &'a Run) -> Result<Vec<Pending<'a>>, Pl
     Ok(out)
 }
 
+/// A task rendered for one target (once per loop item).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The task's name, with the loop item's for looped tasks.
+    pub name: String,
+    pub params: toml::Table,
+}
+
+/// Renders one task for one target: nothing when the task's role filter or `when`
+/// leaves the target out, else one [`Rendered`] per loop item (one without a loop).
+/// The planner's only way from a task to parameters; `status` and `restart` read a
+/// node's `service` task through it too, so they see what `apply` would use.
+pub fn render_task(
+    renderer: &Renderer,
+    task: &Task,
+    target: &Target,
+    redactor: &Redactor,
+) -> Result<Vec<Rendered>, PlanError> {
+    if !task.roles.is_empty() && !target.role.as_ref().is_some_and(|r| task.roles.contains(r)) {
+        return Ok(vec![]);
+    }
+    let fail = |message: String| PlanError::Task {
+        target: target.label.clone(),
+        task: task.name.clone(),
+        message: redactor.mask(&message),
+    };
+    if let Some(when) = &task.when
+        && !renderer
+            .truthy(when, &target.vars)
+            .map_err(|e| fail(e.to_string()))?
+    {
+        return Ok(vec![]);
+    }
+    let items = match &task.loop_over {
+        None => vec![None],
+        Some(expr) => renderer
+            .list(expr, &target.vars)
+            .map_err(|e| fail(e.to_string()))?
+            .into_iter()
+            .map(Some)
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let (vars, name) = match item {
+            None => (target.vars.clone(), task.name.clone()),
+            Some(item) => {
+                let label = item
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| item.to_string());
+                let mut vars = target.vars.clone();
+                if let serde_json::Value::Object(m) = &mut vars {
+                    m.insert("item".into(), item);
+                }
+                (vars, format!("{} [{label}]", task.name))
+            }
+        };
+        let params = renderer
+            .render_table(&task.params, &vars)
+            .map_err(|e| fail(e.to_string()))?;
+        out.push(Rendered { name, params });
+    }
+    Ok(out)
+}
+
 async fn probe_all(
     pending: &[Pending<'_>],
     hosts: &HashMap<String, Arc<dyn Transport>>,
 ) -> Result<HashMap<String, probe::Facts>, PlanError> {
     let mut questions: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
     for p in pending {
-        let qs = modules::questions(&p.task.module, &p.params).map_err(|e| PlanError::Task {
+        let qs = modules::questions(p.task.module, &p.params).map_err(|e| PlanError::Task {
             target: p.target.label.clone(),
             task: p.name.clone(),
             message: e.to_string(),
@@ -260,9 +286,9 @@ fn decide_all(
             task: p.name.clone(),
             message: run.redactor.mask(&message),
         };
-        let decided = if p.task.module == "service" {
+        let decided = if p.task.module.is_service() {
             let why = notified.get(&p.target.label).cloned().unwrap_or_default();
-            modules::params(&p.task.module, &p.params)
+            modules::params(p.task.module, &p.params)
                 .and_then(|params| modules::service::decide_with(&params, state, &why))
         } else {
             let ctx = TaskCtx {
@@ -270,7 +296,7 @@ fn decide_all(
                 archive: run.archive.as_ref(),
                 redactor: &run.redactor,
             };
-            modules::decide(&p.task.module, &ctx, state)
+            modules::decide(p.task.module, &ctx, state)
         };
         let decision = match decided {
             Ok(d) => d,
@@ -316,7 +342,7 @@ fn decide_all(
         steps.push(Step {
             phase: p.phase.to_string(),
             task: p.name.clone(),
-            module: p.task.module.clone(),
+            module: p.task.module,
             target: p.target.label.clone(),
             host: p.target.host.clone(),
             role: p.target.role.clone(),

@@ -49,7 +49,8 @@ pub struct Phase {
 #[serde(deny_unknown_fields)]
 pub struct Task {
     pub name: String,
-    pub module: String,
+    /// Parsed when the playbook is read: an unknown module name fails the load.
+    pub module: super::modules::Kind,
     /// Only nodes of these roles (node scope). Empty: every node.
     #[serde(default)]
     pub roles: Vec<String>,
@@ -127,14 +128,6 @@ impl Playbook {
                             self.role_names().join(", ")
                         )));
                     }
-                }
-                if !super::modules::KNOWN.contains(&task.module.as_str()) {
-                    return Err(invalid(format!(
-                        "task `{}` uses unknown module `{}` (modules: {})",
-                        task.name,
-                        task.module,
-                        super::modules::KNOWN.join(", ")
-                    )));
                 }
             }
         }
@@ -225,6 +218,23 @@ mod tests {
     fn a_cycle_is_rejected_and_named() {
         let err = pb("a = ['b']\nb = ['a']\nc = []").unwrap_err().to_string();
         assert!(err.contains("cycle among: a, b"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_module_fails_the_load_with_its_line_and_the_known_modules() {
+        let err = Playbook::parse(
+            "name = 't'\n[depends]\n[[phase]]\nname = 'p'\nscope = 'node'\n\
+             [[phase.task]]\nname = 'x'\nmodule = 'servce'\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown module `servce`"), "{err}");
+        assert!(
+            err.contains("modules: copy, hosts_file, java, mysql, service"),
+            "{err}"
+        );
+        assert!(err.contains("line 8"), "{err}");
     }
 
     #[test]

@@ -69,8 +69,8 @@ impl Facts {
     }
 }
 
-/// Builds the probe script for a list of questions. Paths are single-quoted, so
-/// a hostile path is data, never code; `Shell` snippets come from the playbook
+/// Builds the probe script for a list of questions. Paths are quoted, so a
+/// hostile path is data, never code; `Shell` snippets come from the playbook
 /// and the engine, not from the inventory.
 ///
 /// Files are read together, by one `stat` and one `cat` for all of them (two processes
@@ -211,9 +211,18 @@ fn parse_files<'o>(
         .ok_or_else(|| "a file changed size while the probe read it; run again".to_string())
 }
 
-/// POSIX single-quoting: the only character that needs care inside '' is ' itself.
+/// `s` as one shell word, by the transport's quoting ([`apim_transport::quote`], the
+/// workspace's only one), for the scripts the engine builds.
+///
+/// It cannot fail here: the one string no shell word can hold is one with a NUL byte,
+/// and every value that reaches a script was rendered by the template engine, which
+/// refuses NUL (or is a path the inventory validated). A NUL here is a bug, so it
+/// stops the program instead of running a script that would mean something else.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    match apim_transport::quote(s) {
+        Ok(word) => word.into_owned(),
+        Err(e) => panic!("a value for a script {e}; the template engine should have refused it"),
+    }
 }
 
 #[cfg(test)]

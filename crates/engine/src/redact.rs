@@ -1,66 +1,95 @@
 //! Redaction by value: every secret resolved from the inventory is registered
 //! here, and every string that leaves the process through a plan, a diff, a
-//! log line or an error passes through [`Redactor::mask`].
+//! log line or an error passes through [`Redactor::mask`]. This is the one
+//! masking implementation: diffs ([`crate::modules::file_diff`]) use it too.
 //!
 //! Masking by value (not by field) is deliberately blunt: a secret copied into
-//! a template, a JDBC URL or a remote error message is still caught.
+//! a template, a JDBC URL or a remote error message is still caught, and so is
+//! every form it takes inside a config file (escaped by the one XML escaper for
+//! element text, either attribute quote, or a template's `| xml`).
+
+pub use apim_xmlpatch::MASK;
 
 #[derive(Debug, Default, Clone)]
 pub struct Redactor {
     secrets: Vec<String>,
+    /// Every text that gives a secret away, longest first, so a secret that
+    /// contains another is masked whole.
+    forms: Vec<String>,
 }
-
-pub const MASK: &str = "********";
 
 impl Redactor {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Registers a secret value (empty values are ignored: they cannot leak).
+    /// Registers a secret value (blank values are ignored: they cannot leak).
     pub fn add(&mut self, secret: &str) {
-        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_string());
-            // Longest first, so a secret containing another is masked whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        if secret.trim().is_empty() || self.secrets.iter().any(|s| s == secret) {
+            return;
         }
+        self.secrets.push(secret.to_string());
+        // A diff or a log shows a multi-line secret line by line.
+        let lines = secret.lines().filter(|_| secret.contains('\n'));
+        for part in std::iter::once(secret).chain(lines) {
+            if part.trim().is_empty() {
+                continue;
+            }
+            for form in [
+                part.to_string(),
+                apim_xmlpatch::escape_text(part),
+                apim_xmlpatch::escape_attr(part, '"'),
+                apim_xmlpatch::escape_attr(part, '\''),
+                apim_xmlpatch::escape_markup(part),
+            ] {
+                if !self.forms.contains(&form) {
+                    self.forms.push(form);
+                }
+            }
+        }
+        self.forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    }
+
+    /// This redactor with more secrets (the values a patch replaces, say).
+    pub fn with<'s>(&self, more: impl IntoIterator<Item = &'s String>) -> Redactor {
+        let mut r = self.clone();
+        for s in more {
+            r.add(s);
+        }
+        r
     }
 
     pub fn secrets(&self) -> &[String] {
         &self.secrets
     }
 
-    /// The text with every registered secret replaced by `********`, including
-    /// the XML-escaped form a secret takes inside a config file.
+    /// The text with every registered secret, raw or escaped, replaced by `********`.
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), MASK);
-            let escaped = xml_escape(s);
-            if escaped != *s {
-                out = out.replace(&escaped, MASK);
+        for f in &self.forms {
+            if out.contains(f.as_str()) {
+                out = out.replace(f.as_str(), MASK);
             }
         }
         out
     }
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn redactor(secrets: &[&str]) -> Redactor {
+        let mut r = Redactor::new();
+        for s in secrets {
+            r.add(s);
+        }
+        r
+    }
+
     #[test]
     fn masks_plain_and_xml_escaped_secrets() {
-        let mut r = Redactor::new();
-        r.add("p&ss");
+        let r = redactor(&["p&ss"]);
         assert_eq!(
             r.mask("<password>p&amp;ss</password> p&ss"),
             "<password>********</password> ********"
@@ -68,10 +97,42 @@ mod tests {
     }
 
     #[test]
+    fn masks_every_form_a_secret_takes_in_a_config_file() {
+        let secret = "a'b\"c<d>\te";
+        let r = redactor(&[secret]);
+        for form in [
+            apim_xmlpatch::escape_text(secret),
+            apim_xmlpatch::escape_attr(secret, '"'),
+            apim_xmlpatch::escape_attr(secret, '\''),
+            apim_xmlpatch::escape_markup(secret),
+        ] {
+            assert_eq!(
+                r.mask(&format!("<x>{form}</x>")),
+                "<x>********</x>",
+                "{form}"
+            );
+        }
+    }
+
+    #[test]
     fn longer_secret_wins_over_its_prefix() {
-        let mut r = Redactor::new();
-        r.add("abc");
-        r.add("abcdef");
+        let r = redactor(&["abc", "abcdef"]);
         assert_eq!(r.mask("x abcdef y abc"), "x ******** y ********");
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_masked_line_by_line_too() {
+        let r = redactor(&["first line\nsecond line"]);
+        assert_eq!(
+            r.mask("-first line\n+second line\n"),
+            "-********\n+********\n"
+        );
+    }
+
+    #[test]
+    fn blank_secrets_mask_nothing() {
+        let r = redactor(&["", "  "]);
+        assert_eq!(r.mask("a  b"), "a  b");
+        assert!(r.secrets().is_empty());
     }
 }

@@ -1,14 +1,16 @@
-//! Reporting: every event of a run goes through one [`Reporter`] (cargo's
-//! `Shell`): plain lines when not on a terminal, an indicatif display on one,
-//! or NDJSON with `--json`. Nothing else in the engine prints.
+//! Reporting: every event of a run goes through one [`Reporter`], which writes
+//! through the [`Shell`]: plain lines when not on a terminal, an indicatif
+//! display on one, or NDJSON with `--json`. Nothing else in the engine prints.
+//! The line of each kind of event (a task, a failure, a restart, the recap) has
+//! one formatter here, which `restart`'s reporters use too.
 
-use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::modules::{FileDiff, Verdict};
+use super::shell::{Shell, Style};
 
 /// Something that happened during a run.
 #[derive(Debug, Clone, Serialize)]
@@ -70,36 +72,43 @@ pub trait Reporter: Send + Sync {
     fn event(&self, e: &Event);
 }
 
-/// Plain, line-per-event output without control codes (CI, pipes).
-pub struct PlainReporter<W: Write + Send> {
-    out: Mutex<W>,
-    pub show_diffs: bool,
-}
-
-impl<W: Write + Send> PlainReporter<W> {
-    pub fn new(out: W) -> Self {
-        PlainReporter {
-            out: Mutex::new(out),
-            show_diffs: false,
-        }
+/// The reporter the shell calls for: NDJSON with `--json`, the live display on a
+/// terminal, plain lines otherwise.
+pub fn reporter(shell: Arc<Shell>, show_diffs: bool) -> Arc<dyn Reporter> {
+    if shell.is_json() {
+        Arc::new(JsonReporter::new(shell))
+    } else if shell.is_live() {
+        Arc::new(ProgressReporter::new(shell, show_diffs))
+    } else {
+        Arc::new(PlainReporter::new(shell, show_diffs))
     }
 }
 
-impl<W: Write + Send> Reporter for PlainReporter<W> {
+/// Plain, line-per-event output without control codes (CI, pipes).
+pub struct PlainReporter {
+    shell: Arc<Shell>,
+    show_diffs: bool,
+}
+
+impl PlainReporter {
+    pub fn new(shell: Arc<Shell>, show_diffs: bool) -> Self {
+        PlainReporter { shell, show_diffs }
+    }
+}
+
+impl Reporter for PlainReporter {
     fn event(&self, e: &Event) {
-        let mut out = self.out.lock().expect("reporter lock");
-        let _ = match e {
+        let sh = &self.shell;
+        let text = match e {
             Event::RunStart {
                 command,
                 hosts,
                 nodes,
                 ..
-            } => {
-                writeln!(out, "{command}: {hosts} host(s), {nodes} node(s)")
-            }
+            } => format!("{command}: {hosts} host(s), {nodes} node(s)\n"),
             // Hosts do not wait for each other at phase boundaries, so a heading
             // would stand over other hosts' lines; each line names its target.
-            Event::PhaseStart { .. } | Event::TaskStart { .. } => Ok(()),
+            Event::PhaseStart { .. } | Event::TaskStart { .. } => return,
             Event::TaskEnd {
                 target,
                 task,
@@ -107,78 +116,54 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                 duration_ms,
                 diffs,
             } => {
-                let tag = match verdict {
-                    Verdict::Ok(_) => "ok",
-                    Verdict::Change(_) => "changed",
-                    Verdict::Skipped(_) => "skipped",
-                };
-                let r = writeln!(
-                    out,
-                    "{tag:>8} {target}: {task} ({}) [{}]",
-                    verdict.reason(),
-                    fmt_ms(*duration_ms)
-                );
+                let mut text = task_line(sh, target, task, verdict, *duration_ms) + "\n";
                 if self.show_diffs {
                     for d in diffs {
-                        let _ = write!(out, "{}", d.diff);
+                        text.push_str(&d.diff);
                     }
                 }
-                r
+                text
             }
             Event::TaskFailed {
                 target,
                 task,
                 error,
-            } => {
-                writeln!(out, "  FAILED {target}: {task}: {error}")
-            }
+            } => failed_line(sh, target, task, error) + "\n",
             Event::Restart {
                 target,
                 healthy,
                 duration_ms,
-            } => writeln!(
-                out,
-                "{:>8} {target}: {} in {}",
-                if *healthy { "started" } else { "FAILED" },
-                if *healthy { "healthy" } else { "not healthy" },
-                fmt_ms(*duration_ms)
-            ),
+            } => restart_line(sh, target, *healthy, *duration_ms) + "\n",
             Event::Recap {
                 hosts,
                 ok,
                 duration_ms,
-            } => {
-                let _ = writeln!(out, "{}", recap_table(hosts));
-                writeln!(
-                    out,
-                    "{} in {}",
-                    if *ok { "done" } else { "FAILED" },
-                    fmt_ms(*duration_ms)
-                )
-            }
+            } => recap_text(sh, hosts, *ok, *duration_ms),
         };
+        let _ = sh.print(&text);
     }
 }
 
-/// NDJSON: one JSON object per event (schema in docs/events.md).
-pub struct JsonReporter<W: Write + Send> {
-    out: Mutex<W>,
+/// NDJSON: one JSON object per event (schema in docs/events.md); `restart` and
+/// `status` stream their own events through it too.
+pub struct JsonReporter {
+    shell: Arc<Shell>,
 }
 
-impl<W: Write + Send> JsonReporter<W> {
-    pub fn new(out: W) -> Self {
-        JsonReporter {
-            out: Mutex::new(out),
-        }
+impl JsonReporter {
+    pub fn new(shell: Arc<Shell>) -> Self {
+        JsonReporter { shell }
+    }
+
+    /// Writes one event of any kind as a line.
+    pub fn line<E: Serialize>(&self, e: &E) {
+        let _ = self.shell.print_json_line(e);
     }
 }
 
-impl<W: Write + Send> Reporter for JsonReporter<W> {
+impl Reporter for JsonReporter {
     fn event(&self, e: &Event) {
-        let mut out = self.out.lock().expect("reporter lock");
-        if let Ok(line) = serde_json::to_string(e) {
-            let _ = writeln!(out, "{line}");
-        }
+        self.line(e);
     }
 }
 
@@ -195,6 +180,53 @@ pub fn fmt_ms(ms: u64) -> String {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
+}
+
+/// A finished task: `  changed app1/api: task (reason) [1.2s]`.
+pub fn task_line(sh: &Shell, target: &str, task: &str, verdict: &Verdict, ms: u64) -> String {
+    let (tag, style) = match verdict {
+        Verdict::Ok(_) => ("ok", Style::Good),
+        Verdict::Change(_) => ("changed", Style::Changed),
+        Verdict::Skipped(_) => ("skipped", Style::Dim),
+    };
+    format!(
+        "{} {target}: {task} ({}) [{}]",
+        sh.paint(style, &format!("{tag:>8}")),
+        verdict.reason(),
+        fmt_ms(ms)
+    )
+}
+
+/// A failed task: `  FAILED app1/api: task: error`.
+pub fn failed_line(sh: &Shell, target: &str, task: &str, error: &str) -> String {
+    format!(
+        "{} {target}: {task}: {error}",
+        sh.paint(Style::Bad, "  FAILED")
+    )
+}
+
+/// A node (re)started by `apply` or `restart`: `  started app1/api: healthy in 3.2s`.
+pub fn restart_line(sh: &Shell, target: &str, healthy: bool, ms: u64) -> String {
+    let (tag, style, state) = if healthy {
+        (" started", Style::Good, "healthy")
+    } else {
+        ("  FAILED", Style::Bad, "not healthy")
+    };
+    format!(
+        "{} {target}: {state} in {}",
+        sh.paint(style, tag),
+        fmt_ms(ms)
+    )
+}
+
+/// The end of `apply` and `restart`: the recap table, then `done in 12.3s` (or `FAILED`).
+pub fn recap_text(sh: &Shell, hosts: &[HostRecap], ok: bool, ms: u64) -> String {
+    let verdict = if ok {
+        sh.paint(Style::Good, "done")
+    } else {
+        sh.paint(Style::Bad, "FAILED")
+    };
+    format!("{}\n{verdict} in {}\n", recap_table(hosts), fmt_ms(ms))
 }
 
 /// The recap as an aligned text table.
@@ -221,15 +253,17 @@ pub fn recap_table(hosts: &[HostRecap]) -> String {
 /// The terminal display: one spinner line per host showing its current task,
 /// changes and failures printed above the spinners, then the recap table.
 pub struct ProgressReporter {
+    shell: Arc<Shell>,
     multi: indicatif::MultiProgress,
     bars: Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
     show_diffs: bool,
 }
 
 impl ProgressReporter {
-    pub fn new(show_diffs: bool) -> Self {
+    pub fn new(shell: Arc<Shell>, show_diffs: bool) -> Self {
         ProgressReporter {
-            multi: indicatif::MultiProgress::new(),
+            multi: shell.live_display(),
+            shell,
             bars: Mutex::new(Default::default()),
             show_diffs,
         }
@@ -259,6 +293,7 @@ impl ProgressReporter {
 
 impl Reporter for ProgressReporter {
     fn event(&self, e: &Event) {
+        let sh = &self.shell;
         match e {
             Event::RunStart { .. } | Event::PhaseStart { .. } => {}
             Event::TaskStart { target, task } => {
@@ -267,14 +302,11 @@ impl Reporter for ProgressReporter {
             Event::TaskEnd {
                 target,
                 task,
-                verdict: Verdict::Change(reason),
+                verdict: verdict @ Verdict::Change(_),
                 duration_ms,
                 diffs,
             } => {
-                self.say(format!(
-                    "\x1b[33mchanged\x1b[0m {target}: {task} ({reason}) [{}]",
-                    fmt_ms(*duration_ms)
-                ));
+                self.say(task_line(sh, target, task, verdict, *duration_ms));
                 if self.show_diffs {
                     for d in diffs {
                         self.say(d.diff.trim_end().to_string());
@@ -287,22 +319,12 @@ impl Reporter for ProgressReporter {
                 target,
                 task,
                 error,
-            } => self.say(format!("\x1b[31mFAILED\x1b[0m  {target}: {task}: {error}")),
+            } => self.say(failed_line(sh, target, task, error)),
             Event::Restart {
                 target,
                 healthy,
                 duration_ms,
-            } => self.say(if *healthy {
-                format!(
-                    "\x1b[32mstarted\x1b[0m {target}: healthy in {}",
-                    fmt_ms(*duration_ms)
-                )
-            } else {
-                format!(
-                    "\x1b[31mFAILED\x1b[0m  {target}: not healthy after {}",
-                    fmt_ms(*duration_ms)
-                )
-            }),
+            } => self.say(restart_line(sh, target, *healthy, *duration_ms)),
             Event::Recap {
                 hosts,
                 ok,
@@ -312,17 +334,78 @@ impl Reporter for ProgressReporter {
                     bar.finish_and_clear();
                 }
                 let _ = self.multi.clear();
-                println!("{}", recap_table(hosts));
-                println!(
-                    "{} in {}",
-                    if *ok {
-                        "\x1b[32mdone\x1b[0m"
-                    } else {
-                        "\x1b[31mFAILED\x1b[0m"
-                    },
-                    fmt_ms(*duration_ms)
-                );
+                let _ = sh.print(&recap_text(sh, hosts, *ok, *duration_ms));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(events: &[Event]) -> String {
+        let (shell, capture) = Shell::capture();
+        let r = PlainReporter::new(Arc::new(shell), false);
+        for e in events {
+            r.event(e);
+        }
+        capture.out()
+    }
+
+    #[test]
+    fn plain_lines_keep_their_shape() {
+        let out = plain(&[
+            Event::TaskEnd {
+                target: "app1/api".into(),
+                task: "server.xml".into(),
+                verdict: Verdict::Change("Port".into()),
+                duration_ms: 1200,
+                diffs: vec![],
+            },
+            Event::TaskFailed {
+                target: "app1".into(),
+                task: "unpack".into(),
+                error: "no space".into(),
+            },
+            Event::Restart {
+                target: "app1/api".into(),
+                healthy: false,
+                duration_ms: 3000,
+            },
+            Event::Recap {
+                hosts: vec![HostRecap {
+                    host: "app1".into(),
+                    changed: 1,
+                    failed: 1,
+                    ..Default::default()
+                }],
+                ok: false,
+                duration_ms: 5000,
+            },
+        ]);
+        assert_eq!(
+            out,
+            " changed app1/api: server.xml (Port) [1.2s]\n\
+             \x20 FAILED app1: unpack: no space\n\
+             \x20 FAILED app1/api: not healthy in 3.0s\n\
+             HOST               OK  CHANGED  FAILED  SKIPPED  RESTARTED      TIME\n\
+             app1                0        1       1        0          0       0ms\n\
+             FAILED in 5.0s\n"
+        );
+    }
+
+    #[test]
+    fn coloured_lines_are_the_plain_lines_painted() {
+        let (shell, _) = Shell::capture();
+        let shell = shell.with_color(true);
+        assert_eq!(
+            restart_line(&shell, "app1/web", true, 42),
+            "\x1b[32m started\x1b[0m app1/web: healthy in 42ms"
+        );
+        assert_eq!(
+            recap_text(&shell, &[], true, 1500).lines().last(),
+            Some("\x1b[32mdone\x1b[0m in 1.5s")
+        );
     }
 }

@@ -62,7 +62,7 @@ impl Schedule {
         for (i, step) in plan.steps.iter().enumerate() {
             // A host's rank: when its first node starts (a database role does not count).
             let rank = host_rank.entry(&step.host).or_insert(usize::MAX);
-            if is_service(step) {
+            if step.module.is_service() {
                 *rank = (*rank).min(rank_of(&step.role));
             }
             match sequences.iter_mut().find(|(h, _)| *h == step.host) {
@@ -78,7 +78,7 @@ impl Schedule {
         for (_, seq) in &mut sequences {
             seq.sort_by_key(|&i| {
                 let s = &plan.steps[i];
-                let service = is_service(s);
+                let service = s.module.is_service();
                 (
                     s.phase_index,
                     service,
@@ -94,7 +94,7 @@ impl Schedule {
                     .ancestors(role)
                     .into_iter()
                     .flat_map(|a| {
-                        let last = step.phase_index + usize::from(is_service(step));
+                        let last = step.phase_index + usize::from(step.module.is_service());
                         (0..last).map(move |p| (a.clone(), p))
                     })
                     .filter(|g| remaining.contains_key(g))
@@ -169,10 +169,6 @@ impl Schedule {
             admission: &self.admission,
         })
     }
-}
-
-fn is_service(step: &Step) -> bool {
-    step.module == "service"
 }
 
 fn has_bulk_upload(step: &Step) -> bool {
@@ -274,7 +270,7 @@ mod tests {
         Step {
             phase: format!("phase {phase}"),
             task: format!("{module} in phase {phase}"),
-            module: module.into(),
+            module: module.parse().unwrap(),
             target: role.map_or(host.to_string(), |r| format!("{host}/{r}")),
             host: host.into(),
             role: role.map(str::to_string),

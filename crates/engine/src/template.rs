@@ -33,15 +33,9 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        // `| xml`: text for an XML fragment. Unlike `| e` (HTML), it leaves `/` alone, and
-        // it spells escapes the way the redactor looks for a secret inside a config file.
-        env.add_filter("xml", |v: String| -> String {
-            v.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-                .replace('\'', "&apos;")
-        });
+        // `| xml`: a value for an XML fragment, by the patch engine's own escaper (the
+        // redactor knows its forms). Unlike `| e` (HTML), it leaves `/` alone.
+        env.add_filter("xml", |v: String| apim_xmlpatch::escape_markup(&v));
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .keep_trailing_newline(true)
@@ -51,20 +45,25 @@ impl Renderer {
         Renderer { env }
     }
 
-    /// Renders one template string.
+    /// Renders one template string. A result with a NUL byte is an error: no path,
+    /// shell word or XML text can hold one, so every value that reaches a script or a
+    /// config file can be quoted and escaped.
     pub fn render(&self, template: &str, ctx: &Value) -> Result<String, TemplateError> {
-        if !template.contains("{{") && !template.contains("{%") {
-            return Ok(template.to_string());
-        }
-        self.env
-            .render_str(
-                template,
-                minijinja::Value::from(minijinja::value::Serde(ctx)),
-            )
-            .map_err(|e| TemplateError {
-                template: template.to_string(),
-                message: error_chain(&e),
-            })
+        let out = if !template.contains("{{") && !template.contains("{%") {
+            template.to_string()
+        } else {
+            self.env
+                .render_str(
+                    template,
+                    minijinja::Value::from(minijinja::value::Serde(ctx)),
+                )
+                .map_err(|e| TemplateError {
+                    template: template.to_string(),
+                    message: error_chain(&e),
+                })?
+        };
+        refuse_nul(&out, template)?;
+        Ok(out)
     }
 
     /// Evaluates a `when` expression to a boolean (Jinja truthiness).
@@ -119,8 +118,10 @@ impl Renderer {
         if value.is_none() || value.is_undefined() {
             return Err(error(template, format!("`{}` has no value", expr.trim())));
         }
-        json_to_toml(to_json(&value, template)?)
-            .ok_or_else(|| error(template, format!("`{}` has no TOML form", expr.trim())))
+        let value = json_to_toml(to_json(&value, template)?)
+            .ok_or_else(|| error(template, format!("`{}` has no TOML form", expr.trim())))?;
+        refuse_nul_in(&value, template)?;
+        Ok(value)
     }
 
     /// Compiles and evaluates one expression; errors name `template`.
@@ -144,6 +145,25 @@ fn error(template: &str, message: String) -> TemplateError {
     TemplateError {
         template: template.to_string(),
         message,
+    }
+}
+
+fn refuse_nul(text: &str, template: &str) -> Result<(), TemplateError> {
+    if text.contains('\0') {
+        return Err(error(
+            template,
+            "the value holds a NUL byte, which no path, shell word or XML text can".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn refuse_nul_in(value: &toml::Value, template: &str) -> Result<(), TemplateError> {
+    match value {
+        toml::Value::String(s) => refuse_nul(s, template),
+        toml::Value::Array(items) => items.iter().try_for_each(|i| refuse_nul_in(i, template)),
+        toml::Value::Table(t) => t.values().try_for_each(|v| refuse_nul_in(v, template)),
+        _ => Ok(()),
     }
 }
 
@@ -206,6 +226,14 @@ mod tests {
     }
 
     #[test]
+    fn the_xml_filter_is_the_patch_engines_markup_escaper() {
+        let r = Renderer::new();
+        let v = "p'w\"d&<>\r/";
+        let out = r.render("{{ v | xml }}", &json!({ "v": v })).unwrap();
+        assert_eq!(out, apim_xmlpatch::escape_markup(v));
+    }
+
+    #[test]
     fn the_xml_filter_escapes_markup_but_not_slashes() {
         let r = Renderer::new();
         let out = r
@@ -218,6 +246,22 @@ mod tests {
             out,
             "jdbc:mysql://h/db?a=1&amp;b=&apos;2&apos;&lt;&gt;&quot;"
         );
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_value_is_an_error_wherever_it_lands() {
+        // should: a secret or name with a NUL never reaches a script, where bash would
+        // drop the byte and act on another value.
+        let r = Renderer::new();
+        let ctx = json!({"v": "a\u{0}b", "list": ["ok", "x\u{0}"]});
+        for template in ["{{ v }}", "/opt/{{ v }}/x", "{{ v | xml }}"] {
+            let err = r.render(template, &ctx).unwrap_err().to_string();
+            assert!(err.contains("NUL"), "{template}: {err}");
+        }
+        let mut t = toml::Table::new();
+        t.insert("names".into(), "{{ list }}".into());
+        assert!(r.render_table(&t, &ctx).is_err());
+        assert!(r.render("no\u{0}template", &ctx).is_err());
     }
 
     #[test]

@@ -211,6 +211,7 @@ const MODULE_PARAMS: &[(&str, &str)] = &[
 
 /// Decides `module` against a host that answered `answers` to its questions (in order).
 fn decide(module: &str, params: &str, answers: &[Answer]) -> Result<String, String> {
+    let module: modules::Kind = module.parse().unwrap();
     let params: toml::Table = params.parse().unwrap();
     let questions = modules::questions(module, &params).unwrap();
     let mut facts = Facts::default();
@@ -225,9 +226,14 @@ fn decide(module: &str, params: &str, answers: &[Answer]) -> Result<String, Stri
         redactor: &redactor,
     };
     let mut state = HostState::new(facts);
-    modules::decide(module, &ctx, &mut state)
-        .map(|d| format!("{d:?}"))
-        .map_err(|e| e.to_string())
+    let decided = if module.is_service() {
+        // The planner decides a start, with what changed on the node earlier.
+        let p: modules::service::Params = modules::params(module, &params).unwrap();
+        modules::service::decide_with(&p, &state, &["a config file".to_string()])
+    } else {
+        modules::decide(module, &ctx, &mut state)
+    };
+    decided.map(|d| format!("{d:?}")).map_err(|e| e.to_string())
 }
 
 /// Any answer at all, of any kind (a module must not trust the kind either).

@@ -264,15 +264,8 @@ fn mysql_datasource(name: &str, db_host: &str, database: &str, password: &str) -
          \x20               </configuration>\n\
          \x20           </definition>\n\
          \x20       </datasource>\n",
-        xml_escape(password)
+        apim_xmlpatch::escape_markup(password)
     )
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
 }
 
 /// What the seed's database steps produce: WSO2AM_DB, WSO2UM_DB and WSO2REG_DB on MySQL,

@@ -1,11 +1,12 @@
 //! `Cmd`: a remote command as data (argument vector, stdin, privilege, directory,
 //! environment, timeout) and its rendering into one POSIX shell command line.
 //!
-//! Every argument is quoted with shlex, so what the far process receives in its argv
-//! is exactly what the caller put in the vector; a NUL byte cannot be passed through a
-//! command line at all and is refused. Secrets never belong in a `Cmd`'s arguments or
+//! Every argument is quoted by [`quote`] (the workspace's one shell quoting: shlex), so
+//! what the far process receives in its argv is exactly what the caller put in the
+//! vector; a NUL byte cannot be passed through a command line at all and is refused. Secrets never belong in a `Cmd`'s arguments or
 //! environment (both are visible in `ps` on the far side): pass them through stdin.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,6 +14,21 @@ use std::time::Duration;
 use tokio::io::AsyncRead;
 
 use crate::error::TransportError;
+
+/// A value that cannot be one shell word: it holds a NUL byte, which no argv entry,
+/// environment value or script line can carry (bash drops it silently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("contains a NUL byte, which no shell word can hold")]
+pub struct QuoteError;
+
+/// `word` as one POSIX shell word: unchanged when it holds only characters that are
+/// never special (`/opt/wso2`), quoted otherwise, so that the shell reads back exactly
+/// `word` (quotes, `$()`, backticks, globs, newlines included). This is the one shell
+/// quoting of the workspace (commands, file batches, the engine's scripts, `lab env`);
+/// it is shlex's, which documents and tests its choices for every byte.
+pub fn quote(word: &str) -> Result<Cow<'_, str>, QuoteError> {
+    shlex::try_quote(word).map_err(|_| QuoteError)
+}
 
 /// A reader streamed into the command's stdin (for large inputs such as uploads).
 pub type StdinReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -196,10 +212,12 @@ impl Cmd {
             }
         }
         words.extend(self.argv.iter().cloned());
-        shlex::try_join(words.iter().map(String::as_str)).map_err(|e| match e {
-            shlex::QuoteError::Nul => "an argument contains a NUL byte".to_string(),
-            other => other.to_string(),
-        })
+        let quoted = words
+            .iter()
+            .map(|w| quote(w))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "an argument contains a NUL byte".to_string())?;
+        Ok(quoted.join(" "))
     }
 
     /// A short, log-safe description: long or multi-line arguments (scripts) are
@@ -212,8 +230,8 @@ impl Cmd {
                 if a.len() > 80 || a.contains('\n') {
                     format!("<{} bytes>", a.len())
                 } else {
-                    shlex::try_quote(a)
-                        .map(|q| q.into_owned())
+                    quote(a)
+                        .map(Cow::into_owned)
                         .unwrap_or_else(|_| "<NUL>".into())
                 }
             })
@@ -254,6 +272,60 @@ mod tests {
     fn shell_syntax_is_quoted() {
         let line = render(Cmd::new("echo").arg("$(rm -rf /); `x` | y"));
         assert_eq!(line, "echo '$(rm -rf /); `x` | y'");
+    }
+
+    /// What bash prints back for `printf '%s' <quoted>`.
+    fn through_bash(word: &str) -> String {
+        let script = format!("printf '%s' {}", quote(word).unwrap());
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{word:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn hostile_words_come_back_from_bash_unchanged() {
+        for word in [
+            "",
+            "plain",
+            "/opt/wso2/Key Manager",
+            "it's",
+            "'",
+            "''\\'",
+            "\"double\" and 'single'",
+            "$(touch /tmp/apim-quote-pwned)",
+            "`touch /tmp/apim-quote-pwned`",
+            "${HOME} $HOME $$ $? $!",
+            "a\nb\n\n",
+            "line\r\n",
+            "tab\there",
+            "*.xml ? [a-z] {a,b} ~root",
+            "; rm -rf / #",
+            "a|b&c>d<e",
+            "\\ backslash \\",
+            "!event ^caret",
+            "-n",
+            "caf\u{e9} \u{1f600}",
+            "\x01\x1b[31m\x7f",
+        ] {
+            assert_eq!(through_bash(word), word, "{word:?}");
+        }
+        assert!(!std::path::Path::new("/tmp/apim-quote-pwned").exists());
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_never_a_shorter_word() {
+        assert_eq!(quote("a\0b"), Err(QuoteError));
+        assert_eq!(quote("\0"), Err(QuoteError));
+    }
+
+    #[test]
+    fn plain_words_stay_as_they_are() {
+        assert_eq!(quote("/opt/wso2/Gateway").unwrap(), "/opt/wso2/Gateway");
+        assert_eq!(quote("").unwrap(), "''");
     }
 
     #[test]

@@ -254,9 +254,9 @@ fn invalid_batch<T: Transport + ?Sized>(t: &T, reason: String) -> TransportError
 fn batch_script(files: &[FileWrite<'_>]) -> std::result::Result<String, String> {
     use base64ct::{Base64, Encoding};
     let quote = |s: &str| {
-        shlex::try_quote(s)
+        crate::cmd::quote(s)
             .map(|q| q.into_owned())
-            .map_err(|_| format!("{s:?} contains a NUL byte"))
+            .map_err(|e| format!("{s:?} {e}"))
     };
     let mut script = format!("{SMALL_DIGEST_FN}\n{WRITE_ONE_FN}\n");
     for f in files {

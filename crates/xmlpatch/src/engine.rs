@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::diff;
 use crate::document::{Document, build_index, parse_element_path};
 use crate::encoding::{self, Encoding};
 use crate::error::XmlError;
@@ -60,12 +59,10 @@ impl Patched {
         &self.new_text
     }
 
-    /// A unified diff of the change. Values of ops marked `secret` (and the values they
-    /// replaced), plus `extra_secrets`, appear as `********` on both sides.
-    pub fn diff(&self, extra_secrets: &[&str]) -> String {
-        let mut secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-        secrets.extend_from_slice(extra_secrets);
-        diff::unified_diff(&self.file, &self.old_text, &self.new_text, &secrets)
+    /// The values a diff of this patch must mask: those of ops marked `secret`, and the
+    /// values they replaced (an old password is as secret as the new one).
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
     }
 }
 
@@ -428,7 +425,7 @@ fn attribute_path(path: &str) -> Result<Path, XmlError> {
     Ok(p)
 }
 
-/// Remembers a secret op's new and old values so diffs can mask them.
+/// Remembers a secret op's new and old values, for [`Patched::secrets`].
 fn note_secret(secrets: &mut Vec<String>, secret: bool, new: &str, old: &str) {
     if secret {
         for s in [new, old] {

@@ -18,7 +18,8 @@
 //!   `remove`, each with an expected match [`Count`].
 //! * [`apply`] runs ops in order and returns [`Patched`]: the new bytes plus one
 //!   [`OpOutcome`] per op. Re-applying the same ops to the output is a byte-identical no-op.
-//! * [`Patched::diff`] / [`diff`] give a unified diff with secrets shown as `********`.
+//! * [`Patched::secrets`] names the values a diff of the patch must mask (the crate renders no
+//!   diffs: callers mask everything they print in one place).
 //! * [`Document::get_text`] / [`Document::get_attr`] read values back (for drift checks).
 //!
 //! # Example
@@ -38,7 +39,6 @@
 //! # Ok::<(), apim_xmlpatch::XmlError>(())
 //! ```
 
-mod diff;
 mod document;
 mod encoding;
 mod engine;
@@ -50,10 +50,9 @@ mod ops;
 mod path;
 mod structure;
 
-pub use diff::{MASK, diff, mask, unified_diff};
 pub use document::Document;
 pub use encoding::Encoding;
 pub use engine::{OpOutcome, Patched, apply};
 pub use error::XmlError;
-pub use escape::{escape_attr, escape_text};
-pub use ops::{Count, IfPresent, Op, Position};
+pub use escape::{escape_attr, escape_markup, escape_text};
+pub use ops::{Count, IfPresent, MASK, Op, Position};

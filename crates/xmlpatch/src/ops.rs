@@ -5,6 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// What a secret value is shown as, wherever it would be shown.
+pub const MASK: &str = "********";
+
 /// How many elements an operation expects its path to match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,7 +128,7 @@ impl fmt::Debug for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown = |value: &str, secret: bool| {
             if secret {
-                crate::diff::MASK.to_string()
+                MASK.to_string()
             } else {
                 value.to_string()
             }

@@ -28,17 +28,85 @@ pub mod unpack;
 pub mod user;
 pub mod xml;
 
-/// Every module name a playbook may use.
-pub const KNOWN: &[&str] = &[
-    "copy",
-    "hosts_file",
-    "java",
-    "mysql",
-    "service",
-    "unpack",
-    "user",
-    "xml",
-];
+/// The module a task uses, read once from the playbook: everything downstream
+/// (planner, schedule, executor, reports, `status`, `restart`) asks this value,
+/// never compares names, so a misspelt module is an error when the playbook loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Copy,
+    HostsFile,
+    Java,
+    Mysql,
+    Service,
+    Unpack,
+    User,
+    Xml,
+}
+
+impl Kind {
+    /// Every module, in the order the playbook documentation lists them.
+    pub const ALL: [Kind; 8] = [
+        Kind::Copy,
+        Kind::HostsFile,
+        Kind::Java,
+        Kind::Mysql,
+        Kind::Service,
+        Kind::Unpack,
+        Kind::User,
+        Kind::Xml,
+    ];
+
+    /// The name a playbook uses (`module = "hosts_file"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Copy => "copy",
+            Kind::HostsFile => "hosts_file",
+            Kind::Java => "java",
+            Kind::Mysql => "mysql",
+            Kind::Service => "service",
+            Kind::Unpack => "unpack",
+            Kind::User => "user",
+            Kind::Xml => "xml",
+        }
+    }
+
+    /// A node start: ordered by the role graph, gated on health, counted as a restart.
+    pub fn is_service(self) -> bool {
+        self == Kind::Service
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown module `{name}` (modules: {})", known.join(", "))
+            })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 /// What a task decided.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -160,7 +228,7 @@ impl ModuleError {
 
 /// Deserializes a module's rendered parameters into its typed form, so a
 /// misspelled or missing parameter is named in the error.
-pub fn params<T: DeserializeOwned>(module: &str, table: &toml::Table) -> Result<T, ModuleError> {
+pub fn params<T: DeserializeOwned>(module: Kind, table: &toml::Table) -> Result<T, ModuleError> {
     toml::Value::Table(table.clone())
         .try_into()
         .map_err(|e: toml::de::Error| {
@@ -172,46 +240,74 @@ pub fn params<T: DeserializeOwned>(module: &str, table: &toml::Table) -> Result<
 }
 
 /// The facts a task needs from its host.
-pub fn questions(module: &str, table: &toml::Table) -> Result<Vec<Fact>, ModuleError> {
+pub fn questions(module: Kind, table: &toml::Table) -> Result<Vec<Fact>, ModuleError> {
     match module {
-        "copy" => copy::questions(&params(module, table)?),
-        "hosts_file" => hosts_file::questions(&params(module, table)?),
-        "java" => java::questions(&params(module, table)?),
-        "mysql" => mysql::questions(&params(module, table)?),
-        "service" => service::questions(&params(module, table)?),
-        "unpack" => unpack::questions(&params(module, table)?),
-        "user" => user::questions(&params(module, table)?),
-        "xml" => xml::questions(&params(module, table)?),
-        other => Err(ModuleError(format!("unknown module `{other}`"))),
+        Kind::Copy => copy::questions(&params(module, table)?),
+        Kind::HostsFile => hosts_file::questions(&params(module, table)?),
+        Kind::Java => java::questions(&params(module, table)?),
+        Kind::Mysql => mysql::questions(&params(module, table)?),
+        Kind::Service => service::questions(&params(module, table)?),
+        Kind::Unpack => unpack::questions(&params(module, table)?),
+        Kind::User => user::questions(&params(module, table)?),
+        Kind::Xml => xml::questions(&params(module, table)?),
     }
 }
 
-/// Decides a task against the planned state of its host.
-pub fn decide(module: &str, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
+/// Decides a task against the planned state of its host. A `service` task is
+/// not decided here: whether a node restarts depends on what changed on it
+/// earlier in the run, which only the planner knows.
+pub fn decide(module: Kind, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
     match module {
-        "copy" => copy::decide(&params(module, ctx.params)?, state),
-        "hosts_file" => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
-        "java" => java::decide(&params(module, ctx.params)?, state),
-        "mysql" => mysql::decide(&params(module, ctx.params)?, ctx, state),
-        "service" => service::decide(&params(module, ctx.params)?, state),
-        "unpack" => unpack::decide(&params(module, ctx.params)?, ctx, state),
-        "user" => user::decide(&params(module, ctx.params)?, state),
-        "xml" => xml::decide(&params(module, ctx.params)?, ctx, state),
-        other => Err(ModuleError(format!("unknown module `{other}`"))),
+        Kind::Copy => copy::decide(&params(module, ctx.params)?, state),
+        Kind::HostsFile => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
+        Kind::Java => java::decide(&params(module, ctx.params)?, state),
+        Kind::Mysql => mysql::decide(&params(module, ctx.params)?, ctx, state),
+        Kind::Service => Err(ModuleError::new(
+            "a `service` task is decided by the planner, with the changes made to its node",
+        )),
+        Kind::Unpack => unpack::decide(&params(module, ctx.params)?, ctx, state),
+        Kind::User => user::decide(&params(module, ctx.params)?, state),
+        Kind::Xml => xml::decide(&params(module, ctx.params)?, ctx, state),
     }
 }
 
-/// A unified diff of two file versions with secret values masked.
+/// A unified diff of two file versions with secret values masked: the one diff
+/// renderer (plans, `apply --diff`, `status` drift). The diff is computed on the
+/// real texts and masked afterwards, so a changed secret still shows as a
+/// changed line, `********` on both sides.
 pub fn file_diff(path: &str, old: &[u8], new: &[u8], redactor: &Redactor) -> FileDiff {
-    let old = redactor.mask(&String::from_utf8_lossy(old));
-    let new = redactor.mask(&String::from_utf8_lossy(new));
-    let diff = similar::TextDiff::from_lines(&old, &new)
+    let old = String::from_utf8_lossy(old);
+    let new = String::from_utf8_lossy(new);
+    let diff = similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
         .unified_diff()
         .context_radius(2)
         .header(&format!("a{path}"), &format!("b{path}"))
         .to_string();
     FileDiff {
         path: path.to_string(),
-        diff,
+        diff: redactor.mask(&diff),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_secret_shows_as_a_changed_line_masked_on_both_sides() {
+        let mut r = Redactor::new();
+        r.add("new-pw");
+        let old = b"<a>\n  <p>old-pw</p>\n</a>\n";
+        let new = b"<a>\n  <p>new-pw</p>\n</a>\n";
+        let d = file_diff("/x.xml", old, new, &r.with(&["old-pw".to_string()]));
+        assert_eq!(
+            d.diff,
+            "--- a/x.xml\n+++ b/x.xml\n@@ -1,3 +1,3 @@\n <a>\n-  <p>********</p>\n+  <p>********</p>\n </a>\n"
+        );
+    }
+
+    #[test]
+    fn equal_texts_give_an_empty_diff() {
+        assert_eq!(file_diff("/x", b"a\n", b"a\n", &Redactor::new()).diff, "");
     }
 }

@@ -53,8 +53,10 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
             owner: None,
         }],
     );
+    // The values a secret op replaces are secrets too (an old password).
+    let redactor = ctx.redactor.with(patched.secrets());
     d.diffs
-        .push(file_diff(&p.file, &old, &patched.text, ctx.redactor));
+        .push(file_diff(&p.file, &old, &patched.text, &redactor));
     state.write(&p.file, patched.text);
     Ok(d)
 }
@@ -83,4 +85,41 @@ fn short(path: &str) -> &str {
         }
     }
     &path[cut + 1..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Answer, Facts};
+    use crate::redact::Redactor;
+
+    #[test]
+    fn the_diff_masks_the_password_a_secret_op_replaces() {
+        // should: a password set by hand on the node is as secret as the inventory's; the
+        // diff shows the changed line with both sides masked.
+        let file = "/opt/app/api/conf/users.xml";
+        let mut facts = Facts::default();
+        facts.insert(
+            Fact::File(file.into()),
+            Answer::Bytes(b"<u>\n  <Password>hand-set-pw</Password>\n</u>\n".to_vec()),
+        );
+        let mut state = HostState::new(facts);
+        let mut redactor = Redactor::new();
+        redactor.add("inventory-pw");
+        let params = toml::Table::new();
+        let ctx = TaskCtx {
+            params: &params,
+            archive: None,
+            redactor: &redactor,
+        };
+        let p = Params {
+            file: file.into(),
+            ops: vec![Op::set_text("/u/Password", "inventory-pw").secret()],
+        };
+        let d = decide(&p, &ctx, &mut state).unwrap();
+        let diff = &d.diffs[0].diff;
+        assert!(diff.contains("-  <Password>********</Password>"), "{diff}");
+        assert!(diff.contains("+  <Password>********</Password>"), "{diff}");
+        assert!(!diff.contains("pw"), "{diff}");
+    }
 }
