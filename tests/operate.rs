@@ -404,7 +404,11 @@ fn status_exits_0_in_sync_2_on_drift_or_pending_restart_1_unreachable_or_stopped
     d.lab().revive("app3").unwrap();
 
     // A stopped node.
-    let stop = format!("cd {GATEWAY_DIR} && bash bin/wso2server.sh stop");
+    // The script checks Java before any command, stop included.
+    let stop = format!(
+        "cd {GATEWAY_DIR} && JAVA_HOME={} bash bin/wso2server.sh stop",
+        d.deployable.java_home("app2")
+    );
     assert!(
         d.lab()
             .exec("app2", &["sh", "-c", &stop])

@@ -210,10 +210,18 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
             file,
         ],
     );
+    // The script checks Java before any command, stop included.
+    let java_home = format!("JAVA_HOME={}", lab.java_home("app3"));
     exec(
         &lab,
         "app3",
-        &["bash", "/opt/wso2/Publisher/bin/wso2server.sh", "stop"],
+        &[
+            "env",
+            &java_home,
+            "bash",
+            "/opt/wso2/Publisher/bin/wso2server.sh",
+            "stop",
+        ],
     );
     while server_pid(&lab, "app3", "/opt/wso2/Publisher").is_some() {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -270,15 +278,11 @@ fn a_run_killed_before_its_restart_is_finished_by_the_next_one() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     if server_pid(&lab, "app3", "/opt/wso2/Publisher").is_none() {
-        exec(
-            &lab,
-            "app3",
-            &[
-                "bash",
-                "-c",
-                "cd /opt/wso2/Publisher && runuser -u wso2carbon -- bash bin/wso2server.sh start",
-            ],
+        let start = format!(
+            "cd /opt/wso2/Publisher && runuser -u wso2carbon -- env JAVA_HOME={} bash bin/wso2server.sh start",
+            lab.java_home("app3")
         );
+        exec(&lab, "app3", &["bash", "-c", &start]);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while exec(
