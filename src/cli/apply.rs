@@ -29,6 +29,9 @@ pub struct Args {
     /// Seconds a node may take to become healthy.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
+    /// Skip one preflight check (repeatable): java, disk, ports, commands, clock, open-files.
+    #[arg(long = "skip-preflight", value_name = "CHECK", value_parser = clap::builder::PossibleValuesParser::new(crate::engine::preflight::CHECKS))]
+    pub skip_preflight: Vec<String>,
     #[command(flatten)]
     pub limit: super::LimitArg,
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
@@ -45,6 +48,7 @@ impl Args {
             ..Default::default()
         };
         o.settings.start_timeout_secs = self.start_timeout;
+        o.settings.skip_checks = self.skip_preflight.iter().cloned().collect();
         o.exec.forks = self.forks;
         o.exec.transfers = usize::from(self.transfers);
         Ok(o)
@@ -57,6 +61,11 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let started = std::time::Instant::now();
         let prepared = deploy::prepare(&opts).await?;
+        for step in &prepared.plan.steps {
+            for w in &step.warnings {
+                shell.warn(format!("{}: {w}", step.target));
+            }
+        }
         let reporter = report::reporter(shell.clone(), args.diff);
         let outcome = deploy::apply(&prepared, reporter, &opts, started).await;
         if outcome.ok {

@@ -70,6 +70,9 @@ pub fn plan_text(shell: &Shell, plan: &Plan) -> String {
         for sql in &step.sql {
             let _ = writeln!(out, "      sql> {sql}");
         }
+        for w in &step.warnings {
+            let _ = writeln!(out, "      {} {w}", paint(Style::Changed, "warning:"));
+        }
     }
     let restarts = plan.restarts();
     if !restarts.is_empty() {

@@ -34,12 +34,15 @@ pub fn builtin_playbook() -> crate::engine::playbook::Playbook {
 pub struct RunSettings {
     /// How long a node may take to become healthy.
     pub start_timeout_secs: u64,
+    /// Preflight checks to skip (`--skip-preflight`).
+    pub skip_checks: std::collections::BTreeSet<String>,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
             start_timeout_secs: 180,
+            skip_checks: Default::default(),
         }
     }
 }
@@ -140,6 +143,7 @@ fn build_run(
         globals,
         archive: artifacts.map(|(_, archive)| archive),
         redactor,
+        skip_checks: settings.skip_checks.clone(),
     }
 }
 

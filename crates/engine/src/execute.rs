@@ -633,6 +633,7 @@ mod tests {
             verdict: Verdict::Change("will write".into()),
             diffs: vec![],
             sql: vec![],
+            warnings: vec![],
             actions: vec![Action::Write {
                 path: path.to_str().unwrap().into(),
                 bytes: target.as_bytes().to_vec(),

@@ -54,6 +54,8 @@ pub struct Run {
     pub archive: Option<Arc<archive::Archive>>,
     /// Every secret value, for masking.
     pub redactor: redact::Redactor,
+    /// Preflight checks the operator chose to skip (`preflight::CHECKS`).
+    pub skip_checks: std::collections::BTreeSet<String>,
 }
 
 impl Run {

@@ -34,6 +34,8 @@ pub struct Step {
     pub diffs: Vec<FileDiff>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sql: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub actions: Vec<Action>,
     #[serde(skip)]
@@ -111,7 +113,11 @@ pub async fn make_plan(
     let facts = probe_all(&pending, hosts).await?;
     let mut states: HashMap<String, HostState> = facts
         .into_iter()
-        .map(|(h, f)| (h, HostState::new(f)))
+        .map(|(h, f)| {
+            let mut state = HostState::new(f);
+            state.skip_checks = run.skip_checks.clone();
+            (h, state)
+        })
         .collect();
     decide_all(pb, run, pending, &mut states)
 }
@@ -261,11 +267,20 @@ pub async fn probe_host(t: &dyn Transport, questions: &[Fact]) -> Result<probe::
     let cmd = Cmd::new("bash")
         .arg("-s")
         .stdin_bytes(probe::script(questions));
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let sent = now();
     let out = t.exec(&cmd).await.map_err(|e| e.to_string())?;
+    let answered = now();
     if !out.status.success() {
         return Err(format!("{}: {}", out.status, out.stderr_text().trim()));
     }
-    probe::parse(questions, &out.stdout)
+    let mut facts = probe::parse(questions, &out.stdout)?;
+    facts.asked_at = Some((sent + answered) / 2.0);
+    Ok(facts)
 }
 
 fn decide_all(
@@ -349,6 +364,7 @@ fn decide_all(
             verdict: decision.verdict,
             diffs: decision.diffs,
             sql: decision.sql,
+            warnings: decision.warnings,
             actions,
             phase_index: p.phase_index,
         });

@@ -231,7 +231,7 @@ mod tests {
         .to_string();
         assert!(err.contains("unknown module `servce`"), "{err}");
         assert!(
-            err.contains("modules: copy, hosts_file, java, mysql, service"),
+            err.contains("modules: copy, host_check, hosts_file, java, mysql, service"),
             "{err}"
         );
         assert!(err.contains("line 8"), "{err}");

@@ -6,6 +6,18 @@
 
 use crate::probe::{Fact, quote};
 
+/// The checks an operator may skip (`--skip-preflight NAME`), when they know better
+/// than the probe (a JDK the version probe cannot read, a port another node will
+/// free, a filesystem that reports less than it can hold).
+pub const CHECKS: &[&str] = &["java", "disk", "ports", "commands", "clock", "open-files"];
+
+/// An error naming the check, and how to skip it.
+pub fn failed(check: &str, message: String) -> crate::modules::ModuleError {
+    crate::modules::ModuleError::new(format!(
+        "{message} (preflight `{check}`; --skip-preflight {check} to go on anyway)"
+    ))
+}
+
 /// Free space on the filesystem that `path` (or its nearest existing ancestor)
 /// is on: prints `<mount point> <available KiB>`.
 pub fn free_space(path: &str) -> Fact {
@@ -31,6 +43,40 @@ pub fn commands(commands: &[&str]) -> Fact {
         "for c in {}; do command -v \"$c\" >/dev/null 2>&1 && echo \"$c\"; done; true",
         list.join(" ")
     ))
+}
+
+/// Reserves room for writing `bytes` at `dest` (beside it, then renamed): an error
+/// naming what is written, the room this run needs on that filesystem and what is
+/// free. Reads the [`free_space`] answer for `dest` from the probe.
+pub fn reserve_room(
+    state: &mut crate::state::HostState,
+    dest: &str,
+    bytes: u64,
+    what: &str,
+) -> Result<(), crate::modules::ModuleError> {
+    if !state.checks("disk") {
+        return Ok(());
+    }
+    let Fact::Shell(free) = free_space(dest) else {
+        unreachable!("a shell fact")
+    };
+    let answer = state
+        .probed_shell(&free)
+        .map(|(_, o)| o.to_vec())
+        .unwrap_or_default();
+    state
+        .reserve(&answer, bytes)
+        .map_err(|(mount, need, avail)| {
+            failed(
+                "disk",
+                format!(
+                    "no space left for {what}: this run needs {} on {mount}, {} free; \
+                 free some space or choose another [install] root",
+                    mib(need),
+                    mib(avail)
+                ),
+            )
+        })
 }
 
 /// The room a write of `bytes` needs: the bytes, plus a margin for what the

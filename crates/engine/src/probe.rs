@@ -36,6 +36,9 @@ pub enum Answer {
 #[derive(Debug, Default, Clone)]
 pub struct Facts {
     answers: BTreeMap<Fact, Answer>,
+    /// The controller's clock (Unix seconds) halfway through the probe's round trip,
+    /// to compare with a clock a host reports.
+    pub asked_at: Option<f64>,
 }
 
 impl Facts {

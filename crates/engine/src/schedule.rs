@@ -277,6 +277,7 @@ mod tests {
             verdict: Verdict::Change("will change".into()),
             diffs: vec![],
             sql: vec![],
+            warnings: vec![],
             actions: vec![],
             phase_index: phase,
         }

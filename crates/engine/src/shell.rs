@@ -177,6 +177,11 @@ impl Shell {
         self.print_err(&format!("error: {message:#}\n"));
     }
 
+    /// Something the operator should know that stops nothing, on stderr.
+    pub fn warn(&self, message: impl Display) {
+        self.print_err(&format!("warning: {message:#}\n"));
+    }
+
     /// Where a live display draws: stderr when live, nowhere otherwise.
     pub fn live_display(&self) -> indicatif::MultiProgress {
         let target = if self.is_live() {

@@ -24,6 +24,8 @@ pub struct HostState {
     reserved: BTreeMap<String, u64>,
     /// Directories a planned unpack creates whose files the plan does not read.
     created: Vec<String>,
+    /// Preflight checks the operator chose to skip.
+    pub skip_checks: std::collections::BTreeSet<String>,
 }
 
 impl HostState {
@@ -64,6 +66,11 @@ impl HostState {
     pub fn unpack(&mut self, dir: &str, archive: Arc<Archive>) {
         self.unpacked
             .push((dir.trim_end_matches('/').to_string(), archive));
+    }
+
+    /// Whether the preflight check `name` runs (the operator did not skip it).
+    pub fn checks(&self, name: &str) -> bool {
+        !self.skip_checks.contains(name)
     }
 
     /// Records that `dir` will be created (by an unpack whose files are not read).

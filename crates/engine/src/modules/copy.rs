@@ -82,24 +82,7 @@ fn check_room(p: &Params, state: &mut HostState) -> Result<(), ModuleError> {
     let Ok(size) = std::fs::metadata(&p.src).map(|m| m.len()) else {
         return Ok(()); // a download-only artifact: its size is not known here
     };
-    let Fact::Shell(free) = preflight::free_space(&p.dest) else {
-        unreachable!("a shell fact")
-    };
-    let answer = state
-        .probed_shell(&free)
-        .map(|(_, o)| o.to_vec())
-        .unwrap_or_default();
-    state
-        .reserve(&answer, size)
-        .map_err(|(mount, need, avail)| {
-            ModuleError::new(format!(
-                "no space left for {}: this run needs {} on {mount}, {} free; \
-             free some space or choose another [install] root",
-                p.dest,
-                preflight::mib(need),
-                preflight::mib(avail)
-            ))
-        })
+    preflight::reserve_room(state, &p.dest, size, &p.dest)
 }
 
 /// The digest the host reported, `None` when the file is missing.

@@ -20,6 +20,7 @@ use super::redact::Redactor;
 use super::state::HostState;
 
 pub mod copy;
+pub mod host_check;
 pub mod hosts_file;
 pub mod java;
 pub mod mysql;
@@ -34,6 +35,7 @@ pub mod xml;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Copy,
+    HostCheck,
     HostsFile,
     Java,
     Mysql,
@@ -45,8 +47,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every module, in the order the playbook documentation lists them.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Copy,
+        Kind::HostCheck,
         Kind::HostsFile,
         Kind::Java,
         Kind::Mysql,
@@ -60,6 +63,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Copy => "copy",
+            Kind::HostCheck => "host_check",
             Kind::HostsFile => "hosts_file",
             Kind::Java => "java",
             Kind::Mysql => "mysql",
@@ -182,6 +186,8 @@ pub struct Decision {
     /// SQL statements that would run (credentials never included).
     pub sql: Vec<String>,
     pub actions: Vec<Action>,
+    /// What the operator should know but that stops nothing (a skewed clock).
+    pub warnings: Vec<String>,
 }
 
 impl Decision {
@@ -191,6 +197,7 @@ impl Decision {
             diffs: vec![],
             sql: vec![],
             actions: vec![],
+            warnings: vec![],
         }
     }
     pub fn skipped(reason: impl Into<String>) -> Self {
@@ -205,6 +212,7 @@ impl Decision {
             diffs: vec![],
             sql: vec![],
             actions,
+            warnings: vec![],
         }
     }
 }
@@ -243,6 +251,7 @@ pub fn params<T: DeserializeOwned>(module: Kind, table: &toml::Table) -> Result<
 pub fn questions(module: Kind, table: &toml::Table) -> Result<Vec<Fact>, ModuleError> {
     match module {
         Kind::Copy => copy::questions(&params(module, table)?),
+        Kind::HostCheck => host_check::questions(&params(module, table)?),
         Kind::HostsFile => hosts_file::questions(&params(module, table)?),
         Kind::Java => java::questions(&params(module, table)?),
         Kind::Mysql => mysql::questions(&params(module, table)?),
@@ -259,6 +268,7 @@ pub fn questions(module: Kind, table: &toml::Table) -> Result<Vec<Fact>, ModuleE
 pub fn decide(module: Kind, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
     match module {
         Kind::Copy => copy::decide(&params(module, ctx.params)?, state),
+        Kind::HostCheck => host_check::decide(&params(module, ctx.params)?, state),
         Kind::HostsFile => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
         Kind::Java => java::decide(&params(module, ctx.params)?, state),
         Kind::Mysql => mysql::decide(&params(module, ctx.params)?, ctx, state),

@@ -127,6 +127,14 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
         .probed_shell(&probe(p))
         .ok_or_else(|| ModuleError::new("mysql: the database probe did not run"))?;
     let out = String::from_utf8_lossy(out).into_owned();
+    if rc == 127 && state.checks("commands") {
+        return Err(crate::preflight::failed(
+            "commands",
+            "the mysql client is not installed on the database host: install mariadb-client \
+             or mysql-client there"
+                .to_string(),
+        ));
+    }
     if rc != 0 {
         return Err(ModuleError::new(format!(
             "mysql: cannot log in to the database server at {}:{} as {}: {}",

@@ -502,6 +502,9 @@ fn check_ports(p: &Params, state: &HostState) -> Result<(), ModuleError> {
     let Some((_, out)) = state.probed_shell(&ports_probe(p)) else {
         return Ok(());
     };
+    if !state.checks("ports") {
+        return Ok(());
+    }
     let held: Vec<String> = String::from_utf8_lossy(out)
         .lines()
         .filter_map(|l| {
@@ -513,11 +516,14 @@ fn check_ports(p: &Params, state: &HostState) -> Result<(), ModuleError> {
     if held.is_empty() {
         return Ok(());
     }
-    Err(ModuleError::new(format!(
-        "cannot start {}: {}; stop that process, or give the node another port offset",
-        p.dir,
-        held.join(", ")
-    )))
+    Err(crate::preflight::failed(
+        "ports",
+        format!(
+            "cannot start {}: {}; stop that process, or give the node another port offset",
+            p.dir,
+            held.join(", ")
+        ),
+    ))
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
@@ -536,7 +542,7 @@ pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
 /// offers (an error naming what was found when none fits).
 pub fn resolved_env(p: &Params, state: &HostState) -> Result<Vec<(String, String)>, ModuleError> {
     let home = match &p.java {
-        Some(j) => Some(j.choose(state)?.home),
+        Some(j) => Some(j.choose(state)?.home).filter(|h| !h.is_empty()),
         None => None,
     };
     Ok(p.environment(home.as_deref()))

@@ -82,36 +82,27 @@ fn check_room(p: &Params, size: u64, state: &mut HostState) -> Result<(), Module
     let Fact::Shell(tools) = preflight::commands(p.extractors()) else {
         unreachable!("a shell fact")
     };
-    if state
-        .probed_shell(&tools)
-        .is_some_and(|(_, out)| out.is_empty())
+    if state.checks("commands")
+        && state
+            .probed_shell(&tools)
+            .is_some_and(|(_, out)| out.is_empty())
     {
-        return Err(ModuleError::new(format!(
-            "cannot unpack {} into {}: none of {} is installed; install one",
-            p.archive,
-            p.dest,
-            p.extractors().join(", ")
-        )));
-    }
-    let Fact::Shell(free) = preflight::free_space(&p.dest) else {
-        unreachable!("a shell fact")
-    };
-    let answer = state
-        .probed_shell(&free)
-        .map(|(_, o)| o.to_vec())
-        .unwrap_or_default();
-    state
-        .reserve(&answer, size)
-        .map_err(|(mount, need, avail)| {
-            ModuleError::new(format!(
-                "no space left for unpacking {} into {}: this run needs {} on {mount}, {} free; \
-                 free some space or choose another [install] root",
+        return Err(preflight::failed(
+            "commands",
+            format!(
+                "cannot unpack {} into {}: none of {} is installed; install one",
                 p.archive,
                 p.dest,
-                preflight::mib(need),
-                preflight::mib(avail)
-            ))
-        })
+                p.extractors().join(", ")
+            ),
+        ));
+    }
+    preflight::reserve_room(
+        state,
+        &p.dest,
+        size,
+        &format!("unpacking {} into {}", p.archive, p.dest),
+    )
 }
 
 pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
