@@ -364,3 +364,49 @@ fn a_pinned_jdk_archive_is_installed_once_per_host_and_a_new_one_beside_it() {
         assert_eq!(after.get(path), Some(hash), "the old JDK is kept: {path:?}");
     }
 }
+
+#[test]
+fn a_host_frozen_mid_run_is_reported_lost_within_15_seconds_naming_its_step() {
+    if !lab_tests_enabled("a_host_frozen_mid_run_is_reported_lost_within_15_seconds") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let lab = Deployable::up(Layout::OnePerHost, 3.0);
+    let inv = inventory(&lab);
+    let mut run = Command::new(env!("CARGO_BIN_EXE_apim-deploy"))
+        .args(["apply", "--json", &inv])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut frozen_at = None;
+    let mut lost = None;
+    for line in BufReader::new(run.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        // The store's host freezes once the run is busy on it (its node is being set up).
+        if frozen_at.is_none()
+            && line.contains("\"event\":\"task_start\"")
+            && line.contains("\"target\":\"app4/store\"")
+        {
+            lab.freeze("app4").unwrap();
+            frozen_at = Some(Instant::now());
+        }
+        if line.contains("\"event\":\"task_failed\"") && line.contains("\"target\":\"app4") {
+            lost = Some((Instant::now(), line));
+            break;
+        }
+    }
+    let frozen_at = frozen_at.expect("the run reached the store's host");
+    let (when, line) = lost.expect("the frozen host's step failed");
+    lab.thaw("app4").unwrap();
+    let _ = run.kill();
+    let _ = run.wait();
+    let after = when - frozen_at;
+    assert!(
+        after.as_secs_f64() < 15.0,
+        "declared lost {after:?} after the freeze"
+    );
+    assert!(line.contains("lost: the host stopped answering"), "{line}");
+    assert!(line.contains("\"task\":"), "the step is named: {line}");
+}
