@@ -219,7 +219,7 @@ async fn run_write_batch(run: &Run<'_>, batch: &[usize], transport: Option<&dyn 
             if let Err((n, error)) = &result {
                 record(
                     steps[*n],
-                    Err(error.clone()),
+                    Err(StepError::cause(error.clone())),
                     ms,
                     run.reporter,
                     run.redactor,
@@ -359,8 +359,10 @@ async fn run_step(
         task: step.task.clone(),
     });
     let result = match transport {
-        Some(t) => run_actions(t, &step.actions, redactor).await,
-        None => Err(format!("no connection to {}", step.host)),
+        Some(t) => run_actions(t, &step.actions).await,
+        None => Err(StepError::NoConnection {
+            host: step.host.clone(),
+        }),
     };
     let ms = started.elapsed().as_millis() as u64;
     record(step, result, ms, reporter, redactor, shared);
@@ -370,7 +372,7 @@ async fn run_step(
 /// and marks its role failed.
 fn record(
     step: &Step,
-    result: Result<(), String>,
+    result: Result<(), StepError>,
     ms: u64,
     reporter: &Arc<dyn Reporter>,
     redactor: &Redactor,
@@ -400,8 +402,12 @@ fn record(
                 diffs: step.diffs.clone(),
             });
         }
-        Err(error) => {
-            let error = redactor.mask(&error);
+        Err(failure) => {
+            // The one place a step's failure is masked, for every output it reaches.
+            if let StepError::Host { raw, .. } = &failure {
+                tracing::debug!(target: "apim::host", "{}: {}: output:\n{}", step.target, step.task, redactor.mask(raw));
+            }
+            let error = redactor.mask(&failure.to_string());
             if let Some(r) = sh.recap.get_mut(&step.host) {
                 r.failed += 1;
                 r.duration_ms += ms;
@@ -421,25 +427,85 @@ fn record(
     }
 }
 
-async fn run_actions(
-    t: &dyn Transport,
-    actions: &[Action],
-    redactor: &Redactor,
-) -> Result<(), String> {
+async fn run_actions(t: &dyn Transport, actions: &[Action]) -> Result<(), StepError> {
     for a in actions {
-        run_action(t, a)
-            .await
-            .map_err(|e| redactor.mask(&with_action(&e, &a.describe())))?;
+        run_action(t, a).await.map_err(|f| f.during(a.describe()))?;
     }
     Ok(())
 }
 
-/// `cause\nevidence...` -> `cause (action)\nevidence...`: the action is named
-/// after the cause, so the first line still reads cause first.
-fn with_action(error: &str, action: &str) -> String {
-    match error.split_once('\n') {
-        Some((cause, evidence)) => format!("{cause} ({action})\n{evidence}"),
-        None => format!("{error} ({action})"),
+/// Why a step failed, before it is masked and shown (by `record`, the one place).
+#[derive(Debug)]
+pub enum StepError {
+    /// The step's host has no connection.
+    NoConnection { host: String },
+    /// An action failed: its cause first (one line), the action it was in, the
+    /// evidence worth showing (a command's output, a log's error lines), and the raw
+    /// output for the debug log.
+    Action {
+        cause: String,
+        action: String,
+        evidence: Vec<String>,
+        raw: String,
+    },
+    /// The same, while it is still inside its action.
+    Host {
+        cause: String,
+        evidence: Vec<String>,
+        raw: String,
+    },
+}
+
+impl StepError {
+    fn cause(cause: impl Into<String>) -> Self {
+        StepError::Host {
+            cause: cause.into(),
+            evidence: vec![],
+            raw: String::new(),
+        }
+    }
+
+    /// Names the action the failure happened in.
+    fn during(self, action: String) -> Self {
+        match self {
+            StepError::Host {
+                cause,
+                evidence,
+                raw,
+            } => StepError::Action {
+                cause,
+                action,
+                evidence,
+                raw,
+            },
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for StepError {
+    /// `cause (action)`, then the evidence indented, one line each.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (cause, action, evidence) = match self {
+            StepError::NoConnection { host } => return write!(f, "no connection to {host}"),
+            StepError::Action {
+                cause,
+                action,
+                evidence,
+                ..
+            } => (cause, Some(action), evidence),
+            StepError::Host {
+                cause, evidence, ..
+            } => (cause, None, evidence),
+        };
+        write!(f, "{cause}")?;
+        if let Some(a) = action {
+            write!(f, " ({a})")?;
+        }
+        for line in evidence {
+            write!(f, "\n  {line}")?;
+        }
+        Ok(())
     }
 }
 
@@ -461,13 +527,14 @@ fn file_write(action: &Action) -> Option<FileWrite<'_>> {
     }
 }
 
-async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
+async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), StepError> {
+    let lost = |e: apim_transport::TransportError| StepError::cause(e.to_string());
     match action {
         Action::Write { .. } => {
             let file = file_write(action).expect("a write");
             t.write_files_atomic(&[file])
                 .await
-                .map_err(|e| e.error.to_string())
+                .map_err(|e| lost(e.error))
         }
         Action::Upload {
             local,
@@ -479,14 +546,12 @@ async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
             let parent = if parent.is_empty() { "/" } else { parent };
             t.exec_ok(&Cmd::new("mkdir").arg("-p").arg(parent))
                 .await
-                .map_err(|e| e.to_string())?;
-            t.upload(local, remote, sha256)
-                .await
-                .map_err(|e| e.to_string())?;
+                .map_err(lost)?;
+            t.upload(local, remote, sha256).await.map_err(lost)?;
             if let Some(o) = owner {
                 t.exec_ok(&Cmd::new("chown").arg(format!("{o}:")).arg(remote))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(lost)?;
             }
             Ok(())
         }
@@ -497,17 +562,19 @@ async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), String> {
                 .arg("-s")
                 .stdin_bytes(s.script().into_bytes())
                 .timeout(Duration::from_secs(limit));
-            let out = t.exec(&cmd).await.map_err(|e| e.to_string())?;
+            let out = t.exec(&cmd).await.map_err(lost)?;
             if out.status.success() {
                 return Ok(());
             }
             // Cause first, then its evidence (the command's output or the log's
             // error lines), each on its own line.
-            let (cause, evidence) = super::modules::service::failure(&out.stderr_text());
-            Err(std::iter::once(cause)
-                .chain(evidence.into_iter().map(|l| format!("  {l}")))
-                .collect::<Vec<_>>()
-                .join("\n"))
+            let raw = out.stderr_text();
+            let (cause, evidence) = super::modules::service::failure(&raw);
+            Err(StepError::Host {
+                cause,
+                evidence,
+                raw,
+            })
         }
     }
 }
@@ -517,18 +584,26 @@ async fn run_script(
     t: &dyn Transport,
     script: &str,
     limit: Option<Duration>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let mut cmd = Cmd::new("bash")
         .arg("-s")
         .stdin_bytes(script.as_bytes().to_vec());
     if let Some(l) = limit {
         cmd = cmd.timeout(l);
     }
-    let out = t.exec(&cmd).await.map_err(|e| e.to_string())?;
+    let out = t
+        .exec(&cmd)
+        .await
+        .map_err(|e| StepError::cause(e.to_string()))?;
     if out.status.success() {
         return Ok(());
     }
-    Err(host_failure(&out.status.to_string(), &out.stderr_text()))
+    let raw = out.stderr_text();
+    Err(StepError::Host {
+        cause: host_failure(&out.status.to_string(), &raw),
+        evidence: vec![],
+        raw,
+    })
 }
 
 /// Causes a host reports in its own words, as operators search for them; the
@@ -545,9 +620,8 @@ const KNOWN_CAUSES: &[&str] = &[
 ];
 
 /// One line, cause first: a known cause from the output, else its last line.
-/// The raw output goes to the debug log (`-v`), never into the line.
+/// The raw output goes to the debug log (`-v`, masked), never into the line.
 fn host_failure(status: &str, stderr: &str) -> String {
-    tracing::debug!(target: "apim::host", "{status}; output:\n{stderr}");
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
@@ -590,13 +664,25 @@ mod tests {
             host_failure("exit status: 9", "  \n"),
             "failed with exit status: 9 and no output"
         );
+        let failed =
+            StepError::cause("no space left on device").during("unpack a.zip into /opt/x".into());
         assert_eq!(
-            with_action("no space left on device", "unpack a.zip into /opt/x"),
+            failed.to_string(),
             "no space left on device (unpack a.zip into /opt/x)"
         );
+        let died = StepError::Host {
+            cause: "the server died".into(),
+            evidence: vec!["x ERROR y".into()],
+            raw: "raw".into(),
+        }
+        .during("start /opt/x".into());
         assert_eq!(
-            with_action("the server died\n  x ERROR y", "start /opt/x"),
+            died.to_string(),
             "the server died (start /opt/x)\n  x ERROR y"
+        );
+        assert_eq!(
+            StepError::NoConnection { host: "h".into() }.to_string(),
+            "no connection to h"
         );
     }
     use apim_transport::LocalTransport;
