@@ -69,7 +69,7 @@ pub struct NodeState {
     pub running: bool,
     pub pid: Option<u32>,
     pub uptime_secs: Option<u64>,
-    /// Running, `WSO2 Carbon started in` logged since the last start, and the
+    /// Running, the playbook's ready line logged since the last start, and the
     /// management port accepting connections.
     pub healthy: bool,
     /// Why it is (not) healthy, in words.
