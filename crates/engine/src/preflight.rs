@@ -79,6 +79,37 @@ pub fn reserve_room(
         })
 }
 
+/// Requires one of `any_of` among the commands a [`commands`]`(asked)` probe found:
+/// an error naming what needs them when none is there.
+pub fn require_command(
+    state: &crate::state::HostState,
+    asked: &[&str],
+    any_of: &[&str],
+    what: &str,
+) -> Result<(), crate::modules::ModuleError> {
+    if !state.checks("commands") {
+        return Ok(());
+    }
+    let Fact::Shell(probe) = commands(asked) else {
+        unreachable!("a shell fact")
+    };
+    let Some((_, out)) = state.probed_shell(&probe) else {
+        return Ok(());
+    };
+    let found = String::from_utf8_lossy(out);
+    if found.lines().any(|c| any_of.contains(&c)) {
+        return Ok(());
+    }
+    Err(failed(
+        "commands",
+        format!(
+            "{what} needs {} on the host, and it has none: install {}",
+            any_of.join(" or "),
+            if any_of.len() == 1 { "it" } else { "one" }
+        ),
+    ))
+}
+
 /// The room a write of `bytes` needs: the bytes, plus a margin for what the
 /// filesystem and the product's first start add (logs, temp files).
 pub fn with_margin(bytes: u64) -> u64 {
@@ -113,6 +144,35 @@ mod tests {
         assert!(avail > 0);
         assert_eq!(parse_free_space(b""), None);
         assert_eq!(parse_free_space(b"/ x"), None);
+    }
+
+    #[test]
+    fn a_missing_command_is_named_with_what_needs_it_and_the_way_out() {
+        let asked = ["sha256sum", "openssl", "curl", "wget"];
+        let state = |found: &str| {
+            let mut facts = crate::probe::Facts::default();
+            facts.insert(
+                commands(&asked),
+                crate::probe::Answer::Output {
+                    rc: 0,
+                    stdout: found.as_bytes().to_vec(),
+                },
+            );
+            crate::state::HostState::new(facts)
+        };
+        let s = state("openssl\ncurl\n");
+        assert!(require_command(&s, &asked, &["sha256sum", "openssl"], "verifying x").is_ok());
+        let err = require_command(&s, &asked, &["wget"], "downloading x")
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            err,
+            "downloading x needs wget on the host, and it has none: install it \
+             (preflight `commands`; --skip-preflight commands to go on anyway)"
+        );
+        let mut s = state("");
+        s.skip_checks = ["commands".to_string()].into();
+        assert!(require_command(&s, &asked, &["wget"], "downloading x").is_ok());
     }
 
     #[test]

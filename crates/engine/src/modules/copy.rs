@@ -73,7 +73,22 @@ pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
             None => Fact::Sha256(p.dest.clone()),
         },
         preflight::free_space(&p.dest),
+        preflight::commands(TOOLS),
     ])
+}
+
+/// What a copy may need on the host: a hasher to verify what arrived, and a
+/// downloader when the host fetches the file itself.
+const TOOLS: &[&str] = &["sha256sum", "openssl", "curl", "wget"];
+
+fn check_tools(p: &Params, state: &HostState) -> Result<(), ModuleError> {
+    let what = format!("verifying {}", p.dest);
+    preflight::require_command(state, TOOLS, &["sha256sum", "openssl"], &what)?;
+    if p.url.as_deref().is_some_and(|u| !u.is_empty()) {
+        let what = format!("downloading {}", p.dest);
+        preflight::require_command(state, TOOLS, &["curl", "wget"], &what)?;
+    }
+    Ok(())
 }
 
 /// Room on the host for the file (it is written beside its destination, then
@@ -120,6 +135,7 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
                 None => format!("{} is missing", p.dest),
             };
             check_room(p, state)?;
+            check_tools(p, state)?;
             let sha256 = p.sha256.to_lowercase();
             let mut actions = vec![match p.url.as_deref().filter(|u| !u.is_empty()) {
                 Some(url) => Action::Script {

@@ -79,24 +79,12 @@ pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
 /// Before promising an unpack: a tool to extract with, and room for the files
 /// (the temporary directory is beside the destination, on the same filesystem).
 fn check_room(p: &Params, size: u64, state: &mut HostState) -> Result<(), ModuleError> {
-    let Fact::Shell(tools) = preflight::commands(p.extractors()) else {
-        unreachable!("a shell fact")
-    };
-    if state.checks("commands")
-        && state
-            .probed_shell(&tools)
-            .is_some_and(|(_, out)| out.is_empty())
-    {
-        return Err(preflight::failed(
-            "commands",
-            format!(
-                "cannot unpack {} into {}: none of {} is installed; install one",
-                p.archive,
-                p.dest,
-                p.extractors().join(", ")
-            ),
-        ));
-    }
+    preflight::require_command(
+        state,
+        p.extractors(),
+        p.extractors(),
+        &format!("unpacking {} into {}", p.archive, p.dest),
+    )?;
     preflight::reserve_room(
         state,
         &p.dest,
