@@ -64,15 +64,51 @@ impl Redactor {
     }
 
     /// The text with every registered secret, raw or escaped, replaced by `********`.
+    /// A short secret (under [`SHORT`] characters, such as WSO2's default `admin`) is
+    /// masked only where it stands as a word of its own: inside a longer word it is
+    /// not the secret, and masking it there would garble the text and, by the gap it
+    /// leaves, give the value away. A longer one is masked wherever it appears.
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
         for f in &self.forms {
-            if out.contains(f.as_str()) {
-                out = out.replace(f.as_str(), MASK);
+            if !out.contains(f.as_str()) {
+                continue;
             }
+            out = if f.chars().count() < SHORT {
+                replace_words(&out, f)
+            } else {
+                out.replace(f.as_str(), MASK)
+            };
         }
         out
     }
+}
+
+/// Secrets shorter than this are masked as whole words only (and `check` warns
+/// about them).
+pub const SHORT: usize = 8;
+
+/// `text` with every occurrence of `word` that is not glued to a letter or digit
+/// on a side where `word` itself ends in one replaced by the mask.
+fn replace_words(text: &str, word: &str) -> String {
+    let glued = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let starts_alnum = glued(word.chars().next());
+    let ends_alnum = glued(word.chars().last());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().last().or_else(|| out.chars().last());
+        let after = rest[i + word.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if (starts_alnum && glued(before)) || (ends_alnum && glued(after)) {
+            out.push_str(word);
+        } else {
+            out.push_str(MASK);
+        }
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -127,6 +163,20 @@ mod tests {
             r.mask("-first line\n+second line\n"),
             "-********\n+********\n"
         );
+    }
+
+    #[test]
+    fn a_short_secret_is_masked_as_a_word_not_inside_other_words() {
+        let r = redactor(&["admin"]);
+        assert_eq!(
+            r.mask("log in as admin; apimadmin and administrator are other users; admin"),
+            "log in as ********; apimadmin and administrator are other users; ********"
+        );
+        assert_eq!(r.mask("<Password>admin</Password>"), "<Password>********</Password>");
+        assert_eq!(r.mask("password=admin&x"), "password=********&x");
+        // A long secret is masked wherever it is, even glued to other text.
+        let r = redactor(&["correct-horse"]);
+        assert_eq!(r.mask("xcorrect-horsey"), "x********y");
     }
 
     #[test]
