@@ -545,6 +545,38 @@ fn check_fails_with_file_line_column_when_a_secret_is_missing() {
 }
 
 #[test]
+fn a_secret_from_a_command_resolves_and_a_failing_one_is_named_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("distributed.toml")).unwrap();
+    let write = |argv: &str| {
+        let path = dir.path().join("inventory.toml");
+        let edited = text.replace(
+            "password = { env = \"APIM_ADMIN_PASSWORD\" }",
+            &format!("password = {{ command = {argv} }}"),
+        );
+        assert_ne!(edited, text);
+        std::fs::write(&path, edited).unwrap();
+        path
+    };
+    apim_deploy()
+        .env_remove("APIM_ADMIN_PASSWORD")
+        .arg("check")
+        .arg(write(r#"["printf", "from-the-vault"]"#))
+        .assert()
+        .success();
+    apim_deploy()
+        .env_remove("APIM_ADMIN_PASSWORD")
+        .arg("check")
+        .arg(write(r#"["sh", "-c", "echo vault-said-this >&2; exit 4"]"#))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("inventory.toml:28:12]"))
+        .stderr(predicate::str::contains(
+            "admin.password: secret command `sh -c echo vault-said-this >&2; exit 4` failed (exit status: 4)",
+        ));
+}
+
+#[test]
 fn check_skip_secrets_validates_the_layout_only() {
     Command::cargo_bin("apim-deploy")
         .unwrap()

@@ -1,7 +1,9 @@
 //! Secrets: references in the inventory, values only when resolved.
 //!
-//! The inventory never holds a secret itself. A secret field is a [`SecretRef`], either
-//! `{ env = "VAR" }` or `{ file = "/abs/path" }`; an inline string is rejected at parse
+//! The inventory never holds a secret itself. A secret field is a [`SecretRef`]:
+//! `{ env = "VAR" }`, `{ file = "/abs/path" }`, or `{ command = ["pass", "show", "apim/db"] }`
+//! (the operator's vault: pass, HashiCorp Vault's or a cloud secret manager's CLI, run
+//! without a shell, its standard output the secret); an inline string is rejected at parse
 //! time, because an inventory is a file people commit, copy and paste into tickets.
 //! [`SecretRef::resolve`] reads the value into a [`Secret`], whose `Debug` and `Display`
 //! print `********`, so a secret cannot leak through logging or `{:?}` by accident.
@@ -21,7 +23,8 @@ pub(crate) const INLINE_SECRET_MESSAGE: &str = "a secret must be a reference, no
 
 /// What a secret field accepts, shown as help for an inline secret.
 pub(crate) const SECRET_FORMS_HELP: &str = "write `{ env = \"VAR\" }` (read from the environment \
-     variable VAR) or `{ file = \"/absolute/path\" }` (a file of mode 0600 holding the secret)";
+     variable VAR), `{ file = \"/absolute/path\" }` (a file of mode 0600 holding the secret) or \
+     `{ command = [\"pass\", \"show\", \"apim/db\"] }` (a program that prints it)";
 
 /// Where a secret comes from. Holds no secret material, so it may be printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,7 +35,15 @@ pub enum SecretRef {
     /// A local file that only its owner may read (no group/other permission bits).
     /// One trailing newline is stripped.
     File(PathBuf),
+    /// A program (argv, no shell) that prints the secret on its standard output;
+    /// one trailing newline is stripped. It must succeed, print something, and
+    /// finish within [`COMMAND_TIMEOUT`].
+    Command(Vec<String>),
 }
+
+/// How long a secret command may take (a vault CLI that waits for a login prompt
+/// must not hang the run).
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A resolved secret. `Debug` and `Display` print `********`; use [`Secret::expose`] at the
 /// single point where the value is written (e.g. into a config file's bytes).
@@ -85,6 +96,17 @@ pub enum SecretError {
     FileEmpty { path: PathBuf },
     #[error("secret file `{}` is not valid UTF-8", path.display())]
     FileNotUnicode { path: PathBuf },
+    #[error("secret command `{command}` cannot run: {message}")]
+    CommandFailedToRun { command: String, message: String },
+    // The command's stderr is not shown: a vault CLI may echo what it was given.
+    #[error("secret command `{command}` failed ({status})")]
+    CommandFailed { command: String, status: String },
+    #[error("secret command `{command}` printed nothing")]
+    CommandEmpty { command: String },
+    #[error("secret command `{command}` took more than {}s", COMMAND_TIMEOUT.as_secs())]
+    CommandTimeout { command: String },
+    #[error("secret command `{command}` printed something that is not UTF-8")]
+    CommandNotUnicode { command: String },
 }
 
 impl SecretError {
@@ -103,6 +125,15 @@ impl SecretError {
             | Self::FileNotUnicode { .. } => {
                 "create the file with the secret on its first line, then `chmod 600` it".to_owned()
             }
+            Self::CommandFailedToRun { .. }
+            | Self::CommandFailed { .. }
+            | Self::CommandEmpty { .. }
+            | Self::CommandTimeout { .. }
+            | Self::CommandNotUnicode { .. } => {
+                "run the command yourself: it must print the secret and exit 0 without asking \
+                 anything (log in to the vault first)"
+                    .to_owned()
+            }
         }
     }
 }
@@ -114,8 +145,73 @@ impl SecretRef {
         match self {
             Self::Env(var) => resolve_env(var),
             Self::File(path) => resolve_file(path),
+            Self::Command(argv) => resolve_command(argv),
         }
     }
+}
+
+/// Runs the command with no shell and no stdin, reading its stdout; its stderr goes
+/// to the operator's terminal (a vault CLI's own hints), never into an error.
+fn resolve_command(argv: &[String]) -> Result<Secret, SecretError> {
+    use std::io::Read;
+    let command = argv.join(" ");
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| SecretError::CommandFailedToRun {
+            command: command.clone(),
+            message: "empty command".into(),
+        })?;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| SecretError::CommandFailedToRun {
+            command: command.clone(),
+            message: e.to_string(),
+        })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| SecretError::CommandFailedToRun {
+                command: command.clone(),
+                message: e.to_string(),
+            })?
+        {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SecretError::CommandTimeout { command });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let bytes = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(SecretError::CommandFailed {
+            command,
+            status: status.to_string(),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| SecretError::CommandNotUnicode {
+        command: command.clone(),
+    })?;
+    let value = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if value.is_empty() {
+        return Err(SecretError::CommandEmpty { command });
+    }
+    Ok(Secret::new(value))
 }
 
 fn resolve_env(var: &str) -> Result<Secret, SecretError> {
@@ -178,7 +274,9 @@ impl<'de> Visitor<'de> for SecretRefVisitor {
     type Value = SecretRef;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a secret reference `{ env = \"VAR\" }` or `{ file = \"/absolute/path\" }`")
+        f.write_str(
+            "a secret reference `{ env = \"VAR\" }`, `{ file = \"/absolute/path\" }` or `{ command = [\"prog\", \"arg\"] }`",
+        )
     }
 
     // The value is deliberately not echoed: it is the secret.
@@ -195,11 +293,22 @@ impl<'de> Visitor<'de> for SecretRefVisitor {
         let reference = match key.as_str() {
             "env" => SecretRef::Env(env_var_name(map.next_value()?)?),
             "file" => SecretRef::File(map.next_value::<AbsolutePath>()?.as_path().to_path_buf()),
-            other => return Err(de::Error::unknown_field(other, &["env", "file"])),
+            "command" => {
+                let argv: Vec<String> = map.next_value()?;
+                if argv.first().is_none_or(|p| p.is_empty())
+                    || argv.iter().any(|a| a.contains('\0'))
+                {
+                    return Err(de::Error::custom(
+                        "a secret command is a non-empty list: the program, then its arguments (no shell)",
+                    ));
+                }
+                SecretRef::Command(argv)
+            }
+            other => return Err(de::Error::unknown_field(other, &["env", "file", "command"])),
         };
         if let Some(extra) = map.next_key::<String>()? {
             return Err(de::Error::custom(format!(
-                "a secret reference has exactly one key, `env` or `file`; `{extra}` is one too many"
+                "a secret reference has exactly one key, `env`, `file` or `command`; `{extra}` is one too many"
             )));
         }
         Ok(reference)
@@ -244,6 +353,32 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let secret = SecretRef::File(path).resolve().unwrap();
         assert_eq!(secret.expose(), "s3cret");
+    }
+
+    #[test]
+    fn a_command_prints_the_secret_or_fails_naming_the_reference_never_the_value() {
+        let run = |argv: &[&str]| {
+            SecretRef::Command(argv.iter().map(|s| s.to_string()).collect()).resolve()
+        };
+        assert_eq!(run(&["printf", "s3cr3t\\n"]).unwrap().expose(), "s3cr3t");
+        let err = run(&["sh", "-c", "echo leaked-value >&2; exit 3"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "secret command `sh -c echo leaked-value >&2; exit 3` failed (exit status: 3)"
+        );
+        let err = run(&["true"]).unwrap_err().to_string();
+        assert_eq!(err, "secret command `true` printed nothing");
+        let err = run(&["/nonexistent/vault"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("secret command `/nonexistent/vault` cannot run:"),
+            "{err}"
+        );
+        let started = std::time::Instant::now();
+        let err = run(&["sleep", "30"]).unwrap_err().to_string();
+        assert_eq!(err, "secret command `sleep 30` took more than 10s");
+        assert!(started.elapsed().as_secs() < 12);
     }
 
     #[test]

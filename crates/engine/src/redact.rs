@@ -172,7 +172,10 @@ mod tests {
             r.mask("log in as admin; apimadmin and administrator are other users; admin"),
             "log in as ********; apimadmin and administrator are other users; ********"
         );
-        assert_eq!(r.mask("<Password>admin</Password>"), "<Password>********</Password>");
+        assert_eq!(
+            r.mask("<Password>admin</Password>"),
+            "<Password>********</Password>"
+        );
         assert_eq!(r.mask("password=admin&x"), "password=********&x");
         // A long secret is masked wherever it is, even glued to other text.
         let r = redactor(&["correct-horse"]);
