@@ -577,6 +577,26 @@ fn a_secret_from_a_command_resolves_and_a_failing_one_is_named_at_its_line() {
 }
 
 #[test]
+fn java_home_and_a_java_archive_together_are_an_error_at_java_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("distributed.toml")).unwrap();
+    assert!(!text.contains("[install]"));
+    let edited = text
+        + "\n[install]\njava_home = \"/usr/lib/jvm/jdk1.7.0_80\"\n\
+           \n[java]\npath = \"jdk.tar.gz\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(&path, edited).unwrap();
+    apim_deploy()
+        .arg("check")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "[install] java_home and [java] both choose the JDK",
+        ));
+}
+
+#[test]
 fn check_skip_secrets_validates_the_layout_only() {
     Command::cargo_bin("apim-deploy")
         .unwrap()

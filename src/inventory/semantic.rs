@@ -29,6 +29,24 @@ impl Inventory {
         ));
         if let Some(java) = &self.java {
             problems.extend(artifact_problems("java", java, self.origin.text.as_ref()));
+            if self.install.java_home.is_some() {
+                let text: &str = self.origin.text.as_ref();
+                let span = text
+                    .find("java_home")
+                    .map_or(0..0, |s| s..s + "java_home".len());
+                problems.push(
+                    Problem::new(
+                        ProblemKind::BadOption,
+                        "[install] java_home and [java] both choose the JDK",
+                        span,
+                    )
+                    .label("a second JDK")
+                    .help(
+                        "keep one: [java] installs a JDK archive and uses it; java_home names a \
+                         JDK already on the hosts",
+                    ),
+                );
+            }
         }
         problems.extend(self.option_problems());
         problems
