@@ -151,7 +151,19 @@ pub struct PlainOut(pub Arc<Shell>);
 
 impl OpReporter for PlainOut {
     fn event(&self, e: &OpEvent) {
-        let _ = self.0.print(&plain(&self.0, e));
+        let text = plain(&self.0, e);
+        let failure = match e {
+            OpEvent::Restart { healthy, .. } => !healthy,
+            OpEvent::RollStopped { .. } => true,
+            OpEvent::Recap { ok, .. } => !ok,
+            OpEvent::StatusSummary(s) => s.exit_code != 0,
+            _ => false,
+        };
+        let _ = if failure {
+            self.0.print_always(&text)
+        } else {
+            self.0.print(&text)
+        };
     }
 }
 
