@@ -497,6 +497,7 @@ fn check_json_is_the_topology() {
         .assert()
         .success();
     let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(json["schema"], "apim-deploy.check/1");
     assert_eq!(json["nodes"].as_array().unwrap().len(), 5);
     assert_eq!(
         json["gateway_environments"][1]["name"],

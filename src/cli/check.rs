@@ -18,7 +18,7 @@ use crate::topology::Topology;
 pub struct Args {
     /// The inventory file (TOML).
     pub inventory: PathBuf,
-    /// Print the topology as JSON instead of tables.
+    /// Print the topology as JSON instead of tables (schema apim-deploy.check/1: docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Do not resolve secret references (for checking a layout without the secrets at hand).
@@ -52,6 +52,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
             // shows is what `apply` writes.
             let mut doc = serde_json::to_value(&topology)?;
             doc["nodes"] = topology.nodes.iter().map(crate::wso2::node_vars).collect();
+            doc["schema"] = CHECK_SCHEMA.into();
             shell.print_json(&doc)?
         }
         Ok(topology) => shell.print(&report(&topology))?,
@@ -62,6 +63,10 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The name and version of `check --json`'s document (docs/json.md): a reader can
+/// tell what it holds, and a change that breaks readers bumps the number.
+pub const CHECK_SCHEMA: &str = "apim-deploy.check/1";
 
 /// The topology narrowed to what `--limit` picks (all of it when the limit is empty).
 fn only(mut topology: Topology, limit: &crate::engine::limit::Limit) -> Topology {
