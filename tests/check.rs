@@ -621,3 +621,28 @@ fn check_limit_takes_globs_exclusions_and_a_file() {
         "--limit: `app9*` matches no host, role or node of the inventory",
     );
 }
+
+#[test]
+fn a_wrong_type_says_what_is_expected_in_plain_words() {
+    check(
+        &[(
+            "address = \"127.0.10.1\"",
+            "address = \"127.0.10.1\"\nport = \"22\"",
+        )],
+        "test.toml:24:8: expected a whole number such as 22, found the text \"22\" \
+         (write the number without quotes, e.g. `port = 22`)",
+    );
+}
+
+#[test]
+fn an_inventory_that_is_not_utf8_gets_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(&path, b"# inventory\n# caf\xe9\n").unwrap();
+    let err = match Topology::load(&path, Secrets::Skip) {
+        Ok(_) => panic!("a latin-1 file was read as UTF-8"),
+        Err(e) => e.to_string(),
+    };
+    let expected = format!("{}:2:6: the inventory is not UTF-8 text", path.display());
+    assert!(err.starts_with(&expected), "{err}");
+}
