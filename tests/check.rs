@@ -457,7 +457,7 @@ fn apim_deploy() -> Command {
 #[test]
 fn check_prints_nodes_ports_and_links_of_an_example() {
     let assert = apim_deploy()
-        .args(["check"])
+        .args(["check", "--offline"])
         .arg(example("all-in-one.toml"))
         .assert()
         .success();
@@ -482,7 +482,7 @@ fn check_prints_nodes_ports_and_links_of_an_example() {
 fn every_example_passes_check() {
     for name in ["all-in-one.toml", "distributed.toml", "two-gateways.toml"] {
         apim_deploy()
-            .arg("check")
+            .args(["check", "--offline"])
             .arg(example(name))
             .assert()
             .success();
@@ -492,7 +492,7 @@ fn every_example_passes_check() {
 #[test]
 fn check_json_is_the_topology() {
     let assert = apim_deploy()
-        .args(["check", "--json"])
+        .args(["check", "--offline", "--json"])
         .arg(example("two-gateways.toml"))
         .assert()
         .success();
@@ -550,7 +550,7 @@ fn check_skip_secrets_validates_the_layout_only() {
     Command::cargo_bin("apim-deploy")
         .unwrap()
         .env_remove("APIM_ADMIN_PASSWORD")
-        .args(["check", "--skip-secrets"])
+        .args(["check", "--offline", "--skip-secrets"])
         .arg(example("distributed.toml"))
         .assert()
         .success();
@@ -570,7 +570,7 @@ fn check_of_a_missing_file_fails_cleanly() {
 /// The nodes table of `check --limit LIMIT` on the two-gateway example.
 fn nodes_limited_to(limit: &str) -> String {
     let assert = apim_deploy()
-        .args(["check", "--limit", limit])
+        .args(["check", "--offline", "--limit", limit])
         .arg(example("two-gateways.toml"))
         .assert()
         .success();
@@ -581,7 +581,7 @@ fn nodes_limited_to(limit: &str) -> String {
 /// `check --limit LIMIT` on the two-gateway example fails with `error`.
 fn limit_fails(limit: &str, error: &str) {
     apim_deploy()
-        .args(["check", "--limit", limit])
+        .args(["check", "--offline", "--limit", limit])
         .arg(example("two-gateways.toml"))
         .assert()
         .code(1)
@@ -645,4 +645,44 @@ fn an_inventory_that_is_not_utf8_gets_its_line_and_column() {
     };
     let expected = format!("{}:2:6: the inventory is not UTF-8 text", path.display());
     assert!(err.starts_with(&expected), "{err}");
+}
+
+#[test]
+fn check_reads_the_artifacts_and_key_unless_offline() {
+    // A distribution whose bytes do not match, a driver that is not there, a key that
+    // is not there: each would fail `apply` after connecting; `check` names them first.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wso2am-1.9.0.zip"), b"not the zip").unwrap();
+    let text = std::fs::read_to_string(example("all-in-one.toml"))
+        .unwrap()
+        .replace("../dist/wso2am-1.9.0.zip", "wso2am-1.9.0.zip")
+        .replace("/tmp/apimlab/id_ed25519", "missing_key");
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(&inventory, text).unwrap();
+    let out = apim_deploy()
+        .arg("check")
+        .arg(&inventory)
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    assert!(
+        err.contains("distribution") && err.contains("wso2am-1.9.0.zip: sha256 is "),
+        "{err}"
+    );
+    assert!(
+        err.contains("JDBC driver") && err.contains("No such file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ssh.identity_file") && err.contains("missing_key"),
+        "{err}"
+    );
+    apim_deploy()
+        .args(["check", "--offline"])
+        .arg(&inventory)
+        .assert()
+        .success();
 }
