@@ -91,6 +91,20 @@ impl Base {
         if std::env::var_os("SSH_AUTH_SOCK").is_some() {
             auth.push(Auth::Agent);
         }
+        if auth.is_empty() {
+            // With no key named and no agent, `ssh` tries its default identities;
+            // an operator who can `ssh app1` expects this tool to get in too.
+            let home =
+                std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+            auth.extend(
+                default_identities(&home)
+                    .into_iter()
+                    .map(|path| Auth::KeyFile {
+                        path,
+                        passphrase: None,
+                    }),
+            );
+        }
         if let Some(p) = &ssh.password {
             auth.push(Auth::Password(secret("ssh.password", p.get_ref())?));
         }
@@ -231,6 +245,15 @@ fn resolve(base: &std::path::Path, p: &std::path::Path) -> PathBuf {
     }
 }
 
+/// OpenSSH's default identities that exist under `home`, in the order `ssh` tries them.
+fn default_identities(home: &std::path::Path) -> Vec<PathBuf> {
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|name| home.join(".ssh").join(name))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
 fn default_known_hosts() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -247,10 +270,14 @@ pub async fn connect_each(
     for t in targets {
         set.spawn(async move {
             let name = t.name.clone();
+            let started = std::time::Instant::now();
             let result = SshTransport::connect(t)
                 .await
                 .map(|t| Arc::new(t) as Arc<dyn Transport>)
                 .map_err(|e| e.to_string());
+            if result.is_ok() {
+                tracing::info!("{name}: connected in {}ms", started.elapsed().as_millis());
+            }
             (name, result)
         });
     }
@@ -268,21 +295,36 @@ pub async fn connect_each(
 pub async fn connect_all(targets: Vec<SshTarget>) -> Result<Hosts, ConnectError> {
     let mut hosts: Hosts = HashMap::new();
     let mut errors = Vec::new();
+    let mut lost = Vec::new();
     for (name, result) in connect_each(targets).await {
         match result {
             Ok(t) => {
                 hosts.insert(name, t);
             }
-            Err(e) => errors.push(e),
+            Err(e) => {
+                errors.push(e);
+                lost.push(name);
+            }
         }
     }
     if errors.is_empty() {
         Ok(hosts)
     } else {
         errors.sort();
-        errors.push("nothing was changed on any host".into());
+        errors.push(format!(
+            "nothing was changed on any host; to leave {} out: {}",
+            if lost.len() == 1 { "it" } else { "them" },
+            limit_out(&lost)
+        ));
         Err(ConnectError::Unreachable(errors.join("\n")))
     }
+}
+
+/// The `--limit` that leaves `hosts` out, quoted for a shell (`!` is history
+/// expansion in an interactive bash).
+pub fn limit_out(hosts: &[String]) -> String {
+    let patterns: Vec<String> = hosts.iter().map(|h| format!("!{h}")).collect();
+    format!("--limit '{}'", patterns.join(","))
 }
 
 #[cfg(test)]
@@ -305,6 +347,46 @@ mod tests {
 
     fn by_name(targets: Vec<SshTarget>) -> HashMap<String, SshTarget> {
         targets.into_iter().map(|t| (t.name.clone(), t)).collect()
+    }
+
+    #[test]
+    fn default_identities_are_the_ones_ssh_tries_in_its_order() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".ssh")).unwrap();
+        assert!(default_identities(home.path()).is_empty());
+        for name in ["id_rsa", "id_ed25519", "id_dsa"] {
+            std::fs::write(home.path().join(".ssh").join(name), "key").unwrap();
+        }
+        let ssh = home.path().join(".ssh");
+        assert_eq!(
+            default_identities(home.path()),
+            vec![ssh.join("id_ed25519"), ssh.join("id_rsa")]
+        );
+    }
+
+    #[test]
+    fn an_unreachable_host_names_the_limit_that_leaves_it_out() {
+        // A port nobody listens on: the connection is refused at once.
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let mut t = SshTarget::new("app3", "127.0.0.1", "/nonexistent/known_hosts");
+        t.port = port;
+        let err = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(connect_all(vec![t]))
+            .err()
+            .expect("nobody listens");
+        let text = err.to_string();
+        assert!(text.contains("app3"), "{text}");
+        assert!(
+            text.ends_with("nothing was changed on any host; to leave it out: --limit '!app3'"),
+            "{text}"
+        );
+        assert_eq!(
+            limit_out(&["app1".into(), "db".into()]),
+            "--limit '!app1,!db'"
+        );
     }
 
     #[test]

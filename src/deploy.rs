@@ -12,6 +12,7 @@ use crate::engine::limit::Limit;
 use crate::engine::plan::{self, Plan};
 use crate::engine::playbook::Playbook;
 use crate::engine::report::{Event, Reporter};
+use crate::engine::traced::Traced;
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 use crate::wso2::{self, RunSettings};
@@ -56,8 +57,24 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         .into_iter()
         .filter(|t| wanted.contains(&t.name))
         .collect();
-    let hosts = connect::connect_all(targets).await?;
+    let started = std::time::Instant::now();
+    let hosts: Hosts = connect::connect_all(targets)
+        .await?
+        .into_iter()
+        .map(|(name, host)| (name, Traced::wrap(host, &run.redactor)))
+        .collect();
+    tracing::info!(
+        "connected to {} host(s) in {}ms",
+        hosts.len(),
+        started.elapsed().as_millis()
+    );
+    let started = std::time::Instant::now();
     let plan = plan::make_plan(&playbook, &run, &hosts).await?;
+    tracing::info!(
+        "probed and planned {} step(s) in {}ms",
+        plan.steps.len(),
+        started.elapsed().as_millis()
+    );
     Ok(Prepared {
         playbook,
         run,

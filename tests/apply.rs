@@ -125,6 +125,10 @@ fn a_wrong_checksum_an_unreachable_host_or_a_refused_db_login_stops_before_any_h
         err.contains("app3") && err.contains("app4"),
         "the error should name both hosts:\n{err}"
     );
+    assert!(
+        err.contains("to leave them out: --limit '!app3,!app4'"),
+        "the error should name the --limit that leaves them out:\n{err}"
+    );
     assert_eq!(
         untouched_state(&lab),
         before,

@@ -197,8 +197,9 @@ fn inline_secret_requires_a_reference_and_is_never_echoed() {
     assert_eq!(
         err.to_string(),
         "test.toml:18:12: a secret must be a reference, not an inline string (write `{ env = \
-         \"VAR\" }` (read from the environment variable VAR) or `{ file = \"/absolute/path\" }` \
-         (a file of mode 0600 holding the secret))"
+         \"VAR\" }` (read from the environment variable VAR), `{ file = \"/absolute/path\" }` \
+         (a file of mode 0600 holding the secret) or `{ command = [\"pass\", \"show\", \
+         \"apim/db\"] }` (a program that prints it))"
     );
     let rendered = err.render(false);
     assert!(rendered.contains("[test.toml:18:12]"), "{rendered}");
@@ -457,7 +458,7 @@ fn apim_deploy() -> Command {
 #[test]
 fn check_prints_nodes_ports_and_links_of_an_example() {
     let assert = apim_deploy()
-        .args(["check"])
+        .args(["check", "--offline"])
         .arg(example("all-in-one.toml"))
         .assert()
         .success();
@@ -482,7 +483,7 @@ fn check_prints_nodes_ports_and_links_of_an_example() {
 fn every_example_passes_check() {
     for name in ["all-in-one.toml", "distributed.toml", "two-gateways.toml"] {
         apim_deploy()
-            .arg("check")
+            .args(["check", "--offline"])
             .arg(example(name))
             .assert()
             .success();
@@ -492,11 +493,12 @@ fn every_example_passes_check() {
 #[test]
 fn check_json_is_the_topology() {
     let assert = apim_deploy()
-        .args(["check", "--json"])
+        .args(["check", "--offline", "--json"])
         .arg(example("two-gateways.toml"))
         .assert()
         .success();
     let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(json["schema"], "apim-deploy.check/1");
     assert_eq!(json["nodes"].as_array().unwrap().len(), 5);
     assert_eq!(
         json["gateway_environments"][1]["name"],
@@ -560,13 +562,13 @@ fn a_secret_from_a_command_resolves_and_a_failing_one_is_named_at_its_line() {
     };
     apim_deploy()
         .env_remove("APIM_ADMIN_PASSWORD")
-        .arg("check")
+        .args(["check", "--offline"])
         .arg(write(r#"["printf", "from-the-vault"]"#))
         .assert()
         .success();
     apim_deploy()
         .env_remove("APIM_ADMIN_PASSWORD")
-        .arg("check")
+        .args(["check", "--offline"])
         .arg(write(r#"["sh", "-c", "echo vault-said-this >&2; exit 4"]"#))
         .assert()
         .code(1)
@@ -601,7 +603,7 @@ fn check_skip_secrets_validates_the_layout_only() {
     Command::cargo_bin("apim-deploy")
         .unwrap()
         .env_remove("APIM_ADMIN_PASSWORD")
-        .args(["check", "--skip-secrets"])
+        .args(["check", "--offline", "--skip-secrets"])
         .arg(example("distributed.toml"))
         .assert()
         .success();
@@ -621,7 +623,7 @@ fn check_of_a_missing_file_fails_cleanly() {
 /// The nodes table of `check --limit LIMIT` on the two-gateway example.
 fn nodes_limited_to(limit: &str) -> String {
     let assert = apim_deploy()
-        .args(["check", "--limit", limit])
+        .args(["check", "--offline", "--limit", limit])
         .arg(example("two-gateways.toml"))
         .assert()
         .success();
@@ -632,7 +634,7 @@ fn nodes_limited_to(limit: &str) -> String {
 /// `check --limit LIMIT` on the two-gateway example fails with `error`.
 fn limit_fails(limit: &str, error: &str) {
     apim_deploy()
-        .args(["check", "--limit", limit])
+        .args(["check", "--offline", "--limit", limit])
         .arg(example("two-gateways.toml"))
         .assert()
         .code(1)
@@ -671,4 +673,69 @@ fn check_limit_takes_globs_exclusions_and_a_file() {
         "app9*",
         "--limit: `app9*` matches no host, role or node of the inventory",
     );
+}
+
+#[test]
+fn a_wrong_type_says_what_is_expected_in_plain_words() {
+    check(
+        &[(
+            "address = \"127.0.10.1\"",
+            "address = \"127.0.10.1\"\nport = \"22\"",
+        )],
+        "test.toml:24:8: expected a whole number such as 22, found the text \"22\" \
+         (write the number without quotes, e.g. `port = 22`)",
+    );
+}
+
+#[test]
+fn an_inventory_that_is_not_utf8_gets_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(&path, b"# inventory\n# caf\xe9\n").unwrap();
+    let err = match Topology::load(&path, Secrets::Skip) {
+        Ok(_) => panic!("a latin-1 file was read as UTF-8"),
+        Err(e) => e.to_string(),
+    };
+    let expected = format!("{}:2:6: the inventory is not UTF-8 text", path.display());
+    assert!(err.starts_with(&expected), "{err}");
+}
+
+#[test]
+fn check_reads_the_artifacts_and_key_unless_offline() {
+    // A distribution whose bytes do not match, a driver that is not there, a key that
+    // is not there: each would fail `apply` after connecting; `check` names them first.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wso2am-1.9.0.zip"), b"not the zip").unwrap();
+    let text = std::fs::read_to_string(example("all-in-one.toml"))
+        .unwrap()
+        .replace("../dist/wso2am-1.9.0.zip", "wso2am-1.9.0.zip")
+        .replace("/tmp/apimlab/id_ed25519", "missing_key");
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(&inventory, text).unwrap();
+    let out = apim_deploy()
+        .arg("check")
+        .arg(&inventory)
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    assert!(
+        err.contains("distribution") && err.contains("wso2am-1.9.0.zip: sha256 is "),
+        "{err}"
+    );
+    assert!(
+        err.contains("JDBC driver") && err.contains("No such file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ssh.identity_file") && err.contains("missing_key"),
+        "{err}"
+    );
+    apim_deploy()
+        .args(["check", "--offline"])
+        .arg(&inventory)
+        .assert()
+        .success();
 }

@@ -11,8 +11,9 @@ fn facts_json(lab: &TestLab) -> (i32, serde_json::Value) {
         .arg(lab.inventory_path())
         .output()
         .unwrap();
-    let json = serde_json::from_slice(&out.stdout)
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(json["schema"], "apim-deploy.facts/1", "{json:#}");
     (out.status.code().unwrap(), json)
 }
 
@@ -26,7 +27,7 @@ fn facts_reports_every_host_and_survives_a_dead_one() {
     let lab = TestLab::up(|_| {}).unwrap();
     let (code, json) = facts_json(&lab);
     assert_eq!(code, 0, "{json:#}");
-    let hosts = json.as_array().unwrap();
+    let hosts = json["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), lab.hosts().len());
     for h in hosts {
         let facts = &h["facts"];
@@ -41,7 +42,7 @@ fn facts_reports_every_host_and_survives_a_dead_one() {
     lab.kill("app2", KillScope::Sshd).unwrap();
     let (code, json) = facts_json(&lab);
     assert_eq!(code, 1);
-    let app2 = json
+    let app2 = json["hosts"]
         .as_array()
         .unwrap()
         .iter()
@@ -54,7 +55,7 @@ fn facts_reports_every_host_and_survives_a_dead_one() {
             .contains("connection refused"),
         "{app2:#}"
     );
-    let answered = json
+    let answered = json["hosts"]
         .as_array()
         .unwrap()
         .iter()
@@ -95,7 +96,7 @@ fn facts_reaches_every_host_through_an_openssh_config() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(0), "{json:#}");
-    let hosts = json.as_array().unwrap();
+    let hosts = json["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), lab.hosts().len());
     assert!(
         hosts.iter().all(|h| h["facts"]["cpus"].as_u64().is_some()),

@@ -148,15 +148,22 @@ fn status_json(d: &Deployed) -> (Option<i32>, Vec<serde_json::Value>, serde_json
     let out = d.apim(&["status"], &["--json"]);
     let mut nodes = Vec::new();
     let mut summary = serde_json::Value::Null;
+    let mut starts = 0;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         match v["event"].as_str() {
             Some("node_status") => nodes.push(v),
             Some("status_summary") => summary = v,
+            Some("run_start") => {
+                assert_eq!(v["schema"], "apim-deploy.status/1", "{line}");
+                assert!(nodes.is_empty(), "run_start is the first line");
+                starts += 1;
+            }
             other => panic!("unexpected event {other:?} in {line}"),
         }
     }
+    assert_eq!(starts, 1, "one run_start line");
     (out.status.code(), nodes, summary)
 }
 

@@ -92,6 +92,18 @@ fn servers_run_on_the_jdk_found_and_start_failures_are_reported_in_seconds_with_
         let t0 = Instant::now();
         let out = cli(&["apply", &inv, "--json"]);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        // The failed host is written where `--limit @FILE` reads it back, and the
+        // last line says how.
+        let retry = format!("{inv}.retry");
+        let err = text(&out.stderr);
+        assert_eq!(
+            err.trim_end().lines().last(),
+            Some(format!("retry with: --limit @{retry}").as_str()),
+            "{err}"
+        );
+        let listed = std::fs::read_to_string(&retry).unwrap();
+        let hosts: Vec<&str> = listed.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(hosts, ["app4"], "{listed}");
         let evs = events(&out.stdout);
         let restart = evs
             .iter()

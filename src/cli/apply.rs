@@ -5,15 +5,44 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::deploy::{self, DeployOptions};
-use crate::engine::report;
 use crate::engine::shell::Shell;
+use crate::engine::{limit, report};
+
+/// What `plan` and `apply` both take: which inventory, which part of it, which playbook.
+#[derive(Debug, clap::Args)]
+#[group(skip)]
+pub struct Target {
+    /// The inventory file (TOML).
+    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub limit: super::LimitArg,
+    /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+    /// Skip one preflight check (repeatable): java, disk, ports, commands, clock, open-files.
+    #[arg(long = "skip-preflight", value_name = "CHECK", value_parser = clap::builder::PossibleValuesParser::new(crate::engine::preflight::CHECKS))]
+    pub skip_preflight: Vec<String>,
+}
+
+impl Target {
+    pub fn options(&self) -> anyhow::Result<DeployOptions> {
+        let mut o = DeployOptions {
+            inventory: self.inventory.clone(),
+            playbook: self.playbook.clone(),
+            limit: self.limit.parse()?,
+            ..Default::default()
+        };
+        o.settings.skip_checks = self.skip_preflight.iter().cloned().collect();
+        Ok(o)
+    }
+}
 
 #[derive(Debug, clap::Args)]
 #[group(skip)]
 pub struct Args {
-    /// The inventory file (TOML).
-    pub inventory: PathBuf,
-    /// Print an NDJSON event stream (schema: docs/events.md).
+    #[command(flatten)]
+    pub target: Target,
+    /// Print an NDJSON event stream (schema apim-deploy.events/1: docs/events.md).
     #[arg(long)]
     pub json: bool,
     /// Show the diff of every file changed.
@@ -29,26 +58,12 @@ pub struct Args {
     /// Seconds a node may take to become healthy.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
-    /// Skip one preflight check (repeatable): java, disk, ports, commands, clock, open-files.
-    #[arg(long = "skip-preflight", value_name = "CHECK", value_parser = clap::builder::PossibleValuesParser::new(crate::engine::preflight::CHECKS))]
-    pub skip_preflight: Vec<String>,
-    #[command(flatten)]
-    pub limit: super::LimitArg,
-    /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
-    #[arg(long)]
-    pub playbook: Option<PathBuf>,
 }
 
 impl Args {
     pub fn options(&self) -> anyhow::Result<DeployOptions> {
-        let mut o = DeployOptions {
-            inventory: self.inventory.clone(),
-            playbook: self.playbook.clone(),
-            limit: self.limit.parse()?,
-            ..Default::default()
-        };
+        let mut o = self.target.options()?;
         o.settings.start_timeout_secs = self.start_timeout;
-        o.settings.skip_checks = self.skip_preflight.iter().cloned().collect();
         o.exec.forks = self.forks;
         o.exec.transfers = usize::from(self.transfers);
         Ok(o)
@@ -73,6 +88,21 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
         } else {
             for f in &outcome.failures {
                 shell.error(f);
+            }
+            let failed: Vec<String> = outcome
+                .hosts
+                .iter()
+                .filter(|h| h.failed > 0)
+                .map(|h| h.host.clone())
+                .collect();
+            if !failed.is_empty() {
+                let path = limit::retry_path(&args.target.inventory);
+                match limit::write_retry_file(&path, &failed) {
+                    Ok(()) => {
+                        shell.print_err(&format!("retry with: --limit @{}\n", path.display()))
+                    }
+                    Err(e) => shell.error(format!("could not write {}: {e}", path.display())),
+                }
             }
             Ok(ExitCode::from(1))
         }

@@ -18,12 +18,16 @@ use crate::topology::Topology;
 pub struct Args {
     /// The inventory file (TOML).
     pub inventory: PathBuf,
-    /// Print the topology as JSON instead of tables.
+    /// Print the topology as JSON instead of tables (schema apim-deploy.check/1: docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Do not resolve secret references (for checking a layout without the secrets at hand).
     #[arg(long)]
     pub skip_secrets: bool,
+    /// Do not read the artifacts and key files (their existence, readability and
+    /// sha256): for checking a layout on a machine that does not hold them.
+    #[arg(long)]
+    pub offline: bool,
     #[command(flatten)]
     pub limit: super::LimitArg,
 }
@@ -46,12 +50,22 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
         Ok((Ok(()), topology)) => Ok(only(topology, &limit)),
         Err(e) => Err(e),
     };
+    if selected.is_ok() && !args.offline {
+        let problems = local_files(&args.inventory);
+        if !problems.is_empty() {
+            for p in problems {
+                shell.error(p);
+            }
+            return Ok(ExitCode::from(1));
+        }
+    }
     match selected {
         Ok(topology) if shell.is_json() => {
             // Each node as the playbook's templates see it (`node.*`), so what `check`
             // shows is what `apply` writes.
             let mut doc = serde_json::to_value(&topology)?;
             doc["nodes"] = topology.nodes.iter().map(crate::wso2::node_vars).collect();
+            doc["schema"] = CHECK_SCHEMA.into();
             shell.print_json(&doc)?
         }
         Ok(topology) => shell.print(&report(&topology))?,
@@ -61,6 +75,37 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The name and version of `check --json`'s document (docs/json.md): a reader can
+/// tell what it holds, and a change that breaks readers bumps the number.
+pub const CHECK_SCHEMA: &str = "apim-deploy.check/1";
+
+/// The controller's files the inventory names: artifacts (existing, with their
+/// pinned sha256) and the SSH key (readable). `apply` would fail on each later,
+/// after connecting; `check` says so first.
+fn local_files(inventory: &std::path::Path) -> Vec<String> {
+    let Ok((inv, _)) = Topology::load(inventory, Secrets::Skip) else {
+        return Vec::new();
+    };
+    let mut problems: Vec<String> = crate::wso2::artifacts::check_local(&inv)
+        .iter()
+        .map(|e| {
+            e.to_string()
+                .replace("; nothing was changed on any host", "")
+        })
+        .collect();
+    if let Some(key) = &inv.ssh.identity_file {
+        let path = if key.is_absolute() {
+            key.clone()
+        } else {
+            inv.base_dir.join(key)
+        };
+        if let Err(e) = std::fs::File::open(&path) {
+            problems.push(format!("ssh.identity_file {}: {e}", path.display()));
+        }
+    }
+    problems
 }
 
 /// The topology narrowed to what `--limit` picks (all of it when the limit is empty).

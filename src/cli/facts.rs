@@ -24,11 +24,14 @@ use crate::engine::shell::Shell;
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
 
+/// The name and version of `facts --json`'s document (docs/json.md).
+pub const FACTS_SCHEMA: &str = "apim-deploy.facts/1";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The inventory file (TOML).
     pub inventory: PathBuf,
-    /// Print one JSON document instead of a table.
+    /// Print one JSON document instead of a table (schema apim-deploy.facts/1: docs/json.md).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -43,7 +46,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(gather(&inventory, &topology, &limit))?;
     if shell.is_json() {
-        shell.print_json(&report)?;
+        shell.print_json(&serde_json::json!({ "schema": FACTS_SCHEMA, "hosts": report }))?;
     } else {
         shell.print(&render_table(&report))?;
     }

@@ -24,32 +24,52 @@ pub const DEFAULT_PREFIX: &str = "127.0.10";
 pub enum LabCommand {
     /// Build the lab: app hosts and a database host, each a real sshd in its own
     /// namespaces at a loopback address (root on Linux). Writes an inventory for it.
+    #[command(
+        after_help = "Examples:\n  apim-deploy lab up\n  apim-deploy lab up --prefix 127.0.11"
+    )]
     Up(UpArgs),
     /// Stop every process of the lab and remove its mounts, namespaces, links, rules and state dir.
+    #[command(after_help = "Examples:\n  apim-deploy lab down")]
     Down(StateArgs),
     /// Each host's address, roles, processes, sshd/db state and faults.
+    #[command(after_help = "Examples:\n  apim-deploy lab status")]
     Status(StateArgs),
     /// SIGSTOP every process of HOST (ssh then times out in the banner exchange).
+    #[command(after_help = "Examples:\n  apim-deploy lab freeze app2")]
     Freeze(HostArgs),
     /// SIGCONT every process of HOST.
+    #[command(after_help = "Examples:\n  apim-deploy lab thaw app2")]
     Thaw(HostArgs),
     /// SIGKILL HOST's sshd and its sessions (connections are refused); --all: every process but init.
+    #[command(
+        after_help = "Examples:\n  apim-deploy lab kill app3\n  apim-deploy lab kill app3 --all"
+    )]
     Kill(KillArgs),
     /// Restart what `kill` stopped (sshd; mariadbd on the database host).
+    #[command(after_help = "Examples:\n  apim-deploy lab revive app3")]
     Revive(HostArgs),
     /// Drop all of HOST's traffic, both directions (connections time out).
+    #[command(after_help = "Examples:\n  apim-deploy lab cut app4")]
     Cut(HostArgs),
     /// Undo `cut`.
+    #[command(after_help = "Examples:\n  apim-deploy lab heal app4")]
     Heal(HostArgs),
     /// Run a command inside HOST (its namespaces, as root), without SSH.
+    #[command(after_help = "Examples:\n  apim-deploy lab exec app1 -- ss -ltnp")]
     Exec(ExecArgs),
     /// Log in to HOST with OpenSSH, the lab key and strict host key checking (optionally run CMD).
+    #[command(
+        after_help = "Examples:\n  apim-deploy lab ssh app1\n  apim-deploy lab ssh db -- mysql -e \"show databases\""
+    )]
     Ssh(SshArgs),
     /// Print shell exports for the lab (eval "$(apim-deploy lab env)").
+    #[command(after_help = "Examples:\n  eval \"$(apim-deploy lab env)\"")]
     Env(StateArgs),
     /// Write the stand-in WSO2 API Manager 1.9.0 distribution and JDBC jar.
+    #[command(after_help = "Examples:\n  apim-deploy lab dist")]
     Dist(dist::Args),
     /// Write a stand-in JDK archive (as the vendor ships it) and print its sha256 and path.
+    #[command(after_help = "Examples:\n  apim-deploy lab jdk --version 1.7")]
     Jdk(JdkArgs),
 }
 

@@ -9,14 +9,19 @@ use crate::engine::modules::Verdict;
 use crate::engine::plan::Plan;
 use crate::engine::shell::{Shell, Style};
 
+/// Only what changes the plan: `apply`'s `--forks`, `--transfers`, `--diff` (a plan
+/// always shows its diffs) and `--start-timeout` mean nothing here, so they are not offered.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub common: super::apply::Args,
+    pub target: super::apply::Target,
+    /// Print the plan as one JSON document (schema apim-deploy.plan/1: docs/plan-json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
-    let opts = args.common.options()?;
+    let opts = args.target.options()?;
     let rt = tokio::runtime::Runtime::new()?;
     let plan = rt.block_on(async {
         let prepared = deploy::prepare(&opts).await?;

@@ -33,7 +33,7 @@ pub struct Args {
     /// Seconds a node may take to become healthy again.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
-    /// Print an NDJSON event stream (schema: docs/operations.md).
+    /// Print an NDJSON event stream (schema apim-deploy.restart/1: docs/operations.md).
     #[arg(long)]
     pub json: bool,
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.

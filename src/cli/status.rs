@@ -16,7 +16,8 @@ pub struct Args {
     pub inventory: PathBuf,
     #[command(flatten)]
     pub limit: super::LimitArg,
-    /// Print NDJSON: one `node_status` per node, then `status_summary`.
+    /// Print NDJSON (schema apim-deploy.status/1: docs/operations.md): `run_start`, one
+    /// `node_status` per node, then `status_summary`.
     #[arg(long)]
     pub json: bool,
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.

@@ -159,6 +159,15 @@ impl Problem {
             .label("not allowed here")
             .help(help);
         }
+        if let Some((expected, found, help)) = plain_type_error(&message) {
+            return Problem::new(
+                ProblemKind::InvalidValue,
+                format!("expected {expected}, found {found}"),
+                span,
+            )
+            .label("wrong type")
+            .help(help);
+        }
         if let Some((what, rule)) = message.split_once(": expected ")
             && what.starts_with("invalid ")
         {
@@ -179,6 +188,53 @@ impl Problem {
         }
         Problem::new(ProblemKind::Syntax, message, span).label("here")
     }
+}
+
+/// serde's "invalid type: string \"22\", expected u16" in plain words, with an
+/// example: (what is expected, what was found, how to write it). An operator
+/// should not need to know what a `u16` is.
+fn plain_type_error(message: &str) -> Option<(String, String, String)> {
+    let rest = message.strip_prefix("invalid type: ")?;
+    let (found, expected) = rest.rsplit_once(", expected ")?;
+    let number = |t: &str| {
+        matches!(
+            t,
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize"
+        )
+    };
+    let (expected, example) = match expected {
+        t if number(t) => ("a whole number such as 22", "22"),
+        "a boolean" => ("true or false", "true"),
+        "a string" => ("text in quotes such as \"app1\"", "\"app1\""),
+        t if t.starts_with("a sequence") || t.starts_with("a list") => {
+            ("a list such as [\"a\", \"b\"]", "[\"a\", \"b\"]")
+        }
+        t if t.starts_with("struct") || t.starts_with("a map") || t.starts_with("a table") => {
+            ("a table of keys", "{ key = \"value\" }")
+        }
+        _ => return None,
+    };
+    let found = if let Some(text) = found.strip_prefix("string ") {
+        format!("the text {text}")
+    } else if let Some(n) = found.strip_prefix("integer ") {
+        format!("the number {}", n.trim_matches('`'))
+    } else if let Some(b) = found.strip_prefix("boolean ") {
+        b.trim_matches('`').to_string()
+    } else if found == "sequence" {
+        "a list".to_string()
+    } else if found == "map" {
+        "a table".to_string()
+    } else {
+        found.to_string()
+    };
+    let help = if found.starts_with("the text ") && example == "22" {
+        "write the number without quotes, e.g. `port = 22`".to_string()
+    } else if found.starts_with("the text ") && example == "true" {
+        "write true or false without quotes, e.g. `sudo = true`".to_string()
+    } else {
+        format!("for example {example}")
+    };
+    Some((expected.to_string(), found, help))
 }
 
 /// Splits serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a` or `b`",
@@ -390,6 +446,29 @@ fn redact_line(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_wrong_type_is_said_in_plain_words_with_an_example() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            port: u16,
+            sudo: Option<bool>,
+        }
+        let err = toml::from_str::<T>("port = \"22\"").unwrap_err();
+        let p = super::Problem::from_toml(&err);
+        assert_eq!(
+            p.message,
+            "expected a whole number such as 22, found the text \"22\""
+        );
+        assert_eq!(
+            p.help.as_deref(),
+            Some("write the number without quotes, e.g. `port = 22`")
+        );
+        let err = toml::from_str::<T>("port = 22\nsudo = \"yes\"").unwrap_err();
+        let p = super::Problem::from_toml(&err);
+        assert_eq!(p.message, "expected true or false, found the text \"yes\"");
+    }
+
     use super::*;
 
     #[test]

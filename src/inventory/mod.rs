@@ -499,7 +499,7 @@ impl Inventory {
         secrets: Secrets,
     ) -> Result<(Inventory, Vec<Problem>), InventoryError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let bytes = std::fs::read(path).map_err(|err| {
             let problem = Problem {
                 kind: ProblemKind::Read,
                 message: format!("cannot read the inventory: {err}"),
@@ -508,6 +508,21 @@ impl Inventory {
                 help: None,
             };
             InventoryError::new(Origin::new(name.clone(), ""), vec![problem])
+        })?;
+        let text = String::from_utf8(bytes).map_err(|err| {
+            // Point at the first bad byte, as every other error points at its place:
+            // the text before it is valid, so its offset is the same in the lossy copy.
+            let at = err.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(err.as_bytes()).into_owned();
+            let end = lossy[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+            let problem = Problem::new(
+                ProblemKind::Read,
+                "the inventory is not UTF-8 text",
+                at..end,
+            )
+            .label("not UTF-8")
+            .help("TOML files are UTF-8; convert it, e.g. `iconv -f latin1 -t utf-8`");
+            InventoryError::new(Origin::new(name.clone(), lossy), vec![problem])
         })?;
         let (mut inventory, problems) = Self::parse_with_problems(&text, &name, secrets)?;
         inventory.base_dir = path

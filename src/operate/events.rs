@@ -20,6 +20,9 @@ use crate::engine::shell::Shell;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum OpEvent {
+    /// The first line of `--json`: which stream this is (`apim-deploy.status/1` or
+    /// `apim-deploy.restart/1`), as `apply`'s `run_start` names its own.
+    RunStart { schema: String, command: String },
     /// `restart` begins: the nodes it will roll, in order.
     RollStart {
         nodes: Vec<String>,
@@ -122,6 +125,16 @@ pub struct StatusSummary {
     pub duration_ms: u64,
 }
 
+impl OpEvent {
+    /// The first event of `command`'s stream, naming its schema (docs/json.md).
+    pub fn run_start(command: &str) -> OpEvent {
+        OpEvent::RunStart {
+            schema: format!("apim-deploy.{command}/1"),
+            command: command.to_string(),
+        }
+    }
+}
+
 /// Where operation events go.
 pub trait OpReporter: Send + Sync {
     fn event(&self, e: &OpEvent);
@@ -151,7 +164,22 @@ pub struct PlainOut(pub Arc<Shell>);
 
 impl OpReporter for PlainOut {
     fn event(&self, e: &OpEvent) {
-        let _ = self.0.print(&plain(&self.0, e));
+        let text = plain(&self.0, e);
+        if text.is_empty() {
+            return;
+        }
+        let failure = match e {
+            OpEvent::Restart { healthy, .. } => !healthy,
+            OpEvent::RollStopped { .. } => true,
+            OpEvent::Recap { ok, .. } => !ok,
+            OpEvent::StatusSummary(s) => s.exit_code != 0,
+            _ => false,
+        };
+        let _ = if failure {
+            self.0.print_always(&text)
+        } else {
+            self.0.print(&text)
+        };
     }
 }
 
@@ -234,6 +262,7 @@ impl OpReporter for ProgressOut {
 /// engine's own, so `apply` and `restart` print them alike.
 pub fn plain(sh: &Shell, e: &OpEvent) -> String {
     match e {
+        OpEvent::RunStart { .. } => String::new(),
         OpEvent::RollStart {
             nodes,
             batch,

@@ -188,6 +188,7 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
         .collect();
     let running = probe_running(&mut roles, &hosts).await?;
 
+    out.event(&OpEvent::run_start("restart"));
     out.event(&OpEvent::RollStart {
         nodes: all.clone(),
         batch: opts.batch.to_string(),

@@ -112,6 +112,7 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         Ok(plan) => summary.host_drift = attach_drift(plan, &mut states),
         Err(e) => summary.drift_error = Some(e.clone()),
     }
+    out.event(&OpEvent::run_start("status"));
     for s in &states {
         out.event(&OpEvent::NodeStatus(Box::new(s.clone())));
     }

@@ -193,6 +193,24 @@ fn local_verified(
     Ok((path, want))
 }
 
+/// What can be checked on the controller alone: each artifact given by `path`
+/// exists and matches its sha256 (through the digest cache, so a second check does not
+/// hash a 400 MB zip again). One given by `url` only is not downloaded: that is
+/// `apply`'s work. Every problem is returned, not only the first.
+pub fn check_local(inv: &Inventory) -> Vec<ArtifactError> {
+    let mut all = vec![
+        ("distribution", &inv.distribution),
+        ("JDBC driver", &inv.jdbc_driver),
+    ];
+    if let Some(java) = &inv.java {
+        all.push(("JDK", java));
+    }
+    all.into_iter()
+        .filter(|(_, a)| a.path.is_some())
+        .filter_map(|(what, a)| local_verified(what, a, &inv.base_dir).err())
+        .collect()
+}
+
 /// The controller cache: `$XDG_CACHE_HOME/apim-deploy`, else `~/.cache/apim-deploy`.
 fn cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")

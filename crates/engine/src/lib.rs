@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod shell;
 pub mod state;
 pub mod template;
+pub mod traced;
 
 use std::sync::Arc;
 

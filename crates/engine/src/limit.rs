@@ -179,6 +179,25 @@ fn pattern(text: &str, file: Option<&str>) -> Result<Pattern, String> {
     })
 }
 
+/// Where a failed run of the inventory at `inventory` lists its failed hosts
+/// (Ansible's `site.yml.retry`): beside the inventory, so a retry needs no other name.
+pub fn retry_path(inventory: &Path) -> std::path::PathBuf {
+    let mut name = inventory.as_os_str().to_owned();
+    name.push(".retry");
+    name.into()
+}
+
+/// Writes `hosts` as an `@FILE` that `--limit` reads back: one host a line, under a
+/// comment that says what the file is.
+pub fn write_retry_file(path: &Path, hosts: &[String]) -> std::io::Result<()> {
+    let mut text = String::from("# the hosts that failed in the last run; retry: --limit @FILE\n");
+    for h in hosts {
+        text.push_str(h);
+        text.push('\n');
+    }
+    std::fs::write(path, text)
+}
+
 /// The patterns of an `@FILE`: separated by commas, blanks or lines; `#` starts a comment.
 fn read_file(path: &Path) -> Result<Vec<String>, String> {
     let text =
@@ -334,6 +353,17 @@ mod tests {
         for bad in [&[""][..], &["!"], &["a", " "], &["!@x"]] {
             assert!(Limit::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_retry_file_is_read_back_by_at_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = retry_path(&dir.path().join("site.toml"));
+        assert_eq!(path, dir.path().join("site.toml.retry"));
+        write_retry_file(&path, &["app2".into(), "app4".into()]).unwrap();
+        let l = Limit::parse(&[format!("@{}", path.display())]).unwrap();
+        assert!(l.matches_host("app2", []) && l.matches_host("app4", []));
+        assert!(!l.matches_host("app1", []));
     }
 
     #[test]

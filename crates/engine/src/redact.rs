@@ -64,7 +64,7 @@ impl Redactor {
     }
 
     /// The text with every registered secret, raw or escaped, replaced by `********`.
-    /// A short secret (under [`SHORT`] characters, such as WSO2's default `admin`) is
+    /// A short secret (under [`SHORT`] characters, such as a product's default `admin`) is
     /// masked only where it stands as a word of its own: inside a longer word it is
     /// not the secret, and masking it there would garble the text and, by the gap it
     /// leaves, give the value away. A longer one is masked wherever it appears.

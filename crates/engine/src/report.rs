@@ -56,6 +56,18 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether the event tells of a failure: what `-q` still prints.
+    pub fn is_failure(&self) -> bool {
+        match self {
+            Event::TaskFailed { .. } => true,
+            Event::Restart { healthy, .. } => !healthy,
+            Event::Recap { ok, .. } => !ok,
+            _ => false,
+        }
+    }
+}
+
 /// Per-host totals at the end of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HostRecap {
@@ -99,6 +111,7 @@ impl PlainReporter {
 impl Reporter for PlainReporter {
     fn event(&self, e: &Event) {
         let sh = &self.shell;
+        let failure = e.is_failure();
         let text = match e {
             Event::RunStart {
                 command,
@@ -140,7 +153,11 @@ impl Reporter for PlainReporter {
                 duration_ms,
             } => recap_text(sh, hosts, *ok, *duration_ms),
         };
-        let _ = sh.print(&text);
+        let _ = if failure {
+            sh.print_always(&text)
+        } else {
+            sh.print(&text)
+        };
     }
 }
 
@@ -343,6 +360,7 @@ impl Reporter for ProgressReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shell::Verbosity;
 
     fn plain(events: &[Event]) -> String {
         let (shell, capture) = Shell::capture();
@@ -393,6 +411,48 @@ mod tests {
              app1                0        1       1        0          0       0ms\n\
              FAILED in 5.0s\n"
         );
+    }
+
+    #[test]
+    fn quiet_prints_only_failures_and_the_recap_of_a_failed_run() {
+        let run = |ok: bool| {
+            let (shell, capture) = Shell::capture();
+            let r = PlainReporter::new(Arc::new(shell.with_verbosity(Verbosity::Quiet)), false);
+            for e in [
+                Event::TaskEnd {
+                    target: "app1".into(),
+                    task: "user".into(),
+                    verdict: Verdict::Change("created".into()),
+                    duration_ms: 1,
+                    diffs: vec![],
+                },
+                Event::Restart {
+                    target: "app1/api".into(),
+                    healthy: true,
+                    duration_ms: 1,
+                },
+                Event::Recap {
+                    hosts: vec![],
+                    ok,
+                    duration_ms: 1,
+                },
+            ] {
+                r.event(&e);
+            }
+            if !ok {
+                r.event(&Event::TaskFailed {
+                    target: "app2".into(),
+                    task: "unpack".into(),
+                    error: "no space".into(),
+                });
+            }
+            capture.out()
+        };
+        assert_eq!(run(true), "", "a quiet run that went well prints nothing");
+        let failed = run(false);
+        assert!(failed.contains("FAILED in 1ms"), "{failed}");
+        assert!(failed.contains("FAILED app2: unpack: no space"), "{failed}");
+        assert!(!failed.contains("changed"), "{failed}");
     }
 
     #[test]

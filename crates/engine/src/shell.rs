@@ -79,7 +79,7 @@ impl Shell {
             err: Mutex::new(Box::new(io::stderr())),
             out_color: color(out_terminal),
             err_color: color(io::stderr().is_terminal()),
-            out_terminal: out_terminal && !no_color,
+            out_terminal: out_terminal && !no_color && verbosity != Verbosity::Quiet,
             json: false,
             verbosity,
         }
@@ -144,9 +144,29 @@ impl Shell {
         }
     }
 
-    /// Writes `text` to stdout as it is. A closed pipe is not an error: the reader
-    /// has what it wanted, and the command's outcome does not depend on it.
+    /// This shell at another verbosity (tests of `-q` and `-v`).
+    pub fn with_verbosity(mut self, verbosity: Verbosity) -> Shell {
+        self.verbosity = verbosity;
+        if verbosity == Verbosity::Quiet {
+            self.out_terminal = false;
+        }
+        self
+    }
+
+    /// Writes `text` to stdout as it is, unless the user asked for errors only
+    /// (`-q`; JSON is still written, a program asked for it). A closed pipe is not
+    /// an error: the reader has what it wanted, and the command's outcome does not
+    /// depend on it.
     pub fn print(&self, text: &str) -> io::Result<()> {
+        if self.verbosity == Verbosity::Quiet && !self.json {
+            return Ok(());
+        }
+        self.print_always(text)
+    }
+
+    /// Writes `text` to stdout even with `-q`: a failure, or the recap of a run
+    /// that failed, is what `-q` still shows.
+    pub fn print_always(&self, text: &str) -> io::Result<()> {
         let mut out = self.out.lock().expect("shell lock");
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -157,13 +177,13 @@ impl Shell {
     /// One JSON document, pretty-printed, on stdout.
     pub fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
         let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
-        self.print(&(text + "\n"))
+        self.print_always(&(text + "\n"))
     }
 
     /// One NDJSON line on stdout, flushed at once (a consumer follows the stream live).
     pub fn print_json_line<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
         let text = serde_json::to_string(value).map_err(io::Error::other)?;
-        self.print(&(text + "\n"))
+        self.print_always(&(text + "\n"))
     }
 
     /// Writes `text` to stderr as it is (a report that formats itself).
@@ -254,6 +274,21 @@ mod tests {
         let shell = shell.with_json(true);
         assert_eq!(shell.paint(Style::Good, "ok"), "ok");
         assert!(shell.is_json() && !shell.is_live());
+    }
+
+    #[test]
+    fn quiet_keeps_only_failures_and_json() {
+        let (shell, capture) = Shell::capture();
+        let shell = shell.with_verbosity(Verbosity::Quiet);
+        shell.print("chatter\n").unwrap();
+        shell.print_always("FAILED\n").unwrap();
+        shell.error("it broke");
+        assert_eq!(capture.out(), "FAILED\n");
+        assert_eq!(capture.err(), "error: it broke\n");
+        let (shell, capture) = Shell::capture();
+        let shell = shell.with_verbosity(Verbosity::Quiet).with_json(true);
+        shell.print_json_line(&serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(capture.out(), "{\"a\":1}\n");
     }
 
     #[test]
