@@ -29,23 +29,11 @@ exec cat -- "$1""#;
 /// octal or empty, OWNER `user[:group]` or empty, SHA256 the expected hash of stdin.
 /// A subshell function: its `set -e`, traps and exit stay inside one file's write.
 /// The script defines `digest` (stdin -> `hash  -`) first: [`SMALL_DIGEST_FN`] or
-/// [`LARGE_DIGEST_FN`].
-const WRITE_ONE_FN: &str = r#"write_one() (
-set -eu
-trap '' PIPE
-path=$1 mode=$2 owner=$3 want=$4
-# Builtins, not dirname/basename: a node's configuration is a dozen files per batch.
-case $path in
-  */*) dir=${path%/*} base=${path##*/}; dir=${dir:-/} ;;
-  *) dir=. base=$path ;;
-esac
-tmp=$(mktemp -- "$dir/.$base.apim-XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-trap 'exit 129' HUP
-trap 'exit 143' TERM
-set -o pipefail
-got=$(tee -- "$tmp" | digest)
-got=${got%% *}
+/// [`LARGE_DIGEST_FN`]. `place GOT` (also used by a large upload's finish) checks the
+/// digest line GOT against `want`, then gives `tmp` its mode and owner, fsyncs it and
+/// renames it over `path`; it reads the caller's variables.
+const WRITE_ONE_FN: &str = r#"place() {
+got=${1%% *}
 if [ "$got" != "$want" ]; then
   echo "sha256 $got" >&2
   exit 65
@@ -60,8 +48,24 @@ sync -- "$tmp"
 mv -f -T -- "$tmp" "$path"
 trap - EXIT
 sync -- "$dir" 2>/dev/null || true
+}
+write_one() (
+set -eu
+trap '' PIPE
+path=$1 mode=$2 owner=$3 want=$4
+# Builtins, not dirname/basename: a node's configuration is a dozen files per batch.
+case $path in
+  */*) dir=${path%/*} base=${path##*/}; dir=${dir:-/} ;;
+  *) dir=. base=$path ;;
+esac
+tmp=$(mktemp -- "$dir/.$base.apim-XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 129' HUP
+trap 'exit 143' TERM
+set -o pipefail
+got=$(tee -- "$tmp" | digest)
+place "$got"
 )"#;
-
 /// For in-memory contents: coreutils starts in 1 ms, openssl in 3.
 const SMALL_DIGEST_FN: &str = "digest() { sha256sum; }";
 
@@ -306,23 +310,12 @@ fi"#;
 /// `$1` = temp file, `$2` = path, `$3` = expected sha256: checks the assembled temp file,
 /// then takes the place of the path as `write_one` does.
 const FINISH_SCRIPT: &str = r#"set -eu
-tmp=$1 path=$2 want=$3
+tmp=$1 path=$2 want=$3 mode= owner=
+case $path in */*) dir=${path%/*}; dir=${dir:-/} ;; *) dir=. ;; esac
 trap 'rm -f -- "$tmp"' EXIT
 got=$(digest <"$tmp")
-got=${got%% *}
-if [ "$got" != "$want" ]; then
-  echo "sha256 $got" >&2
-  exit 65
-fi
-if [ -e "$path" ]; then
-  chmod --reference="$path" -- "$tmp"
-  chown --reference="$path" -- "$tmp"
-fi
-sync -- "$tmp"
-mv -f -T -- "$tmp" "$path"
-trap - EXIT
-case $path in */*) dir=${path%/*}; dir=${dir:-/} ;; *) dir=. ;; esac
-sync -- "$dir" 2>/dev/null || true"#;
+place "$got"
+"#;
 
 pub(crate) async fn upload<T: Transport + ?Sized>(
     t: &T,
@@ -390,21 +383,18 @@ exec mktemp -- "$dir/.$base.apim-XXXXXX""#,
             let len = part_len.min(size - off);
             let tmp = &tmp;
             async move {
-                let mut file =
-                    tokio::fs::File::open(local)
-                        .await
-                        .map_err(|source| TransportError::Io {
-                            host: t.host().to_string(),
-                            what: format!("open {} for upload", local.display()),
-                            source,
-                        })?;
+                let io = |verb: &str| {
+                    let what = format!("{verb} {} for upload", local.display());
+                    move |source| TransportError::Io {
+                        host: t.host().to_string(),
+                        what,
+                        source,
+                    }
+                };
+                let mut file = tokio::fs::File::open(local).await.map_err(io("open"))?;
                 file.seek(std::io::SeekFrom::Start(off))
                     .await
-                    .map_err(|source| TransportError::Io {
-                        host: t.host().to_string(),
-                        what: format!("seek {} for upload", local.display()),
-                        source,
-                    })?;
+                    .map_err(io("seek"))?;
                 let cmd = script_cmd(PART_SCRIPT, &[tmp, &off.to_string(), &len.to_string()])
                     .stdin_reader(file.take(len));
                 t.exec(&cmd).await
@@ -423,7 +413,7 @@ exec mktemp -- "$dir/.$base.apim-XXXXXX""#,
         let _ = t.exec(&Cmd::new("rm").arg("-f").arg("--").arg(&tmp)).await;
         return Ok(out);
     }
-    let finish = format!("{LARGE_DIGEST_FN}\n{FINISH_SCRIPT}");
+    let finish = format!("{LARGE_DIGEST_FN}\n{WRITE_ONE_FN}\n{FINISH_SCRIPT}");
     t.exec(&script_cmd(&finish, &[&tmp, remote, want])).await
 }
 
