@@ -10,6 +10,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 STATE=${BENCH_STATE_DIR:-/tmp/apimlab-bench}
 PREFIX=${BENCH_PREFIX:-127.0.91}
 SIZE_MB=${BENCH_UPLOAD_MB:-200}
+# A shaped link (lab shape): BENCH_DELAY_MS each way, BENCH_RATE_MBIT per direction.
+DELAY_MS=${BENCH_DELAY_MS:-}
+RATE_MBIT=${BENCH_RATE_MBIT:-0}
 
 cargo build -q --bin apim-deploy
 cargo build -q -p apim-transport --example transport_bench
@@ -19,6 +22,9 @@ BENCH=$CARGO_TARGET_DIR/debug/examples/transport_bench
 "$BIN" lab up --state-dir "$STATE" --prefix "$PREFIX" --no-dist >/dev/null
 trap '"$BIN" lab down --state-dir "$STATE" >/dev/null' EXIT
 eval "$("$BIN" lab env --state-dir "$STATE")"
+if [ -n "$DELAY_MS" ]; then
+  "$BIN" lab shape --state-dir "$STATE" --delay-ms "$DELAY_MS" --rate-mbit "$RATE_MBIT"
+fi
 hosts=("$PREFIX.1" "$PREFIX.2" "$PREFIX.3" "$PREFIX.4")
 
 work=$(mktemp -d)

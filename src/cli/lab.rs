@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use apim_lab::{DistFiles, HostKeyType, HostStatus, JdkVersion, KillScope, Lab, LabSpec, Layout};
+use apim_lab::{
+    DistFiles, HostKeyType, HostStatus, JdkVersion, KillScope, Lab, LabSpec, Layout, Shape,
+};
 use apim_standin::jdk::ArchiveFormat;
 
 use super::dist;
@@ -54,6 +56,8 @@ pub enum LabCommand {
     /// Undo `cut`.
     #[command(after_help = "Examples:\n  apim-deploy lab heal app4")]
     Heal(HostArgs),
+    /// Shape the links between the controller and the hosts: delay and rate (user-space relay).
+    Shape(ShapeArgs),
     /// Run a command inside HOST (its namespaces, as root), without SSH.
     #[command(after_help = "Examples:\n  apim-deploy lab exec app1 -- ss -ltnp")]
     Exec(ExecArgs),
@@ -155,6 +159,27 @@ pub struct HostArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ShapeArgs {
+    /// Delay each way in milliseconds (a round trip costs twice this).
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u32,
+    /// Rate from the controller to the hosts, in Mbit/s (0: unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_mbit: f64,
+    /// Rate from the hosts to the controller, in Mbit/s; default: --rate-mbit.
+    #[arg(long)]
+    pub down_rate_mbit: Option<f64>,
+    /// One link shared by all hosts (each direction), instead of one link per host.
+    #[arg(long)]
+    pub shared_uplink: bool,
+    /// Remove the shaping.
+    #[arg(long, conflicts_with_all = ["delay_ms", "rate_mbit", "down_rate_mbit", "shared_uplink"])]
+    pub off: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct KillArgs {
     /// A lab host: app1..appN or db.
     pub host: String,
@@ -231,6 +256,7 @@ pub fn exec(cmd: LabCommand, shell: &Shell) -> anyhow::Result<ExitCode> {
             shell.print(&format!("{}: killed {what}\n", args.host))?;
             Ok(ExitCode::SUCCESS)
         }
+        LabCommand::Shape(args) => shape(args, shell),
         LabCommand::Exec(args) => exec_in(args),
         LabCommand::Ssh(args) => ssh(args),
         LabCommand::Env(args) => {
@@ -253,6 +279,7 @@ fn with_absolute_state_dir(mut cmd: LabCommand) -> anyhow::Result<LabCommand> {
         | LabCommand::Cut(args)
         | LabCommand::Heal(args) => &mut args.state,
         LabCommand::Kill(args) => &mut args.state,
+        LabCommand::Shape(args) => &mut args.state,
         LabCommand::Exec(args) => &mut args.state,
         LabCommand::Ssh(args) => &mut args.state,
         LabCommand::Dist(_) | LabCommand::Jdk(_) => return Ok(cmd),
@@ -260,6 +287,41 @@ fn with_absolute_state_dir(mut cmd: LabCommand) -> anyhow::Result<LabCommand> {
     state.state_dir = std::path::absolute(&state.state_dir)
         .with_context(|| format!("--state-dir {}", state.state_dir.display()))?;
     Ok(cmd)
+}
+
+fn shape(args: ShapeArgs, shell: &Shell) -> anyhow::Result<ExitCode> {
+    let lab = Lab::open(&args.state.state_dir)?;
+    if args.off {
+        lab.unshape()?;
+        shell.print("links unshaped\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shape = Shape {
+        delay_ms: args.delay_ms,
+        up_mbit: args.rate_mbit,
+        down_mbit: args.down_rate_mbit.unwrap_or(args.rate_mbit),
+        shared_uplink: args.shared_uplink,
+    };
+    lab.shape(&shape)?;
+    let rate = |mbit: f64| {
+        if mbit > 0.0 {
+            format!("{mbit} Mbit/s")
+        } else {
+            "unlimited".to_string()
+        }
+    };
+    shell.print(&format!(
+        "links shaped: {} ms each way, up {}, down {}, {}\n",
+        shape.delay_ms,
+        rate(shape.up_mbit),
+        rate(shape.down_mbit),
+        if shape.shared_uplink {
+            "one shared uplink"
+        } else {
+            "one link per host"
+        }
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn up(args: UpArgs, shell: &Shell) -> anyhow::Result<ExitCode> {

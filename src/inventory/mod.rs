@@ -391,9 +391,20 @@ pub struct Options {
     pub key_manager_url: Option<Spanned<HttpUrl>>,
     /// Generate JWTs for back ends (`APIConsumerAuthentication/EnableTokenGeneration`).
     pub jwt: bool,
+    /// Well-known members per cluster domain (default 3, at least 2).
+    pub wka_members: Option<usize>,
 }
 
+/// Well-known members per cluster domain unless `[options] wka_members` says otherwise.
+pub const DEFAULT_WKA_MEMBERS: usize = 3;
+
 impl Options {
+    /// Well-known members per cluster domain: never fewer than 2, so that with any one of
+    /// them down every node still lists one that is up.
+    pub fn wka_members(&self) -> usize {
+        self.wka_members.unwrap_or(DEFAULT_WKA_MEMBERS).max(2)
+    }
+
     /// Whether the key managers sit behind a load balancer.
     pub fn key_manager_behind_lb(&self) -> bool {
         self.key_manager_behind_lb

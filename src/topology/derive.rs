@@ -195,6 +195,10 @@ fn assign_clusters(inventory: &Inventory, nodes: &mut [Node]) -> Vec<Cluster> {
         host: n.address.clone(),
         port: n.ports.hazelcast.unwrap_or(HAZELCAST_BASE_PORT),
     };
+    // A bounded well-known set: the first few nodes of each domain, in inventory order.
+    // Every node lists the set (less itself), so the list does not grow with the cluster,
+    // and with any one member down each node still lists one that is up.
+    let wka = inventory.options.wka_members();
     let snapshot: Vec<Node> = nodes.to_vec();
     for node in nodes.iter_mut() {
         let Some(cluster) = clusters.iter().find(|c| c.nodes.contains(&node.id)) else {
@@ -202,7 +206,8 @@ fn assign_clusters(inventory: &Inventory, nodes: &mut [Node]) -> Vec<Cluster> {
         };
         let members = snapshot
             .iter()
-            .filter(|n| n.id != node.id && cluster.nodes.contains(&n.id))
+            .filter(|n| cluster.nodes[..cluster.nodes.len().min(wka)].contains(&n.id))
+            .filter(|n| n.id != node.id)
             .map(member)
             .collect();
         node.clustering = Some(NodeClustering {

@@ -502,3 +502,52 @@ fn limit_picks_hosts_roles_and_nodes_and_rejects_unknown_names() {
     assert!(err.contains("hosts: app1, gw1, gw2, db"), "{err}");
     assert!(t.check_limit(&parse(&["gw1/gateway", "store"])).is_ok());
 }
+
+/// The two-gateways inventory with gateways gw3..gwN added, and `extra` at the end.
+fn many_gateways(gateways: usize, extra: &str) -> Topology {
+    let mut text = TWO_GATEWAYS.to_string();
+    for i in 3..=gateways {
+        text += &format!(
+            "\n[[hosts]]\nname = \"gw{i}\"\naddress = \"127.0.10.{}\"\nroles = [\"gateway\"]\n",
+            i + 1
+        );
+    }
+    topology(&(text + extra))
+}
+
+fn member_hosts(topology: &Topology, id: &str) -> Vec<String> {
+    let clustering = node(topology, id).clustering.as_ref().unwrap();
+    clustering
+        .members
+        .iter()
+        .map(|m| m.host.to_string())
+        .collect()
+}
+
+#[test]
+fn well_known_members_are_a_bounded_set_that_survives_any_one_down() {
+    // Twelve gateways: every gateway lists the first three (less itself), not the other eleven.
+    let t = many_gateways(12, "");
+    assert_eq!(
+        member_hosts(&t, "gw1/gateway"),
+        ["127.0.10.3", "127.0.10.4"]
+    );
+    assert_eq!(
+        member_hosts(&t, "gw2/gateway"),
+        ["127.0.10.2", "127.0.10.4"]
+    );
+    assert_eq!(
+        member_hosts(&t, "gw12/gateway"),
+        ["127.0.10.2", "127.0.10.3", "127.0.10.4"]
+    );
+    for n in 1..=12 {
+        let listed = member_hosts(&t, &format!("gw{n}/gateway"));
+        // With any one well-known member down, each node still lists one that is up.
+        assert!(listed.len() >= 2, "gw{n} lists {listed:?}");
+    }
+    // Configurable, never below two.
+    let t = many_gateways(6, "\n[options]\nwka_members = 5\n");
+    assert_eq!(member_hosts(&t, "gw6/gateway").len(), 5);
+    let t = many_gateways(6, "\n[options]\nwka_members = 1\n");
+    assert_eq!(member_hosts(&t, "gw6/gateway").len(), 2);
+}

@@ -36,6 +36,7 @@ mod lab;
 mod net;
 mod procs;
 mod run;
+mod shape;
 mod spec;
 mod teardown;
 pub mod testing;
@@ -47,6 +48,7 @@ pub use error::{LabError, Result};
 pub use faults::KillScope;
 pub use inventory::DistFiles;
 pub use lab::{DbAdmin, HostStatus, Lab, ensure_root};
+pub use shape::{LinkBytes, Shape};
 pub use spec::{
     CONTROLLER_OCTET, DB_OCTET, DEFAULT_JDK, Host, HostKeyType, JVM_DIR, LabSpec, Layout,
     MAX_APP_HOSTS, Role, tag_for_prefix,

@@ -32,6 +32,8 @@ pub(crate) fn teardown(
     files: Files,
 ) -> Result<()> {
     let t0 = Instant::now();
+    // The shaper's nft table lives in the controller's namespace: it would outlive the lab.
+    crate::shape::remove(spec)?;
     let ids = namespace_ids(spec, hosts);
     // The anchors are the only host processes outside the hosts' pid namespaces.
     let anchor_pids: Vec<i32> = procs::scan(&ids)

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::Transport;
 use crate::cmd::Cmd;
 use crate::error::{Result, TransportError};
-use crate::output::{ExitStatus, stderr_tail};
+use crate::output::{ExitStatus, Output, stderr_tail};
 
 /// Exit code of [`READ_SCRIPT`] when the file does not exist.
 const ABSENT: i32 = 44;
@@ -29,23 +29,11 @@ exec cat -- "$1""#;
 /// octal or empty, OWNER `user[:group]` or empty, SHA256 the expected hash of stdin.
 /// A subshell function: its `set -e`, traps and exit stay inside one file's write.
 /// The script defines `digest` (stdin -> `hash  -`) first: [`SMALL_DIGEST_FN`] or
-/// [`LARGE_DIGEST_FN`].
-const WRITE_ONE_FN: &str = r#"write_one() (
-set -eu
-trap '' PIPE
-path=$1 mode=$2 owner=$3 want=$4
-# Builtins, not dirname/basename: a node's configuration is a dozen files per batch.
-case $path in
-  */*) dir=${path%/*} base=${path##*/}; dir=${dir:-/} ;;
-  *) dir=. base=$path ;;
-esac
-tmp=$(mktemp -- "$dir/.$base.apim-XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-trap 'exit 129' HUP
-trap 'exit 143' TERM
-set -o pipefail
-got=$(tee -- "$tmp" | digest)
-got=${got%% *}
+/// [`LARGE_DIGEST_FN`]. `place GOT` (also used by a large upload's finish) checks the
+/// digest line GOT against `want`, then gives `tmp` its mode and owner, fsyncs it and
+/// renames it over `path`; it reads the caller's variables.
+const WRITE_ONE_FN: &str = r#"place() {
+got=${1%% *}
 if [ "$got" != "$want" ]; then
   echo "sha256 $got" >&2
   exit 65
@@ -60,8 +48,24 @@ sync -- "$tmp"
 mv -f -T -- "$tmp" "$path"
 trap - EXIT
 sync -- "$dir" 2>/dev/null || true
+}
+write_one() (
+set -eu
+trap '' PIPE
+path=$1 mode=$2 owner=$3 want=$4
+# Builtins, not dirname/basename: a node's configuration is a dozen files per batch.
+case $path in
+  */*) dir=${path%/*} base=${path##*/}; dir=${dir:-/} ;;
+  *) dir=. base=$path ;;
+esac
+tmp=$(mktemp -- "$dir/.$base.apim-XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 129' HUP
+trap 'exit 143' TERM
+set -o pipefail
+got=$(tee -- "$tmp" | digest)
+place "$got"
 )"#;
-
 /// For in-memory contents: coreutils starts in 1 ms, openssl in 3.
 const SMALL_DIGEST_FN: &str = "digest() { sha256sum; }";
 
@@ -281,22 +285,58 @@ fn batch_script(files: &[FileWrite<'_>]) -> std::result::Result<String, String> 
     Ok(script)
 }
 
+/// Files at least this large go up as [`UPLOAD_STREAMS`] parts at once: one SSH channel
+/// carries at most the server's window (OpenSSH: 2 MB) per round trip, about 50 MB/s at 40 ms,
+/// so one stream cannot fill a fast link far away.
+const PARALLEL_UPLOAD_MIN: u64 = 16 << 20;
+/// Parts of a large upload in flight together (each on its own channel).
+pub const UPLOAD_STREAMS: u64 = 4;
+
+/// `$1` = temp file, `$2` = offset, `$3` = length: writes stdin into the temp file at the
+/// offset. A part that ends short (the connection was cut) or is killed removes the temp
+/// file, so nothing is left behind; `nocreat` keeps a late part from bringing it back.
+const PART_SCRIPT: &str = r#"set -u
+tmp=$1 off=$2 len=$3
+trap 'rm -f -- "$tmp"; exit 129' HUP
+trap 'rm -f -- "$tmp"; exit 143' TERM
+out=$(LC_ALL=C dd of="$tmp" bs=1M seek="$off" oflag=seek_bytes conv=notrunc,nocreat 2>&1 >/dev/null) || { rm -f -- "$tmp"; echo "$out" >&2; exit 1; }
+last=${out##*$'\n'}
+if [ "${last%% *}" != "$len" ]; then
+  rm -f -- "$tmp"
+  echo "short part at $off: ${last%% *} of $len bytes" >&2
+  exit 1
+fi"#;
+
+/// `$1` = temp file, `$2` = path, `$3` = expected sha256: checks the assembled temp file,
+/// then takes the place of the path as `write_one` does.
+const FINISH_SCRIPT: &str = r#"set -eu
+tmp=$1 path=$2 want=$3 mode= owner=
+case $path in */*) dir=${path%/*}; dir=${dir:-/} ;; *) dir=. ;; esac
+trap 'rm -f -- "$tmp"' EXIT
+got=$(digest <"$tmp")
+place "$got"
+"#;
+
 pub(crate) async fn upload<T: Transport + ?Sized>(
     t: &T,
     local: &Path,
     remote: &str,
     expected_sha256: &str,
 ) -> Result<()> {
-    let file = tokio::fs::File::open(local)
-        .await
-        .map_err(|source| TransportError::Io {
-            host: t.host().to_string(),
-            what: format!("open {} for upload", local.display()),
-            source,
-        })?;
+    let open_error = |source| TransportError::Io {
+        host: t.host().to_string(),
+        what: format!("open {} for upload", local.display()),
+        source,
+    };
+    let file = tokio::fs::File::open(local).await.map_err(open_error)?;
+    let size = file.metadata().await.map_err(open_error)?.len();
     let want = expected_sha256.to_ascii_lowercase();
-    let cmd = upload_cmd(remote, &want).stdin_reader(file);
-    let out = t.exec(&cmd).await?;
+    let out = if size >= PARALLEL_UPLOAD_MIN {
+        upload_parts(t, local, size, remote, &want).await?
+    } else {
+        t.exec(&upload_cmd(remote, &want).stdin_reader(file))
+            .await?
+    };
     if out.status == ExitStatus::Code(HASH_MISMATCH) {
         let text = out.stderr_text();
         let actual = text
@@ -314,6 +354,67 @@ pub(crate) async fn upload<T: Transport + ?Sized>(
     }
     out.require_success(t.host(), &format!("upload {} to {remote}", local.display()))?;
     Ok(())
+}
+
+/// A large upload: a temp file beside `remote`, [`UPLOAD_STREAMS`] parts written into it at
+/// once, then the finish script's check and rename. Returns the finish script's output (or
+/// the first failed part's).
+async fn upload_parts<T: Transport + ?Sized>(
+    t: &T,
+    local: &Path,
+    size: u64,
+    remote: &str,
+    want: &str,
+) -> Result<Output> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let what = format!("upload {} to {remote}", local.display());
+    let mktemp = script_cmd(
+        r#"case $1 in */*) dir=${1%/*}; dir=${dir:-/} base=${1##*/} ;; *) dir=. base=$1 ;; esac
+exec mktemp -- "$dir/.$base.apim-XXXXXX""#,
+        &[remote],
+    );
+    let tmp = t.exec(&mktemp).await?.require_success(t.host(), &what)?;
+    let tmp = tmp.stdout_text().trim().to_string();
+    let part_len = size.div_ceil(UPLOAD_STREAMS);
+    let parts = (0..UPLOAD_STREAMS)
+        .map(|i| i * part_len)
+        .filter(|&off| off < size)
+        .map(|off| {
+            let len = part_len.min(size - off);
+            let tmp = &tmp;
+            async move {
+                let io = |verb: &str| {
+                    let what = format!("{verb} {} for upload", local.display());
+                    move |source| TransportError::Io {
+                        host: t.host().to_string(),
+                        what,
+                        source,
+                    }
+                };
+                let mut file = tokio::fs::File::open(local).await.map_err(io("open"))?;
+                file.seek(std::io::SeekFrom::Start(off))
+                    .await
+                    .map_err(io("seek"))?;
+                let cmd = script_cmd(PART_SCRIPT, &[tmp, &off.to_string(), &len.to_string()])
+                    .stdin_reader(file.take(len));
+                t.exec(&cmd).await
+            }
+        });
+    let results = futures_util::future::join_all(parts).await;
+    for result in results {
+        let out = match result {
+            Ok(out) if out.status == ExitStatus::Code(0) => continue,
+            Ok(out) => out,
+            Err(err) => {
+                let _ = t.exec(&Cmd::new("rm").arg("-f").arg("--").arg(&tmp)).await;
+                return Err(err);
+            }
+        };
+        let _ = t.exec(&Cmd::new("rm").arg("-f").arg("--").arg(&tmp)).await;
+        return Ok(out);
+    }
+    let finish = format!("{LARGE_DIGEST_FN}\n{WRITE_ONE_FN}\n{FINISH_SCRIPT}");
+    t.exec(&script_cmd(&finish, &[&tmp, remote, want])).await
 }
 
 /// The upload: `write_one` on the streamed stdin. The archive's hash is public (pinned in

@@ -808,13 +808,32 @@ def tcp_problem(address, port):
 
 
 def log_cluster_members(node):
+    """Joins as the TCP/IP joiner of the Hazelcast bundled with Carbon 4.2 does: it connects
+    to every well-known member at once and waits for answers up to one connection timeout
+    in all (Hazelcast's tcp-ip connection-timeout-seconds), not member after member; a
+    member that has not answered by then is reported as not up and the node starts anyway."""
+    targets = []
     for member in children(at(clustering(node), "members"), "member"):
         host = text_at(member, "hostName", "")
         port = int(text_at(member, "port", "0"))
         address = resolve(host)
         if not address or (address in node.own_addresses and port == hazelcast_port(node)):
             continue
-        if tcp_problem(address, port) is None:
+        targets.append((host, address, port))
+    results = {}
+
+    def probe(target):
+        results[target] = tcp_problem(target[1], target[2])
+
+    threads = [threading.Thread(target=probe, args=(t,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 3
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for target in targets:
+        host, address, port = target
+        if target in results and results[target] is None:
             node.log.info(C_HAZELCAST, "Member joined [%s:%d]" % (address, port))
         else:
             node.log.info(C_HAZELCAST, "Well-known member %s:%d is not up yet" % (host, port))
