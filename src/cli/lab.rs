@@ -57,6 +57,9 @@ pub enum LabCommand {
     #[command(after_help = "Examples:\n  apim-deploy lab heal app4")]
     Heal(HostArgs),
     /// Shape the links between the controller and the hosts: delay and rate (user-space relay).
+    #[command(
+        after_help = "Examples:\n  apim-deploy lab shape --delay-ms 20 --rate-mbit 100 --shared-uplink\n  apim-deploy lab shape --off"
+    )]
     Shape(ShapeArgs),
     /// Run a command inside HOST (its namespaces, as root), without SSH.
     #[command(after_help = "Examples:\n  apim-deploy lab exec app1 -- ss -ltnp")]
