@@ -34,6 +34,9 @@ pub struct Args {
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
+    /// Seconds to wait for another run's lock before giving up (0: stop at once).
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub lock_timeout: u64,
 }
 
 impl Args {
@@ -47,6 +50,10 @@ impl Args {
         o.settings.start_timeout_secs = self.start_timeout;
         o.exec.forks = self.forks;
         o.exec.transfers = usize::from(self.transfers);
+        o.lock = Some(deploy::LockRequest {
+            command: deploy::this_command(),
+            wait: std::time::Duration::from_secs(self.lock_timeout),
+        });
         Ok(o)
     }
 }
@@ -56,9 +63,9 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();
-        let prepared = deploy::prepare(&opts).await?;
+        let mut prepared = deploy::prepare(&opts).await?;
         let reporter = report::reporter(shell.clone(), args.diff);
-        let outcome = deploy::apply(&prepared, reporter, &opts, started).await;
+        let outcome = deploy::apply(&mut prepared, reporter, &opts, started).await;
         if outcome.ok {
             Ok(ExitCode::SUCCESS)
         } else {

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod restart;
 pub mod status;
 pub mod table;
+pub mod unlock;
 
 /// `--limit`, parsed the same way by every command that takes it.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,6 +65,8 @@ pub enum Command {
     Status(status::Args),
     /// Connect to every host and print what is there.
     Facts(facts::Args),
+    /// Break a run lock whose run is gone, after showing whose it is.
+    Unlock(unlock::Args),
     /// A throwaway cluster of real hosts on this machine (root, Linux).
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -79,6 +82,7 @@ impl Command {
             Command::Restart(a) => a.json,
             Command::Status(a) => a.json,
             Command::Facts(a) => a.json,
+            Command::Unlock(_) => false,
             Command::Lab(_) => false,
         }
     }
@@ -112,6 +116,7 @@ fn run(command: Command, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
         Command::Restart(args) => restart::exec(args, shell),
         Command::Status(args) => status::exec(args, shell),
         Command::Facts(args) => facts::exec(args, shell),
+        Command::Unlock(args) => unlock::exec(args, shell),
         Command::Lab(cmd) => lab::exec(cmd, shell),
     }
 }

@@ -16,12 +16,19 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
-    let opts = args.common.options()?;
+    let mut opts = args.common.options()?;
+    // `plan` never takes the lock: it only says when a run is in progress.
+    opts.lock = None;
     let rt = tokio::runtime::Runtime::new()?;
     let plan = rt.block_on(async {
         let prepared = deploy::prepare(&opts).await?;
         for t in prepared.hosts.values() {
             t.close().await;
+        }
+        for (host, holder) in &prepared.in_progress {
+            shell.print_err(&format!(
+                "warning: {host}: a run is in progress: {holder}; this plan may be out of date when it ends\n"
+            ));
         }
         anyhow::Ok(prepared.plan)
     })?;

@@ -80,7 +80,8 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
             .await
             .map_err(|e| e.to_string())
     };
-    let (mut probed, planned) = tokio::join!(probes, planned);
+    let in_progress = crate::deploy::runs_in_progress(&hosts, &loaded.topology);
+    let (mut probed, planned, in_progress) = tokio::join!(probes, planned, in_progress);
     super::close_all(&conns).await;
     for (host, result) in &conns {
         if let Err(e) = result {
@@ -106,6 +107,10 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         .collect();
     let mut summary = StatusSummary {
         unreachable: unreachable.clone(),
+        run_in_progress: in_progress
+            .iter()
+            .map(|(h, who)| format!("{h}: {who}"))
+            .collect(),
         ..Default::default()
     };
     match &planned {
