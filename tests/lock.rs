@@ -1,6 +1,7 @@
-//! End-to-end tests of the run lock on real lab hosts (root; APIM_LAB_TESTS=1): two
-//! runs at once, a holder killed outright, and what `plan` and `unlock` say. Outcomes
-//! are checked on the hosts: the lock file, pid files and the live processes.
+//! End-to-end tests of the run lock and what it protects, on real lab hosts (root;
+//! APIM_LAB_TESTS=1): two runs at once, a holder killed outright, what `plan` and
+//! `unlock` say, and a second server of one node started by hand. Outcomes are checked
+//! on the hosts: the lock file, pid files and the live processes.
 
 mod support;
 
@@ -179,4 +180,75 @@ fn a_lock_holder_killed_outright_frees_the_lock_for_the_next_apply() {
         "{}",
         text(&unlock.stdout)
     );
+}
+
+#[test]
+fn a_second_server_started_by_hand_is_reported_and_removed_by_apply() {
+    // should: a server of the Key Manager's directory that its pid file does not name
+    // is reported by `status` (exit 1) and `plan` (exit 2), and `apply` stops it before
+    // starting the node: one server per node afterwards, the one its pid file names.
+    if !lab_tests_enabled("a_second_server_started_by_hand_is_reported_and_removed_by_apply") {
+        return;
+    }
+    let lab = Deployable::up(Layout::AllInOne, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
+    let out = cli(&["apply", inv]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_one_server_per_node(&lab, "app1");
+    let java_home = lab.java_home("app1");
+    // Started as an operator would, in the background; reaped at the end.
+    let mut by_hand = lab
+        .exec_command(
+            "app1",
+            &[
+                "bash",
+                "-c",
+                "cd /opt/wso2/KeyManager && JAVA_HOME=\"$1\" exec bash bin/wso2server.sh",
+                "x",
+                &java_home,
+            ],
+        )
+        .unwrap()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The hand-started server writes the pid file over the first one's and then
+    // lingers or dies on the taken ports: either way one server is not named.
+    let started = Instant::now();
+    loop {
+        let km = servers(&lab, "app1")
+            .into_iter()
+            .find(|(d, _, _)| d == "/opt/wso2/KeyManager")
+            .unwrap();
+        if km.2 != vec![km.1.clone()] && !km.2.is_empty() {
+            let stray = km.2.iter().any(|p| *p != km.1);
+            if stray && started.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{km:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = cli(&["status", inv]);
+    let shown = text(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("stray server"), "{shown}");
+    let plan = cli(&["plan", inv]);
+    let planned = text(&plan.stdout);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{planned}{}",
+        text(&plan.stderr)
+    );
+    assert!(planned.contains("stray server"), "{planned}");
+
+    let out = cli(&["apply", inv]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_one_server_per_node(&lab, "app1");
+    let again = cli(&["status", inv]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+    let _ = by_hand.wait();
 }

@@ -68,6 +68,9 @@ pub struct NodeState {
     pub installed: bool,
     pub running: bool,
     pub pid: Option<u32>,
+    /// Servers of the node's directory that its pid file does not name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strays: Vec<u32>,
     pub uptime_secs: Option<u64>,
     /// Running, `WSO2 Carbon started in` logged since the last start, and the
     /// management port accepting connections.

@@ -282,6 +282,14 @@ fn node_state(
     s.restart_pending = kv.contains_key("pending");
     s.pid = kv.get("pid").and_then(|p| p.parse().ok());
     s.running = s.pid.is_some();
+    s.strays = kv
+        .get("strays")
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     s.uptime_secs = kv.get("uptime").and_then(|u| u.parse().ok());
     let line = |k: &str| kv.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let started_since_start = line("log_ready") > line("log_start");
@@ -295,6 +303,15 @@ fn node_state(
         (_, _, _, false) => (false, format!("management port {port} refuses connections")),
         _ => (true, format!("started, port {port} accepting")),
     };
+    if !s.strays.is_empty() {
+        let pids: Vec<String> = s.strays.iter().map(u32::to_string).collect();
+        s.healthy = false;
+        s.health = format!(
+            "a stray server of its directory runs (pid {}, not named by the pid file); {}",
+            pids.join(", "),
+            s.health
+        );
+    }
     s.ports = node_ports(n)
         .into_iter()
         .map(|(name, port)| PortState {
