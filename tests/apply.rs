@@ -1329,7 +1329,13 @@ fn file_stamps(w: &World, lab: &Lab) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for host in w.app_hosts() {
         let root = lab.host_path(&host, "/opt/wso2").unwrap();
-        let mut paths: Vec<PathBuf> = walk_all(&root).into_iter().map(|r| root.join(r)).collect();
+        // The run lock's file records every run's holder: it is the run's own
+        // bookkeeping, not a change to the deployment.
+        let mut paths: Vec<PathBuf> = walk_all(&root)
+            .into_iter()
+            .filter(|r| r != ".apim-deploy/lock")
+            .map(|r| root.join(r))
+            .collect();
         paths.push(root.clone());
         paths.push(lab.host_path(&host, "/etc/hosts").unwrap());
         for p in paths {
@@ -1377,6 +1383,14 @@ fn untouched_state(lab: &Lab) -> BTreeMap<String, String> {
         for dir in ["/opt", "/etc/", "/home"] {
             let root = lab.host_path(&host.name, dir).unwrap();
             for rel in walk_all(&root) {
+                // The run lock (taken before the first change, so also by a run that
+                // then stops) lives under the install root; it is no change to the host.
+                if dir == "/opt"
+                    && ["wso2", "wso2/.apim-deploy", "wso2/.apim-deploy/lock"]
+                        .contains(&rel.as_str())
+                {
+                    continue;
+                }
                 let m = fs::symlink_metadata(root.join(&rel)).unwrap();
                 out.insert(
                     format!("{}:{dir}/{rel}", host.name),

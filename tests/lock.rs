@@ -252,3 +252,32 @@ fn a_second_server_started_by_hand_is_reported_and_removed_by_apply() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
     let _ = by_hand.wait();
 }
+
+#[test]
+fn a_first_ctrl_c_lets_running_steps_finish_and_exits_130_listing_what_is_pending() {
+    // should: SIGINT mid-run: no new step starts, the run says what was not started and
+    // exits 130; the next `apply` converges with one server per node.
+    if !lab_tests_enabled(
+        "a_first_ctrl_c_lets_running_steps_finish_and_exits_130_listing_what_is_pending",
+    ) {
+        return;
+    }
+    let lab = Deployable::up(Layout::AllInOne, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
+    let first = spawn_apply(inv, &[]);
+    wait_for_holder(&lab, "app1", first.id(), Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = first.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("not started:"), "{err}");
+    assert_eq!(lock_text(&lab, "app1"), "", "the lock outlived the run");
+    let next = cli(&["apply", inv]);
+    assert!(next.status.success(), "{}", text(&next.stderr));
+    assert_one_server_per_node(&lab, "app1");
+}

@@ -65,7 +65,20 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
         let started = std::time::Instant::now();
         let mut prepared = deploy::prepare(&opts).await?;
         let reporter = report::reporter(shell.clone(), args.diff);
+        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
         let outcome = deploy::apply(&mut prepared, reporter, &opts, started).await;
+        watcher.abort();
+        if !outcome.pending.is_empty() {
+            let mut text = String::from(
+                "interrupted: the steps already running finished; not started:\n",
+            );
+            for p in &outcome.pending {
+                text.push_str(&format!("  {p}\n"));
+            }
+            text.push_str("a node changed before the interruption keeps its restart-pending mark: the next apply restarts it\n");
+            shell.print_err(&text);
+            return Ok(ExitCode::from(130));
+        }
         if outcome.ok {
             Ok(ExitCode::SUCCESS)
         } else {
@@ -73,6 +86,27 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
                 shell.error(f);
             }
             Ok(ExitCode::from(1))
+        }
+    })
+}
+
+/// The first Ctrl-C stops new steps (the running ones reach their end, then the
+/// run reports what was done and what is pending); a second one aborts at once.
+fn watch_interrupts(
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
+    shell: Arc<Shell>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+        shell.print_err(
+            "interrupted: no new step starts; the running ones finish (Ctrl-C again to abort at once)\n",
+        );
+        if tokio::signal::ctrl_c().await.is_ok() {
+            shell.print_err("aborted\n");
+            std::process::exit(130);
         }
     })
 }
