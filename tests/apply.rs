@@ -1383,14 +1383,6 @@ fn untouched_state(lab: &Lab) -> BTreeMap<String, String> {
         for dir in ["/opt", "/etc/", "/home"] {
             let root = lab.host_path(&host.name, dir).unwrap();
             for rel in walk_all(&root) {
-                // The run lock (taken before the first change, so also by a run that
-                // then stops) lives under the install root; it is no change to the host.
-                if dir == "/opt"
-                    && ["wso2", "wso2/.apim-deploy", "wso2/.apim-deploy/lock"]
-                        .contains(&rel.as_str())
-                {
-                    continue;
-                }
                 let m = fs::symlink_metadata(root.join(&rel)).unwrap();
                 out.insert(
                     format!("{}:{dir}/{rel}", host.name),

@@ -149,10 +149,20 @@ fn holder_script(dir: &str, me: &Holder, token: &str, wait_secs: u64) -> String 
     format!(
         r#"set -u
 dir={dir}; f="$dir/lock"
-mkdir -p "$dir" && exec 9>>"$f" || exit 1
-if ! flock -n 9; then
-  if [ {wait} = 0 ] || ! flock -w {wait} 9; then cat "$f"; exit {BUSY}; fi
-fi
+root=${{dir%/*}}; had_root=0; had_dir=0
+[ -d "$root" ] && had_root=1; [ -d "$dir" ] && had_dir=1
+mkdir -p "$dir" || exit 1
+# A run that finds no install root leaves none behind (it removes the lock file
+# it created), so a holder checks that the file it locked is still the one at
+# the path, or starts again.
+while :; do
+  exec 9>>"$f" || exit 1
+  if ! flock -n 9; then
+    if [ {wait} = 0 ] || ! flock -w {wait} 9; then cat "$f"; exit {BUSY}; fi
+  fi
+  [ "$(stat -Lc %i /proc/$$/fd/9)" = "$(stat -c %i "$f" 2>/dev/null)" ] && break
+  exec 9>&-
+done
 printf '%s\n'{fields} "since=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "holder=$$" "token={token}" > "$f"
 clean=0
 while IFS= read -r -t {limit} line; do
@@ -170,6 +180,12 @@ if [ "$clean" = 0 ]; then
   if [ -n "$victims" ]; then kill -STOP $victims 2>/dev/null; kill -KILL $victims 2>/dev/null; fi
 fi
 : > "$f"
+# Nothing but the lock where there was nothing: leave nothing.
+if [ "$had_dir" = 0 ] && [ "$(ls -A "$dir")" = lock ]; then
+  rm -f "$f"; rmdir "$dir" 2>/dev/null
+  [ "$had_root" = 0 ] && rmdir "$root" 2>/dev/null
+fi
+true
 "#,
         dir = quote(dir),
         wait = wait_secs,
