@@ -9,6 +9,7 @@ use crate::connect::{self, Hosts};
 use crate::engine::Run;
 use crate::engine::execute::{self, ExecOptions, Outcome};
 use crate::engine::limit::Limit;
+use crate::engine::lock::{self, Holder, RunLock};
 use crate::engine::plan::{self, Plan};
 use crate::engine::playbook::Playbook;
 use crate::engine::report::{Event, Reporter};
@@ -27,6 +28,52 @@ pub struct DeployOptions {
     /// The part of the cluster to act on (`--limit`).
     pub limit: Limit,
     pub exec: ExecOptions,
+    /// Take the run lock (a run that changes things) or only look at it (`None`).
+    pub lock: Option<LockRequest>,
+}
+
+/// How a run that changes things takes the run lock.
+#[derive(Debug, Clone, Default)]
+pub struct LockRequest {
+    /// What the lock file says the holder runs (`apim-deploy apply ...`).
+    pub command: String,
+    /// How long to wait for another run's lock (zero: stop at once).
+    pub wait: std::time::Duration,
+}
+
+/// The directory of the run lock on every host: under the install root, so
+/// every run against one cluster meets the same file whatever its inventory.
+pub fn lock_dir(topology: &Topology) -> String {
+    format!(
+        "{}/.apim-deploy",
+        topology.install_root.trim_end_matches('/')
+    )
+}
+
+/// The command line of this process, as the lock file records it.
+pub fn this_command() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// Takes the run lock on every host, or says who holds it; nothing has been
+/// changed anywhere when this fails.
+pub async fn take_lock(
+    hosts: &std::collections::HashMap<String, Arc<dyn apim_transport::Transport>>,
+    topology: &Topology,
+    request: &LockRequest,
+) -> anyhow::Result<RunLock> {
+    let sorted = hosts.iter().map(|(h, t)| (h.clone(), t.clone())).collect();
+    let me = Holder::this_process(request.command.clone());
+    Ok(lock::acquire(&sorted, &lock_dir(topology), &me, request.wait).await?)
+}
+
+/// The hosts where another run holds the lock now (read without taking it).
+pub async fn runs_in_progress(
+    hosts: &std::collections::HashMap<String, Arc<dyn apim_transport::Transport>>,
+    topology: &Topology,
+) -> std::collections::BTreeMap<String, Holder> {
+    let sorted = hosts.iter().map(|(h, t)| (h.clone(), t.clone())).collect();
+    lock::inspect_all(&sorted, &lock_dir(topology)).await
 }
 
 /// Everything a planned run holds on to.
@@ -35,6 +82,10 @@ pub struct Prepared {
     pub run: Run,
     pub hosts: Hosts,
     pub plan: Plan,
+    /// The run lock, held until [`apply`] ends (`apply` only).
+    pub lock: Option<RunLock>,
+    /// Other runs holding the lock on some host while this one planned.
+    pub in_progress: std::collections::BTreeMap<String, Holder>,
 }
 
 /// Load, verify, connect, probe and plan. Changes nothing anywhere.
@@ -68,8 +119,24 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         hosts.len(),
         started.elapsed().as_millis()
     );
+    // The lock comes before the plan: the plan must see what the previous run left.
+    let (lock, in_progress) = match &opts.lock {
+        Some(request) => (
+            Some(take_lock(&hosts, &topology, request).await?),
+            Default::default(),
+        ),
+        None => (None, runs_in_progress(&hosts, &topology).await),
+    };
     let started = std::time::Instant::now();
-    let plan = plan::make_plan(&playbook, &run, &hosts).await?;
+    let plan = match plan::make_plan(&playbook, &run, &hosts).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            if let Some(l) = lock {
+                l.release().await;
+            }
+            return Err(e.into());
+        }
+    };
     tracing::info!(
         "probed and planned {} step(s) in {}ms",
         plan.steps.len(),
@@ -80,6 +147,8 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         run,
         hosts,
         plan,
+        lock,
+        in_progress,
     })
 }
 
@@ -116,7 +185,7 @@ pub fn load(
 /// Executes a prepared plan and reports the outcome; `started` is when the run
 /// began (before connecting), so the recap's time is the operator's wall time.
 pub async fn apply(
-    p: &Prepared,
+    p: &mut Prepared,
     reporter: Arc<dyn Reporter>,
     opts: &DeployOptions,
     started: std::time::Instant,
@@ -141,8 +210,50 @@ pub async fn apply(
         ok: outcome.ok,
         duration_ms: started.elapsed().as_millis() as u64,
     });
+    if let Some(l) = p.lock.take() {
+        l.release().await;
+    }
     for t in p.hosts.values() {
         t.close().await;
     }
     outcome
+}
+
+/// What `unlock` found on one host.
+#[derive(Debug)]
+pub enum Unlocked {
+    /// No live process held the lock.
+    Free,
+    /// The holder had not heard from its run for too long; it was ended.
+    Broken(Holder),
+    /// A live run holds it; left alone.
+    Live(String),
+    Unreachable(String),
+}
+
+/// Breaks the run lock where it is stale (its run no longer heard from) on every
+/// host of the inventory, after reading whose it is; a live run's lock is kept.
+pub async fn unlock(
+    inventory: &Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, Unlocked>> {
+    let (inventory, topology) =
+        Topology::load(inventory, Secrets::Skip).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let conns = connect::connect_each(connect::targets(&inventory, &topology)?).await;
+    let dir = lock_dir(&topology);
+    let mut out = std::collections::BTreeMap::new();
+    for (host, conn) in &conns {
+        let found = match conn {
+            Err(e) => Unlocked::Unreachable(e.clone()),
+            Ok(t) => match lock::break_stale(t.as_ref(), &dir).await {
+                Ok(None) => Unlocked::Free,
+                Ok(Some(holder)) => Unlocked::Broken(holder),
+                Err(e) => Unlocked::Live(e),
+            },
+        };
+        out.insert(host.clone(), found);
+    }
+    for t in conns.values().flatten() {
+        t.close().await;
+    }
+    Ok(out)
 }

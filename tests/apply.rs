@@ -1333,7 +1333,13 @@ fn file_stamps(w: &World, lab: &Lab) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for host in w.app_hosts() {
         let root = lab.host_path(&host, "/opt/wso2").unwrap();
-        let mut paths: Vec<PathBuf> = walk_all(&root).into_iter().map(|r| root.join(r)).collect();
+        // The run lock's file records every run's holder: it is the run's own
+        // bookkeeping, not a change to the deployment.
+        let mut paths: Vec<PathBuf> = walk_all(&root)
+            .into_iter()
+            .filter(|r| r != ".apim-deploy/lock")
+            .map(|r| root.join(r))
+            .collect();
         paths.push(root.clone());
         paths.push(lab.host_path(&host, "/etc/hosts").unwrap());
         for p in paths {

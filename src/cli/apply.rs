@@ -58,6 +58,9 @@ pub struct Args {
     /// Seconds a node may take to become healthy.
     #[arg(long, default_value_t = 180)]
     pub start_timeout: u64,
+    /// Seconds to wait for another run's lock before giving up (0: stop at once).
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub lock_timeout: u64,
 }
 
 impl Args {
@@ -66,6 +69,10 @@ impl Args {
         o.settings.start_timeout_secs = self.start_timeout;
         o.exec.forks = self.forks;
         o.exec.transfers = usize::from(self.transfers);
+        o.lock = Some(deploy::LockRequest {
+            command: deploy::this_command(),
+            wait: std::time::Duration::from_secs(self.lock_timeout),
+        });
         Ok(o)
     }
 }
@@ -75,14 +82,27 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();
-        let prepared = deploy::prepare(&opts).await?;
+        let mut prepared = deploy::prepare(&opts).await?;
         for step in &prepared.plan.steps {
             for w in &step.warnings {
                 shell.warn(format!("{}: {w}", step.target));
             }
         }
         let reporter = report::reporter(shell.clone(), args.diff);
-        let outcome = deploy::apply(&prepared, reporter, &opts, started).await;
+        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
+        let outcome = deploy::apply(&mut prepared, reporter, &opts, started).await;
+        watcher.abort();
+        if !outcome.pending.is_empty() {
+            let mut text = String::from(
+                "interrupted: the steps already running finished; not started:\n",
+            );
+            for p in &outcome.pending {
+                text.push_str(&format!("  {p}\n"));
+            }
+            text.push_str("a node changed before the interruption keeps its restart-pending mark: the next apply restarts it\n");
+            shell.print_err(&text);
+            return Ok(ExitCode::from(130));
+        }
         if outcome.ok {
             Ok(ExitCode::SUCCESS)
         } else {
@@ -105,6 +125,27 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::from(1))
+        }
+    })
+}
+
+/// The first Ctrl-C stops new steps (the running ones reach their end, then the
+/// run reports what was done and what is pending); a second one aborts at once.
+fn watch_interrupts(
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
+    shell: Arc<Shell>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+        shell.print_err(
+            "interrupted: no new step starts; the running ones finish (Ctrl-C again to abort at once)\n",
+        );
+        if tokio::signal::ctrl_c().await.is_ok() {
+            shell.print_err("aborted\n");
+            std::process::exit(130);
         }
     })
 }

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod restart;
 pub mod status;
 pub mod table;
+pub mod unlock;
 
 /// `--limit`, parsed the same way by every command that takes it.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +87,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  apim-deploy facts inventory.toml
   apim-deploy facts inventory.toml --limit db --json")]
     Facts(facts::Args),
+    /// Break a run lock whose run is gone, after showing whose it is.
+    #[command(after_help = "Examples:\n  apim-deploy unlock inventory.toml")]
+    Unlock(unlock::Args),
     /// A throwaway cluster of real hosts on this machine (root, Linux).
     #[command(
         subcommand,
@@ -114,7 +118,7 @@ impl Command {
             Command::Restart(a) => a.json,
             Command::Status(a) => a.json,
             Command::Facts(a) => a.json,
-            Command::Lab(_) | Command::Completions(_) | Command::Man => false,
+            Command::Unlock(_) | Command::Lab(_) | Command::Completions(_) | Command::Man => false,
         }
     }
 }
@@ -147,6 +151,7 @@ fn run(command: Command, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
         Command::Restart(args) => restart::exec(args, shell),
         Command::Status(args) => status::exec(args, shell),
         Command::Facts(args) => facts::exec(args, shell),
+        Command::Unlock(args) => unlock::exec(args, shell),
         Command::Lab(cmd) => lab::exec(cmd, shell),
         Command::Completions(args) => completions::completions(args, shell),
         Command::Man => completions::man(shell),

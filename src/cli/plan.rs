@@ -21,12 +21,19 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
+    // `plan` never takes the lock (the shared options leave it unset): it only says
+    // when a run is in progress.
     let opts = args.target.options()?;
     let rt = tokio::runtime::Runtime::new()?;
     let plan = rt.block_on(async {
         let prepared = deploy::prepare(&opts).await?;
         for t in prepared.hosts.values() {
             t.close().await;
+        }
+        for (host, holder) in &prepared.in_progress {
+            shell.print_err(&format!(
+                "warning: {host}: a run is in progress: {holder}; this plan may be out of date when it ends\n"
+            ));
         }
         anyhow::Ok(prepared.plan)
     })?;

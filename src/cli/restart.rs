@@ -39,6 +39,9 @@ pub struct Args {
     /// Use this playbook instead of the built-in WSO2 API Manager 1.9 one.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
+    /// Seconds to wait for another run's lock before giving up (0: stop at once).
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub lock_timeout: u64,
 }
 
 pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
@@ -52,6 +55,10 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
         roles: args.roles,
         limit: args.limit.parse()?,
         max_unavailable: args.max_unavailable,
+        lock: crate::deploy::LockRequest {
+            command: crate::deploy::this_command(),
+            wait: std::time::Duration::from_secs(args.lock_timeout),
+        },
         ..Default::default()
     };
     opts.settings.start_timeout_secs = args.start_timeout;

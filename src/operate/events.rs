@@ -71,6 +71,9 @@ pub struct NodeState {
     pub installed: bool,
     pub running: bool,
     pub pid: Option<u32>,
+    /// Servers of the node's directory that its pid file does not name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strays: Vec<u32>,
     pub uptime_secs: Option<u64>,
     /// Running, the playbook's ready line logged since the last start, and the
     /// management port accepting connections.
@@ -120,6 +123,9 @@ pub struct StatusSummary {
     /// Why drift could not be computed, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift_error: Option<String>,
+    /// Another run holding the lock, per host (`host: who`), while status looked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub run_in_progress: Vec<String>,
     /// 0 healthy and in sync, 2 drift or restart pending, 1 unhealthy or unreachable.
     pub exit_code: u8,
     pub duration_ms: u64,
@@ -400,6 +406,9 @@ fn summary_lines(s: &StatusSummary) -> String {
     }
     if let Some(e) = &s.drift_error {
         out.push_str(&format!("drift not computed: {e}\n"));
+    }
+    for r in &s.run_in_progress {
+        out.push_str(&format!("a run is in progress: {r}\n"));
     }
     let list = |v: &[String]| {
         if v.is_empty() {

@@ -99,6 +99,8 @@ pub struct RestartOptions {
     /// The part of the cluster to act on (`--limit`).
     pub limit: Limit,
     pub max_unavailable: Option<usize>,
+    /// The run lock to take before anything is stopped.
+    pub lock: crate::deploy::LockRequest,
 }
 
 /// How the roll went.
@@ -186,7 +188,20 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
         .iter()
         .filter_map(|(h, r)| r.as_ref().ok().map(|t| (h.clone(), t.clone())))
         .collect();
-    let running = probe_running(&mut roles, &hosts).await?;
+    let lock = match crate::deploy::take_lock(&hosts, &loaded.topology, &opts.lock).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            super::close_all(&conns).await;
+            return Err(e);
+        }
+    };
+    let running = match probe_running(&mut roles, &hosts).await {
+        Ok(r) => r,
+        Err(e) => {
+            lock.release().await;
+            return Err(e);
+        }
+    };
 
     out.event(&OpEvent::run_start("restart"));
     out.event(&OpEvent::RollStart {
@@ -216,6 +231,7 @@ pub async fn restart(opts: &RestartOptions, out: &dyn OpReporter) -> anyhow::Res
             break;
         }
     }
+    lock.release().await;
     super::close_all(&conns).await;
     roll.outcome.untouched = roll.untouched();
     roll.outcome.ok = !stopped && roll.outcome.failed.is_empty();

@@ -80,7 +80,8 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
             .await
             .map_err(|e| e.to_string())
     };
-    let (mut probed, planned) = tokio::join!(probes, planned);
+    let in_progress = crate::deploy::runs_in_progress(&hosts, &loaded.topology);
+    let (mut probed, planned, in_progress) = tokio::join!(probes, planned, in_progress);
     super::close_all(&conns).await;
     for (host, result) in &conns {
         if let Err(e) = result {
@@ -106,6 +107,10 @@ pub async fn status(opts: &StatusOptions, out: &dyn OpReporter) -> anyhow::Resul
         .collect();
     let mut summary = StatusSummary {
         unreachable: unreachable.clone(),
+        run_in_progress: in_progress
+            .iter()
+            .map(|(h, who)| format!("{h}: {who}"))
+            .collect(),
         ..Default::default()
     };
     match &planned {
@@ -278,6 +283,14 @@ fn node_state(
     s.restart_pending = kv.contains_key("pending");
     s.pid = kv.get("pid").and_then(|p| p.parse().ok());
     s.running = s.pid.is_some();
+    s.strays = kv
+        .get("strays")
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     s.uptime_secs = kv.get("uptime").and_then(|u| u.parse().ok());
     let line = |k: &str| kv.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let started_since_start = line("log_ready") > line("log_start");
@@ -291,6 +304,15 @@ fn node_state(
         (_, _, _, false) => (false, format!("management port {port} refuses connections")),
         _ => (true, format!("started, port {port} accepting")),
     };
+    if !s.strays.is_empty() {
+        let pids: Vec<String> = s.strays.iter().map(u32::to_string).collect();
+        s.healthy = false;
+        s.health = format!(
+            "a stray server of its directory runs (pid {}, not named by the pid file); {}",
+            pids.join(", "),
+            s.health
+        );
+    }
     s.ports = node_ports(n)
         .into_iter()
         .map(|(name, port)| PortState {

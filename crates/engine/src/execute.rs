@@ -31,6 +31,9 @@ pub struct ExecOptions {
     pub forks: usize,
     /// How many bulk uploads (distributions) stream at once.
     pub transfers: usize,
+    /// Set when the operator interrupts the run: no step starts after it, the
+    /// running ones finish.
+    pub interrupted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for ExecOptions {
@@ -38,6 +41,7 @@ impl Default for ExecOptions {
         ExecOptions {
             forks: 16,
             transfers: 1,
+            interrupted: Default::default(),
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct Outcome {
     pub hosts: Vec<HostRecap>,
     pub ok: bool,
     pub failures: Vec<String>,
+    /// Changes never started because the run was interrupted (`target: task`).
+    pub pending: Vec<String>,
 }
 
 #[derive(Default)]
@@ -57,6 +63,7 @@ struct Shared {
     phases_started: HashSet<usize>,
     recap: BTreeMap<String, HostRecap>,
     failures: Vec<String>,
+    pending: Vec<String>,
 }
 
 type Hosts = HashMap<String, Arc<dyn Transport>>;
@@ -71,6 +78,7 @@ struct Run<'a> {
     schedule: Schedule,
     forks: tokio::sync::Semaphore,
     shared: Arc<Mutex<Shared>>,
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn execute(
@@ -102,6 +110,7 @@ pub async fn execute(
         schedule: Schedule::new(pb, plan, opts.transfers),
         forks: tokio::sync::Semaphore::new(opts.forks.max(1)),
         shared: shared.clone(),
+        interrupted: opts.interrupted.clone(),
     };
     let pipelines = run
         .schedule
@@ -112,8 +121,9 @@ pub async fn execute(
     let sh = shared.lock().unwrap();
     Outcome {
         hosts: sh.recap.values().cloned().collect(),
-        ok: sh.failures.is_empty(),
+        ok: sh.failures.is_empty() && sh.pending.is_empty(),
         failures: sh.failures.clone(),
+        pending: sh.pending.clone(),
     }
 }
 
@@ -288,9 +298,14 @@ fn host_failed(run: &Run<'_>, step: &Step) -> bool {
     run.shared.lock().unwrap().failed_hosts.contains(&step.host)
 }
 
-/// Why a step must not run: its host failed, or (for a start) a role it depends on.
+/// Why a step must not run: the run was interrupted, its host failed, or (for a
+/// start) a role it depends on.
 fn blocked(run: &Run<'_>, step: &Step) -> Option<&'static str> {
     let mut sh = run.shared.lock().unwrap();
+    if step.verdict.is_change() && run.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        sh.pending.push(format!("{}: {}", step.target, step.task));
+        return Some("interrupted before it started");
+    }
     if sh.failed_hosts.contains(&step.host) {
         // A node left unfinished stops the roles that depend on it, as a failed one does.
         if let Some(role) = &step.role

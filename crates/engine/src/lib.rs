@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod execute;
 pub mod limit;
+pub mod lock;
 pub mod modules;
 pub mod plan;
 pub mod playbook;

@@ -76,16 +76,31 @@ impl LocalTransport {
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (fed, read_out, read_err) = tokio::join!(
-            feed_stdin(cmd, stdin),
-            stdout.read_to_end(&mut out),
-            stderr.read_to_end(&mut err),
-        );
+        // The feed is dropped once the command has ended: a command that exits
+        // while its stdin stream is still open (one that holds a lock while its
+        // caller lives, and gives up) must not wait for a stream that never ends.
+        let (fed, (read_out, read_err), status) = {
+            let mut feeding = std::pin::pin!(feed_stdin(cmd, stdin));
+            let mut ended = std::pin::pin!(async {
+                let reads =
+                    tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+                (reads, child.wait().await)
+            });
+            let mut fed = None;
+            loop {
+                tokio::select! {
+                    f = &mut feeding, if fed.is_none() => fed = Some(f),
+                    (reads, status) = &mut ended => break (fed, reads, status),
+                }
+            }
+        };
         let what = || format!("run `{}`", cmd.display());
-        fed.map_err(|e| self.io_error(format!("stdin of `{}`", cmd.display()), e))?;
+        if let Some(fed) = fed {
+            fed.map_err(|e| self.io_error(format!("stdin of `{}`", cmd.display()), e))?;
+        }
         read_out.map_err(|e| self.io_error(what(), e))?;
         read_err.map_err(|e| self.io_error(what(), e))?;
-        let status = child.wait().await.map_err(|e| self.io_error(what(), e))?;
+        let status = status.map_err(|e| self.io_error(what(), e))?;
         let status = match (status.code(), status.signal()) {
             (Some(code), _) => ExitStatus::Code(code),
             (None, Some(sig)) => ExitStatus::Signal(signal_name(sig)),

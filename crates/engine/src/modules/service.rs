@@ -149,9 +149,11 @@ fatal=({fatal})
 stopped=({stopped})
 errpat=({errpat})
 {start_fn}
+stop_strays
 if [ "$restart" = 1 ] && pid=$(node_pid); then
   stop_node "$pid"
 fi
+stop_strays
 if pid=$(node_pid); then
   echo "already running as pid $pid" >&2
 else
@@ -212,7 +214,9 @@ stop_cmd() {{ run_cmd {stop}; }}
 /// The running rule, as shell functions reading `$pid_file` and `$markers`:
 /// `node_pid` prints the live pid the pid file names (a stale pid, or one reused
 /// by a process without the node's marker, does not count); `node_procs` lists
-/// every process carrying the marker, whatever the pid file says.
+/// every process carrying the marker, whatever the pid file says; `node_strays PID`
+/// those of them that are neither PID nor one of its ancestors (its launcher): a
+/// second server of the node that the pid file does not name.
 /// Bash builtins only (`read`, pattern matching; bash 4.2 is enough): the probe of
 /// a 50-host rerun runs it on every node, and each process spawned costs time.
 const NODE_PID_FN: &str = r#"has_marker() {
@@ -237,6 +241,16 @@ node_procs() {
     has_marker "$p" && echo "$p"
   done
   return 0
+}
+node_strays() {
+  local keep=' ' p=${1-} st q
+  while [ -n "$p" ] && [ "$p" -gt 1 ] 2>/dev/null; do
+    keep+="$p "
+    read -r st 2>/dev/null < "/proc/$p/stat" || break
+    st=${st##*) }; read -r _ p _ <<< "$st"
+  done
+  for q in $(node_procs); do [[ $keep == *" $q "* ]] || echo "$q"; done
+  return 0
 }"#;
 
 /// Asks the server to stop, waits for its process, then kills what is left.
@@ -246,6 +260,21 @@ stop_node() {
   stop_cmd >/dev/null 2>&1 </dev/null
   for ((i = 0; i < stop_limit * 10; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
   if [ -d "/proc/$pid" ]; then kill -KILL "$pid" 2>/dev/null; sleep 0.2; fi
+}
+# A server of this node that the pid file does not name would hold the node's
+# ports and files beside the real one: it is stopped before any start.
+stop_strays() {
+  local s i
+  s=$(node_strays "$(node_pid)")
+  [ -n "$s" ] || return 0
+  kill -TERM $s 2>/dev/null
+  for ((i = 0; i < stop_limit * 10; i++)); do
+    [ -n "$(node_strays "$(node_pid)")" ] || return 0
+    sleep 0.1
+  done
+  s=$(node_strays "$(node_pid)")
+  [ -n "$s" ] && kill -KILL $s 2>/dev/null
+  sleep 0.2
 }
 "#;
 
@@ -352,7 +381,8 @@ pub fn running_probe(p: &Params) -> String {
         "pid_file={}; markers=({}); keys=({})\n{NODE_PID_FN}\n\
          if p=$(node_pid); then echo \"running $p\"\n\
            while IFS= read -r -d '' kv; do for k in \"${{keys[@]}}\"; do [[ $kv == \"$k\"* ]] && echo \"env $kv\"; done; done < \"/proc/$p/environ\" 2>/dev/null\n\
-         else echo stopped; fi",
+         else echo stopped; fi\n\
+         for s in $(node_strays \"$(node_pid)\"); do echo \"stray $s\"; done",
         quote(&p.pid_file),
         words(&p.process_markers),
         keys.join(" "),
@@ -382,6 +412,23 @@ pub fn parse_running(out: &[u8]) -> Option<Running> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Some(Running { pid, env })
+}
+
+/// Servers of the node that its pid file does not name, as [`running_probe`]
+/// saw them.
+pub fn parse_strays(out: &[u8]) -> Vec<u32> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("stray ")?.trim().parse().ok())
+        .collect()
+}
+
+/// The node's stray servers (see [`parse_strays`]).
+pub fn strays(state: &HostState, p: &Params) -> Vec<u32> {
+    state
+        .probed_shell(&running_probe(p))
+        .map(|(_, out)| parse_strays(out))
+        .unwrap_or_default()
 }
 
 /// The node's server, when it runs.
@@ -440,6 +487,8 @@ if [ -n "${{java_home-}}" ] || [ {has_java} = 0 ]; then
   v=$( (cd "$dir" && exec {run_as}env{env} ${{java_home:+JAVA_HOME="$java_home"}} {version}) 2>/dev/null </dev/null | head -n 1)
   [ -n "$v" ] && printf 'version=%s\n' "$v"
 fi
+s=$(node_strays "$(node_pid)")
+[ -n "$s" ] && echo "strays="$s
 if p=$(node_pid); then
   echo "pid=$p"
   echo "uptime=$(ps -o etimes= -p "$p" 2>/dev/null | tr -d ' ')"
@@ -557,7 +606,9 @@ pub fn decide_with(
 ) -> Result<Decision, ModuleError> {
     let env = resolved_env(p, state)?;
     let server = running(state, p);
-    if server.is_none() {
+    let strays = strays(state, p);
+    // A stray holds the node's ports; it is stopped before the start.
+    if server.is_none() && strays.is_empty() {
         check_ports(p, state)?;
     }
     let drift = server
@@ -573,7 +624,24 @@ pub fn decide_with(
             restart,
         }))]
     };
+    let stray_list = strays
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(match running {
+        None if !strays.is_empty() => Decision::change(
+            format!(
+                "not running, but a stray server of its directory runs (pid {stray_list}, not named by the pid file): will stop it and start"
+            ),
+            action(false),
+        ),
+        Some(pid) if !strays.is_empty() => Decision::change(
+            format!(
+                "running as pid {pid}, beside a stray server of its directory (pid {stray_list}, not named by the pid file): will stop it and restart"
+            ),
+            action(true),
+        ),
         None => Decision::change("not running: will start", action(false)),
         Some(pid) if pending => Decision::change(
             format!("running as pid {pid}, but a restart is pending from an earlier run"),
