@@ -379,6 +379,9 @@ async fn lock_host(
     };
     let file = lock_file(dir);
     let mine = format!("token={token}");
+    // The holder takes the lock within milliseconds: look early, then back off, so
+    // a run does not wait a fixed interval on every host it locks.
+    let mut pause = Duration::from_millis(5);
     loop {
         tokio::select! {
             done = &mut done_rx => {
@@ -396,7 +399,8 @@ async fn lock_host(
                 }
                 return Err(failed(format!("{}: {}", out.status, out.stderr_text().trim())));
             }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+            _ = tokio::time::sleep(pause) => {
+                pause = (pause * 2).min(Duration::from_millis(100));
                 let text = t.read_file(&file).await.map_err(|e| failed(e.to_string()))?;
                 if text.is_some_and(|b| String::from_utf8_lossy(&b).lines().any(|l| l == mine)) {
                     return Ok(HostLock {
