@@ -419,6 +419,11 @@ fn a_host_frozen_mid_run_is_reported_lost_within_15_seconds_naming_its_step() {
         after.as_secs_f64() < 15.0,
         "declared lost {after:?} after the freeze"
     );
-    assert!(line.contains("lost: the host stopped answering"), "{line}");
+    // Whichever notices first: the keepalives of a running command, or the timeout of
+    // opening the next command's channel on the frozen host.
+    assert!(
+        line.contains("lost: the host stopped answering") || line.contains("timed out after"),
+        "{line}"
+    );
     assert!(line.contains("\"task\":"), "the step is named: {line}");
 }
