@@ -308,9 +308,9 @@ impl N {
     fn revoke_url(&self) -> String {
         format!("https://{}:{}/revoke", self.address, 8243 + self.offset)
     }
-    /// WSO2UM_DB: KM, Publisher, Store; the Gateway too with tenants.
+    /// WSO2UM_DB: every node (the admin account has one home, so it can be rotated).
     fn uses_user_db(&self) -> bool {
-        self.role != R::Gw || self.options.multi_tenancy
+        true
     }
     /// WSO2REG_DB and the registry mounts: Publisher, Store; Gateway and KM too with tenants.
     fn uses_reg_db(&self) -> bool {

@@ -327,16 +327,15 @@ impl DatabaseKind {
         }
     }
 
-    /// Whether a node of `role` needs this database (multi-tenancy adds the user store to
-    /// gateways and the registry to gateways and key managers, as the WSO2 guide says).
+    /// Whether a node of `role` needs this database (multi-tenancy adds the registry to
+    /// gateways and key managers, as the WSO2 guide says; the user store is every node's).
     pub fn needed_by(self, role: Role, multi_tenancy: bool) -> bool {
         match self {
             DatabaseKind::Apimgt => role.is_wso2(),
-            DatabaseKind::User => match role {
-                Role::KeyManager | Role::Publisher | Role::Store => true,
-                Role::Gateway => multi_tenancy,
-                Role::Database => false,
-            },
+            // Every node, the Gateway too: the admin account then lives in one store, so
+            // a rotated admin password is one update (a Gateway's local H2 store would
+            // keep the old one, and the Publisher logs in to the Gateway with it).
+            DatabaseKind::User => role.is_wso2(),
             DatabaseKind::Reg => match role {
                 Role::Publisher | Role::Store => true,
                 Role::Gateway | Role::KeyManager => multi_tenancy,

@@ -110,7 +110,7 @@ fn all_in_one_offsets_every_port_and_points_at_the_offset_gateway() {
         app1/gateway 127.0.10.1 /opt/wso2/Gateway offset=1 https=9444 http=9764 nio=8281/8244 jmx=10000/11112 thrift=- hz=-
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
           revoke= envs=false
-          ds=WSO2AM_DB um=false reg=false
+          ds=WSO2AM_DB,WSO2UM_DB um=true reg=false
         app1/publisher 127.0.10.1 /opt/wso2/Publisher offset=2 https=9445 http=9765 nio=8282/8245 jmx=10001/11113 thrift=- hz=4000
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
           revoke= envs=true
@@ -138,7 +138,7 @@ fn distributed_nodes_keep_default_ports_and_reach_each_other_by_address() {
         gw/gateway 127.0.10.2 /opt/wso2/Gateway offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=-
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=127.0.10.1 client_port=10397
           revoke= envs=false
-          ds=WSO2AM_DB um=false reg=false
+          ds=WSO2AM_DB,WSO2UM_DB um=true reg=false
         pub/publisher 127.0.10.3 /opt/wso2/Publisher offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=4000
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=- client_port=10397
           revoke= envs=true
@@ -178,12 +178,12 @@ fn two_gateways_cluster_get_one_environment_each_and_revoke_via_the_first() {
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=127.0.10.1 client_port=10397
           revoke= envs=false
           cluster=wso2.apim.gateway.domain local=127.0.10.2:4000 members=127.0.10.3:4000
-          ds=WSO2AM_DB um=false reg=false
+          ds=WSO2AM_DB,WSO2UM_DB um=true reg=false
         gw2/gateway 127.0.10.3 /opt/wso2/Gateway offset=0 https=9443 http=9763 nio=8280/8243 jmx=9999/11111 thrift=- hz=4000
           km=https://127.0.10.1:9443/services/ via=ThriftClient thrift_server=false host=127.0.10.1 client_port=10397
           revoke= envs=false
           cluster=wso2.apim.gateway.domain local=127.0.10.3:4000 members=127.0.10.2:4000
-          ds=WSO2AM_DB um=false reg=false
+          ds=WSO2AM_DB,WSO2UM_DB um=true reg=false
         env "Production and Sandbox (gw1)" https://127.0.10.2:9443/services/ http://127.0.10.2:8280,https://127.0.10.2:8243
         env "Production and Sandbox (gw2)" https://127.0.10.3:9443/services/ http://127.0.10.3:8280,https://127.0.10.3:8243
         "#,
@@ -294,7 +294,7 @@ roles = ["keymanager", "gateway", "publisher", "store"]
 }
 
 #[test]
-fn multi_tenancy_adds_user_store_to_gateway_and_registry_to_gateway_and_key_manager() {
+fn multi_tenancy_adds_the_registry_to_gateway_and_key_manager() {
     let t = topology(&inventory_with(
         r#"
 [options]
@@ -369,7 +369,10 @@ fn grants_cover_each_database_users_addresses_or_the_configured_pattern() {
         grants(0),
         ["127.0.10.1", "127.0.10.2", "127.0.10.3", "127.0.10.4"]
     );
-    assert_eq!(grants(1), ["127.0.10.1", "127.0.10.3", "127.0.10.4"]);
+    assert_eq!(
+        grants(1),
+        ["127.0.10.1", "127.0.10.2", "127.0.10.3", "127.0.10.4"]
+    );
     assert_eq!(grants(2), ["127.0.10.3", "127.0.10.4"]);
     assert_eq!(t.database.databases[0].script, "dbscripts/apimgt/mysql.sql");
     assert_eq!(t.database.databases[2].script, "dbscripts/mysql.sql");
@@ -420,7 +423,7 @@ fn distributed_links_say_who_talks_to_whom() {
         km/keymanager -> db/database JDBC 127.0.10.250:3306 (WSO2AM_DB, WSO2UM_DB)
         gw/gateway -> km/keymanager key validation (Thrift) 127.0.10.1:10397
         gw/gateway -> km/keymanager token, authorize and revoke APIs https://127.0.10.1:9443/oauth2/
-        gw/gateway -> db/database JDBC 127.0.10.250:3306 (WSO2AM_DB)
+        gw/gateway -> db/database JDBC 127.0.10.250:3306 (WSO2AM_DB, WSO2UM_DB)
         pub/publisher -> km/keymanager authentication and key management https://127.0.10.1:9443/services/
         pub/publisher -> gw/gateway publish APIs (admin services) https://127.0.10.2:9443/services/
         pub/publisher -> store/store Hazelcast cluster membership 127.0.10.4:4000

@@ -144,11 +144,17 @@ fn render_all<'a>(pb: &'a Playbook, run: &'a Run) -> Result<Vec<Pending<'a>>, Pl
     // What registering tasks export before their host is probed: later tasks are
     // rendered with it, so their questions join the same probe.
     let mut registered = serde_json::Map::new();
+    // Registering tasks whose host `--limit` leaves out: what they would export is unknown.
+    let mut left_out: Vec<&Task> = Vec::new();
     for (phase_index, phase) in pb.phases.iter().enumerate() {
         for task in &phase.tasks {
+            if task.register.is_some() && targets(run, phase.scope).is_empty() {
+                left_out.push(task);
+            }
             for target in targets(run, phase.scope) {
                 let extra = registered_vars(&registered);
-                let rendered = render_task_with(&renderer, task, target, &run.redactor, &extra)?;
+                let rendered = render_task_with(&renderer, task, target, &run.redactor, &extra)
+                    .map_err(|e| explain_left_out(e, &left_out))?;
                 for (item, Rendered { name, params }) in rendered.into_iter().enumerate() {
                     if let Some(key) = &task.register {
                         let exports = modules::provisional_exports(task.module, &params)
@@ -179,6 +185,30 @@ fn render_all<'a>(pb: &'a Playbook, run: &'a Run) -> Result<Vec<Pending<'a>>, Pl
         }
     }
     Ok(out)
+}
+
+/// A task that reads what a task left out by `--limit` would register fails with the way
+/// out, not with an undefined template value.
+fn explain_left_out(e: PlanError, left_out: &[&Task]) -> PlanError {
+    match e {
+        PlanError::Task {
+            target,
+            task,
+            message,
+        } if message.contains("registered") && !left_out.is_empty() => {
+            let names: Vec<String> = left_out.iter().map(|t| format!("`{}`", t.name)).collect();
+            PlanError::Task {
+                target,
+                task,
+                message: format!(
+                    "it reads what {} decides on a host that --limit leaves out: add that host \
+                     (the database host) to --limit ({message})",
+                    names.join(", ")
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// The `registered` template variable, once a task has registered something.

@@ -248,7 +248,7 @@ mod tests {
         assert!(err.contains("unknown module `servce`"), "{err}");
         assert!(
             err.contains(
-                "modules: copy, host_check, hosts_file, java, mysql, mysql_account, service"
+                "modules: copy, host_check, hosts_file, java, mysql, mysql_account, mysql_stored_password, service"
             ),
             "{err}"
         );

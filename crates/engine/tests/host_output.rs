@@ -202,6 +202,12 @@ const MODULE_PARAMS: &[(&str, &str)] = &[
          grants = [{ database = 'appdb', hosts = ['10.0.0.%', '10.0.0.1'] }]",
     ),
     (
+        "mysql_stored_password",
+        "admin_user = 'root'\nadmin_password = 'pw'\ndatabase = 'users'\ntable = 'U'\n\
+         user_column = 'NAME'\nuser = 'admin'\npassword_column = 'PW'\nsalt_column = 'SALT'\n\
+         filters = { TENANT = -1 }\npassword = 'q'",
+    ),
+    (
         "unpack",
         "archive = '/opt/app.zip'\nsha256 = 'abcdef0123456789'\ntop = 'app-1.0'\ndest = '/opt/app'",
     ),

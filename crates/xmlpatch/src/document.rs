@@ -66,6 +66,20 @@ impl Document {
         Ok(self.index.elems[elem].text.clone())
     }
 
+    /// The texts of every element whose local name (the name without a prefix) is one of
+    /// `names`, anywhere in the document, in document order: every value at a place that
+    /// holds a credential, whatever wrote it.
+    pub fn texts_named(&self, names: &[String]) -> Vec<String> {
+        let local = |qname: &str| qname.rsplit(':').next().unwrap_or(qname).to_string();
+        self.index
+            .elems
+            .iter()
+            .filter(|e| names.contains(&local(&e.qname)))
+            .map(|e| e.text.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
     /// The texts of every element `path` selects (possibly none), in document order.
     pub fn get_all_text(&self, path: &str) -> Result<Vec<String>, XmlError> {
         let p = parse_element_path(path)?;

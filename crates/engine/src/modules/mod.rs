@@ -25,6 +25,7 @@ pub mod hosts_file;
 pub mod java;
 pub mod mysql;
 pub mod mysql_account;
+pub mod mysql_stored_password;
 pub mod service;
 pub mod unpack;
 pub mod user;
@@ -41,6 +42,7 @@ pub enum Kind {
     Java,
     Mysql,
     MysqlAccount,
+    MysqlStoredPassword,
     Service,
     Unpack,
     User,
@@ -49,13 +51,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every module, in the order the playbook documentation lists them.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Copy,
         Kind::HostCheck,
         Kind::HostsFile,
         Kind::Java,
         Kind::Mysql,
         Kind::MysqlAccount,
+        Kind::MysqlStoredPassword,
         Kind::Service,
         Kind::Unpack,
         Kind::User,
@@ -71,6 +74,7 @@ impl Kind {
             Kind::Java => "java",
             Kind::Mysql => "mysql",
             Kind::MysqlAccount => "mysql_account",
+            Kind::MysqlStoredPassword => "mysql_stored_password",
             Kind::Service => "service",
             Kind::Unpack => "unpack",
             Kind::User => "user",
@@ -265,6 +269,7 @@ pub fn questions(module: Kind, table: &toml::Table) -> Result<Vec<Fact>, ModuleE
         Kind::Java => java::questions(&params(module, table)?),
         Kind::Mysql => mysql::questions(&params(module, table)?),
         Kind::MysqlAccount => mysql_account::questions(&params(module, table)?),
+        Kind::MysqlStoredPassword => mysql_stored_password::questions(&params(module, table)?),
         Kind::Service => service::questions(&params(module, table)?),
         Kind::Unpack => unpack::questions(&params(module, table)?),
         Kind::User => user::questions(&params(module, table)?),
@@ -297,6 +302,9 @@ pub fn decide(module: Kind, ctx: &TaskCtx, state: &mut HostState) -> Result<Deci
         Kind::Java => java::decide(&params(module, ctx.params)?, state),
         Kind::Mysql => mysql::decide(&params(module, ctx.params)?, ctx, state),
         Kind::MysqlAccount => mysql_account::decide(&params(module, ctx.params)?, state),
+        Kind::MysqlStoredPassword => {
+            mysql_stored_password::decide(&params(module, ctx.params)?, state)
+        }
         Kind::Service => Err(ModuleError::new(
             "a `service` task is decided by the planner, with the changes made to its node",
         )),

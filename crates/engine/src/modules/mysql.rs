@@ -66,6 +66,21 @@ fn client(p: &Params) -> String {
     admin_client(&p.host, p.port, &p.admin_user, &p.admin_password)
 }
 
+/// The client logged in as `user` running `sql` from stdin (a here-document of the
+/// script, so statements and the values in them stay off every command line).
+pub(super) fn client_with_sql(
+    (host, port): (&str, u16),
+    (user, password): (&str, &str),
+    sql: &str,
+    flags: &str,
+) -> String {
+    let delimiter = heredoc_delimiter(sql);
+    format!(
+        "{client} {flags} <<'{delimiter}' 2>&1\n{sql}\n{delimiter}\n",
+        client = admin_client(host, port, user, password),
+    )
+}
+
 /// The client logged in as `user`: the password reaches it through a pipe that
 /// `printf` (a shell builtin: no command line) fills, never a file or an argument.
 pub(super) fn admin_client(host: &str, port: u16, user: &str, password: &str) -> String {

@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
-use super::mysql::{admin_client, heredoc_delimiter, sql_str};
+use super::mysql::{client_with_sql, sql_str};
 use super::{Action, Decision, ModuleError};
 use crate::probe::Fact;
 use crate::state::HostState;
@@ -129,12 +129,12 @@ fn probe(p: &Params) -> String {
     run_sql(p, &sql, "-N -B")
 }
 
-/// A client run with `sql` on stdin (credentials and hashes stay off command lines).
 fn run_sql(p: &Params, sql: &str, flags: &str) -> String {
-    let delimiter = heredoc_delimiter(sql);
-    format!(
-        "{client} {flags} <<'{delimiter}' 2>&1\n{sql}\n{delimiter}\n",
-        client = admin_client(&p.host, p.port, &p.admin_user, &p.admin_password),
+    client_with_sql(
+        (&p.host, p.port),
+        (&p.admin_user, &p.admin_password),
+        sql,
+        flags,
     )
 }
 

@@ -15,6 +15,10 @@ use crate::state::HostState;
 pub struct Params {
     pub file: String,
     pub ops: Vec<Op>,
+    /// Local names of elements that hold credentials (`password`): their texts, before
+    /// and after, are masked in every diff, whichever op (or hand) put them there.
+    #[serde(default)]
+    pub secret_elements: Vec<String>,
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
@@ -53,8 +57,14 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
             owner: None,
         }],
     );
-    // The values a secret op replaces are secrets too (an old password).
-    let redactor = ctx.redactor.with(patched.secrets());
+    // The values a secret op replaces are secrets too (an old password), and so is every
+    // value at a place that holds a credential, on both sides.
+    let mut hidden: Vec<String> = patched.secrets().to_vec();
+    hidden.extend(doc.texts_named(&p.secret_elements));
+    if let Ok(after) = Document::parse_named(&p.file, &patched.text) {
+        hidden.extend(after.texts_named(&p.secret_elements));
+    }
+    let redactor = ctx.redactor.with(&hidden);
     d.diffs
         .push(file_diff(&p.file, &old, &patched.text, &redactor));
     state.write(&p.file, patched.text);
@@ -115,11 +125,49 @@ mod tests {
         let p = Params {
             file: file.into(),
             ops: vec![Op::set_text("/u/Password", "inventory-pw").secret()],
+            secret_elements: vec![],
         };
         let d = decide(&p, &ctx, &mut state).unwrap();
         let diff = &d.diffs[0].diff;
         assert!(diff.contains("-  <Password>********</Password>"), "{diff}");
         assert!(diff.contains("+  <Password>********</Password>"), "{diff}");
         assert!(!diff.contains("pw"), "{diff}");
+    }
+
+    #[test]
+    fn a_fragment_that_replaces_a_password_element_shows_neither_value() {
+        // should: with `secret_elements`, a password inside a replaced fragment (which no
+        // secret op marks) is masked on both sides, and other values stay readable.
+        let file = "/opt/app/api/conf/envs.xml";
+        let mut facts = Facts::default();
+        facts.insert(
+            Fact::File(file.into()),
+            Answer::Bytes(
+                b"<e>\n  <Env><Url>a</Url><Password>old-secret</Password></Env>\n</e>\n".to_vec(),
+            ),
+        );
+        let mut state = HostState::new(facts);
+        let redactor = Redactor::new();
+        let params = toml::Table::new();
+        let ctx = TaskCtx {
+            params: &params,
+            archive: None,
+            redactor: &redactor,
+        };
+        let p = Params {
+            file: file.into(),
+            ops: vec![Op::replace_content(
+                "/e",
+                "<Env><Url>b</Url><Password>new-secret</Password></Env>",
+            )],
+            secret_elements: vec!["Password".into()],
+        };
+        let d = decide(&p, &ctx, &mut state).unwrap();
+        let diff = &d.diffs[0].diff;
+        assert!(
+            !diff.contains("old-secret") && !diff.contains("new-secret"),
+            "{diff}"
+        );
+        assert!(diff.contains("<Url>b</Url>"), "{diff}");
     }
 }

@@ -47,7 +47,9 @@ import time
 # line, as Carbon's "started in N sec" counts from the JVM's start.
 PROCESS_START = time.time()
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import os
 import platform
@@ -106,6 +108,9 @@ C_THRIFT = "org.wso2.carbon.apimgt.keymgt.internal.APIKeyMgtServiceComponent"
 C_IDP = "org.wso2.carbon.idp.mgt.internal.IdPManagementServiceComponent"
 C_STANDIN = "org.wso2.carbon.standin.StandInServer"
 C_REG_CONFIG = "org.wso2.carbon.registry.core.config.RegistryConfigurationProcessor"
+C_USER_STORE = "org.wso2.carbon.user.core.common.AbstractUserStoreManager"
+C_AUTH_ADMIN = "org.wso2.carbon.core.services.util.CarbonAuthenticationUtil"
+SUPER_TENANT_ID = -1234
 
 
 class StartupFailed(Exception):
@@ -703,7 +708,7 @@ def run_mysql(login, query, stdin=None):
             return False, ("com.mysql.jdbc.exceptions.jdbc4.CommunicationsException: "
                            "Communications link failure (no answer from %s:%d)" % (address, port))
         if done.returncode == 0:
-            return True, ""
+            return True, done.stdout
         return False, java_exception(done.stderr.strip().splitlines() or ["(no output)"])
     finally:
         os.unlink(defaults)
@@ -722,6 +727,133 @@ def java_exception(lines):
     if code in (1146, 1049, 1064):
         return "com.mysql.jdbc.exceptions.jdbc4.MySQLSyntaxErrorException: " + text
     return "java.sql.SQLException: " + text
+
+
+# --------------------------------------------------------------------------- user store
+
+def user_store_login(node):
+    """The MySQL login of the primary user store, None when it is not MySQL (H2)."""
+    config = at(node.user_mgt, "Realm/Configuration")
+    jndi = next((p.text.strip() for p in children(config, "Property")
+                 if p.get("name") == "dataSource" and p.text), None)
+    source = defined_datasources(node).get(jndi)
+    match = MYSQL_URL.match(source.url) if source is not None else None
+    if not match:
+        return None
+    address = resolve(match.group(2))
+    if address is None:
+        return None
+    return (address, int(match.group(3) or 3306), match.group(4), source.username,
+            source.password)
+
+
+def store_property(node, name):
+    for manager in children(at(node.user_mgt, "Realm"), "UserStoreManager"):
+        for prop in children(manager, "Property"):
+            if prop.get("name") == name:
+                return (prop.text or "").strip()
+    return None
+
+
+def password_digest(node, password, salt):
+    """What JDBCUserStoreManager.preparePassword stores: the password followed by the salt
+    text, digested by PasswordDigest and base64-encoded (plain text without a digest)."""
+    function = store_property(node, "PasswordDigest")
+    if not function or function == "PLAIN_TEXT":
+        return password
+    data = (password + (salt or "")).encode("utf-8")
+    return base64.b64encode(hashlib.new(function.replace("-", "").lower(), data).digest()).decode()
+
+
+def sql_literal(value):
+    return "'%s'" % value.replace("\\", "\\\\").replace("'", "''")
+
+
+def admin_account(node):
+    admin = at(node.user_mgt, "Realm/Configuration/AdminUser")
+    return text_at(admin, "UserName", ""), text_at(admin, "Password", "")
+
+
+def stored_admin(node, login, user):
+    """(digest, salt) of the user in the super tenant, or None."""
+    ok, out = run_mysql(login, "SELECT UM_USER_PASSWORD, IFNULL(UM_SALT_VALUE, '') FROM UM_USER "
+                               "WHERE UM_USER_NAME = %s AND UM_TENANT_ID = %d"
+                        % (sql_literal(user), SUPER_TENANT_ID))
+    if not ok:
+        node.log.error(C_USER, "Cannot read the user store: %s" % out)
+        raise StartupFailed()
+    for line in out.splitlines():
+        digest, _, salt = line.partition("\t")
+        return digest, salt
+    return None
+
+
+def add_admin(node, login, user, password):
+    """addInitialAdminData: only a missing admin is created, from user-mgt.xml."""
+    if text_at(at(node.user_mgt, "Realm/Configuration"), "AddAdmin", "false") != "true":
+        node.log.error(C_USER_STORE, "Admin user can not be created in primary user store. "
+                       "Add-Admin has been set to false. Please pick a User name which is exist "
+                       "in the primary user store as Admin user")
+        raise StartupFailed()
+    salt = None
+    if store_property(node, "StoreSaltedPassword") == "true":
+        salt = base64.b64encode(os.urandom(16)).decode()
+    # On stdin: the digest stays off the client's command line.
+    ok, out = run_mysql(login, None, stdin="INSERT INTO UM_USER (UM_USER_NAME, UM_USER_PASSWORD, "
+                        "UM_SALT_VALUE, UM_REQUIRE_CHANGE, UM_CHANGED_TIME, UM_TENANT_ID) "
+                        "VALUES (%s, %s, %s, FALSE, NOW(), %d);\n"
+                        % (sql_literal(user), sql_literal(password_digest(node, password, salt)),
+                           sql_literal(salt) if salt else "NULL", SUPER_TENANT_ID))
+    # Two nodes starting together: the other one's row wins, as the unique key says.
+    if not ok and "Duplicate entry" not in out:
+        node.log.error(C_USER, "Cannot add the admin user to the user store: %s" % out)
+        raise StartupFailed()
+
+
+def presented_credentials(node):
+    """(what, user, password) of each admin login this node makes to another node: the
+    Key Manager (APIKeyValidator, AuthManager) and the Gateways (Environment)."""
+    admin_user, admin_password = admin_account(node)
+
+    def value(element, name):
+        text = text_at(element, name, "")
+        return text.replace("${admin.username}", admin_user) \
+                   .replace("${admin.password}", admin_password)
+
+    blocks = [("APIKeyValidator", at(node.apim, "APIKeyValidator")),
+              ("AuthManager", at(node.apim, "AuthManager"))]
+    for env in children(at(node.apim, "APIGateway/Environments"), "Environment"):
+        blocks.append(("APIGateway Environment '%s'" % text_at(env, "Name", ""), env))
+    found = []
+    for what, block in blocks:
+        url = node.resolve_placeholders(text_at(block, "ServerURL", "")) if block is not None else ""
+        if url and not url_is_self(node, url):
+            found.append((what, value(block, "Username"), value(block, "Password")))
+    return found
+
+
+def check_admin_credentials(node):
+    """The admin lives in the shared user store once created; every login a node makes to
+    another node with credentials the store rejects fails, so the node is not healthy."""
+    login = user_store_login(node)
+    if login is None:
+        return
+    admin_user, admin_password = admin_account(node)
+    if stored_admin(node, login, admin_user) is None:
+        add_admin(node, login, admin_user, admin_password)
+    failures = 0
+    for what, user, password in presented_credentials(node):
+        stored = stored_admin(node, login, user)
+        if stored is not None and password_digest(node, password, stored[1]) == stored[0]:
+            continue
+        node.log.error(C_AUTH_ADMIN, "Failed Administrator login attempt '%s[%d]' at [%s] "
+                       "with the %s credentials of api-manager.xml: the user store does not "
+                       "accept them" % (user, SUPER_TENANT_ID,
+                                        datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+                                        what))
+        failures += 1
+    if failures:
+        raise StartupFailed()
 
 
 def check_registry_references(node):
@@ -908,6 +1040,7 @@ class Server:
 
         check_registry_references(node)
         check_datasources(node)
+        check_admin_credentials(node)
         if self.stopping.is_set():
             return
         log.info(C_REGISTRY, "Configured Registry in 12ms")
