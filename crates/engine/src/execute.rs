@@ -756,6 +756,7 @@ mod tests {
         let plan = Plan {
             playbook: "t".into(),
             steps,
+            facts: Default::default(),
         };
         let local = Arc::new(LocalTransport::new().named("local")) as Arc<dyn Transport>;
         let hosts: Hosts = hosts

@@ -19,6 +19,7 @@ pub mod preflight;
 pub mod probe;
 pub mod redact;
 pub mod report;
+pub mod saved;
 pub mod schedule;
 pub mod shell;
 pub mod state;

@@ -47,6 +47,9 @@ pub struct Step {
 pub struct Plan {
     pub playbook: String,
     pub steps: Vec<Step>,
+    /// What each host's probe answered: the facts every step was decided on.
+    #[serde(skip)]
+    pub facts: BTreeMap<String, probe::Facts>,
 }
 
 impl Plan {
@@ -119,7 +122,9 @@ pub async fn make_plan(
             (h, state)
         })
         .collect();
-    decide_all(pb, run, pending, &mut states)
+    let mut plan = decide_all(pb, run, pending, &mut states)?;
+    plan.facts = states.into_iter().map(|(h, s)| (h, s.facts)).collect();
+    Ok(plan)
 }
 
 fn targets(run: &Run, scope: Scope) -> Vec<&Target> {
@@ -373,6 +378,7 @@ fn decide_all(
         0 => Ok(Plan {
             playbook: pb.name.clone(),
             steps,
+            facts: BTreeMap::new(),
         }),
         1 => Err(errors.pop().expect("one error").2),
         _ => Err(PlanError::Many(

@@ -23,6 +23,18 @@ pub enum Fact {
     Shell(String),
 }
 
+/// The first line of a `Shell` question whose answer changes by itself (a clock,
+/// free space): a saved plan does not hold a later run to it. In the script it is
+/// a comment.
+pub const VOLATILE: &str = "# changes by itself\n";
+
+impl Fact {
+    /// Whether the answer changes by itself, without anyone changing the host.
+    pub fn is_volatile(&self) -> bool {
+        matches!(self, Fact::Shell(s) if s.starts_with(VOLATILE))
+    }
+}
+
 /// What the host answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -65,6 +77,11 @@ impl Facts {
             Some(Answer::Output { rc, stdout }) => Some((*rc, stdout)),
             _ => None,
         }
+    }
+
+    /// Every question with its answer, in question order.
+    pub fn answers(&self) -> impl Iterator<Item = (&Fact, &Answer)> {
+        self.answers.iter()
     }
 
     pub fn insert(&mut self, fact: Fact, answer: Answer) {

@@ -287,6 +287,7 @@ mod tests {
         Plan {
             playbook: "t".into(),
             steps,
+            facts: Default::default(),
         }
     }
 
