@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::connect::{self, Hosts};
 use crate::engine::Run;
 use crate::engine::execute::{self, ExecOptions, Outcome};
+use crate::engine::guarded;
 use crate::engine::limit::Limit;
 use crate::engine::lock::{self, Holder, RunLock};
 use crate::engine::plan::{self, Plan};
@@ -270,10 +271,15 @@ pub async fn apply(
         hosts: p.hosts.len(),
         nodes: p.run.nodes.len(),
     });
+    // A saved plan's run checks each file right before it replaces it, too.
+    let hosts = match &opts.saved {
+        Some(_) => guarded::guard_all(&p.hosts, &p.plan),
+        None => p.hosts.clone(),
+    };
     let outcome = execute::execute(
         &p.playbook,
         &p.plan,
-        &p.hosts,
+        &hosts,
         reporter.clone(),
         &p.run.redactor,
         &opts.exec,

@@ -95,6 +95,10 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
     let drift = dir.join("drift.plan.json");
     let out = plan_out(inv, &drift, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    eprintln!(
+        "a saved plan of one change: {} bytes",
+        std::fs::metadata(&drift).unwrap().len()
+    );
 
     // Another inventory, playbook, distribution, --limit or secret values: refused
     // before anything is touched.
@@ -167,6 +171,7 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("stale plan:"), "{err}");
+    eprintln!("the stale saved plan was refused with:\n{err}");
     assert!(
         err.contains(&format!("app1: {CARBON} changed since the plan")),
         "{err}"
@@ -206,6 +211,51 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
         "a no-op saved plan changed something"
     );
     outputs.push(out);
+
+    // Database and process state are held to the plan too: a table made by hand and a
+    // server stopped by hand after the plan each make it stale, and nothing is changed.
+    let converged_plan = dir.join("converged.plan.json");
+    assert_eq!(plan_out(inv, &converged_plan, &[]).status.code(), Some(0));
+    exec(
+        &lab,
+        "db",
+        &[
+            "mariadb",
+            "-e",
+            "CREATE TABLE apimgtdb.made_by_hand (x INT)",
+        ],
+    );
+    let out = apply_plan(inv, &converged_plan, &[]);
+    assert_refused(&out, "stale plan: db: what `db: create, seed and grant");
+    outputs.push(out);
+    exec(
+        &lab,
+        "db",
+        &["mariadb", "-e", "DROP TABLE apimgtdb.made_by_hand"],
+    );
+    let pid = server_pid(&lab, "app1", KM).expect("the Key Manager runs");
+    exec(
+        &lab,
+        "app1",
+        &[
+            "bash",
+            "-c",
+            "kill \"$1\"; while kill -0 \"$1\" 2>/dev/null; do sleep 0.1; done",
+            "x",
+            &pid,
+        ],
+    );
+    let out = apply_plan(inv, &converged_plan, &[]);
+    assert_refused(
+        &out,
+        "app1: what `app1/keymanager: server running and healthy` asked changed since the plan",
+    );
+    outputs.push(out);
+    assert_eq!(
+        server_pid(&lab, "app1", KM),
+        None,
+        "a stale plan started the node"
+    );
 
     let captured: Vec<&[u8]> = outputs
         .iter()

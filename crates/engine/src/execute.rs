@@ -537,6 +537,7 @@ fn file_write(action: &Action) -> Option<FileWrite<'_>> {
             bytes,
             mode: *mode,
             owner: owner.as_ref().map(Owner::user),
+            was: None,
         }),
         _ => None,
     }

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod execute;
+pub mod guarded;
 pub mod limit;
 pub mod lock;
 pub mod modules;

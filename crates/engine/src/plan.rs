@@ -232,6 +232,7 @@ async fn probe_all(
     hosts: &HashMap<String, Arc<dyn Transport>>,
 ) -> Result<HashMap<String, probe::Facts>, PlanError> {
     let mut questions: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
+    let mut askers: BTreeMap<String, BTreeMap<Fact, String>> = BTreeMap::new();
     for p in pending {
         let qs = modules::questions(p.task.module, &p.params).map_err(|e| PlanError::Task {
             target: p.target.label.clone(),
@@ -239,7 +240,11 @@ async fn probe_all(
             message: e.to_string(),
         })?;
         let list = questions.entry(p.target.host.clone()).or_default();
+        let asked_by = askers.entry(p.target.host.clone()).or_default();
         for q in qs {
+            asked_by
+                .entry(q.clone())
+                .or_insert_with(|| format!("{}: {}", p.target.label, p.name));
             if !list.contains(&q) {
                 list.push(q);
             }
@@ -259,10 +264,12 @@ async fn probe_all(
     let mut all = HashMap::new();
     while let Some(joined) = set.join_next().await {
         let (host, result) = joined.expect("probe task panicked");
-        all.insert(
-            host.clone(),
-            result.map_err(|message| PlanError::Probe { host, message })?,
-        );
+        let mut facts = result.map_err(|message| PlanError::Probe {
+            host: host.clone(),
+            message,
+        })?;
+        facts.asked_by = askers.remove(&host).unwrap_or_default();
+        all.insert(host, facts);
     }
     Ok(all)
 }

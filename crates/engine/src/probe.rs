@@ -51,6 +51,8 @@ pub struct Facts {
     /// The controller's clock (Unix seconds) halfway through the probe's round trip,
     /// to compare with a clock a host reports.
     pub asked_at: Option<f64>,
+    /// Which task asked each question first (`target: task`), for messages.
+    pub asked_by: BTreeMap<Fact, String>,
 }
 
 impl Facts {

@@ -117,23 +117,22 @@ impl Printer {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    fn fact(&self, host: &str, fact: &Fact, answer: &Answer, redactor: &Redactor) -> SavedFact {
-        let (kind, text) = match fact {
-            Fact::File(p) => ("file", p),
-            Fact::Sha256(p) => ("sha256", p),
-            Fact::Shell(s) => ("shell", s),
-        };
+    fn fact(
+        &self,
+        host: &str,
+        (fact, answer): (&Fact, &Answer),
+        asked_by: Option<&String>,
+        redactor: &Redactor,
+    ) -> SavedFact {
+        // Whole values, not chosen fields: whatever a probe answers about a file (its
+        // owner and mode too, once asked) is held to the plan without naming it here.
         let answer = match answer {
             Answer::Missing => "absent".to_string(),
-            Answer::Bytes(b) => self.print(&[b"bytes", b]),
-            Answer::Digest(d) => self.print(&[b"digest", d.as_bytes()]),
-            Answer::Output { rc, stdout } => {
-                self.print(&[b"output", rc.to_string().as_bytes(), stdout])
-            }
+            other => self.print(&[format!("{other:?}").as_bytes()]),
         };
         SavedFact {
-            what: describe_fact(fact, redactor),
-            question: self.print(&[host.as_bytes(), kind.as_bytes(), text.as_bytes()]),
+            what: describe_fact(fact, asked_by, redactor),
+            question: self.print(&[host.as_bytes(), format!("{fact:?}").as_bytes()]),
             answer,
         }
     }
@@ -189,14 +188,16 @@ fn verdict_name(v: &Verdict) -> &'static str {
     }
 }
 
-/// A question as messages name it: the path, or a command's first line, masked.
-fn describe_fact(fact: &Fact, redactor: &Redactor) -> String {
-    match fact {
-        Fact::File(p) => p.clone(),
-        Fact::Sha256(p) => format!("{p} (digest)"),
+/// A question as messages name it: the path, or the task that asked (else a command's
+/// first word, masked).
+fn describe_fact(fact: &Fact, asked_by: Option<&String>, redactor: &Redactor) -> String {
+    match (fact, asked_by) {
+        (Fact::File(p), _) => p.clone(),
+        (Fact::Sha256(p), _) => format!("{p} (digest)"),
+        (Fact::Shell(_), Some(task)) => format!("what `{}` asked", redactor.mask(task)),
         // Only the command's first word: the rest may hold a credential in a form
         // the masking does not know (an option file's `password=...` line, cut short).
-        Fact::Shell(s) => {
+        (Fact::Shell(s), None) => {
             let word = s
                 .lines()
                 .map(str::trim)
@@ -323,7 +324,7 @@ fn saved_facts(
             let saved = facts
                 .answers()
                 .filter(|(q, _)| !q.is_volatile())
-                .map(|(q, a)| printer.fact(host, q, a, redactor))
+                .map(|(q, a)| printer.fact(host, (q, a), facts.asked_by.get(q), redactor))
                 .collect();
             (host.clone(), saved)
         })
@@ -486,6 +487,35 @@ mod tests {
         assert!(
             other.contains("h1: conf: would now do something else (write /etc/app.conf)"),
             "{other}"
+        );
+    }
+
+    #[test]
+    fn a_changed_process_is_named_by_the_task_that_asked() {
+        let r = redactor("pw-Sekr3t-value");
+        let with_pid = |pid: &str| {
+            let mut plan = plan_with(b"a\n", b"b\n");
+            let facts = plan.facts.get_mut("h1").unwrap();
+            let q = Fact::Shell("pid_file=/run/web.pid; cat \"$pid_file\"".into());
+            facts.insert(
+                q.clone(),
+                Answer::Output {
+                    rc: 0,
+                    stdout: pid.as_bytes().to_vec(),
+                },
+            );
+            facts.asked_by.insert(q, "h1/web: server running".into());
+            plan
+        };
+        let saved = SavedPlan::new(&with_pid("41"), inputs("aa"), &r).unwrap();
+        assert!(saved.check_plan(&with_pid("41"), &r).is_ok());
+        let e = saved
+            .check_plan(&with_pid("42"), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("h1: what `h1/web: server running` asked changed since the plan"),
+            "{e}"
         );
     }
 

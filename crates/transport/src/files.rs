@@ -20,13 +20,17 @@ use crate::output::{ExitStatus, Output, stderr_tail};
 const ABSENT: i32 = 44;
 /// Exit code of [`WRITE_ONE_FN`] when the received content has the wrong hash.
 const HASH_MISMATCH: i32 = 65;
+/// Exit code of [`WRITE_ONE_FN`] when the file is not what the write was told it was.
+const NOT_AS_EXPECTED: i32 = 66;
 
 /// `$1` = path. Prints the file, or exits [`ABSENT`] when there is none.
 const READ_SCRIPT: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 44
 exec cat -- "$1""#;
 
-/// `write_one PATH MODE OWNER SHA256`: writes its stdin atomically to PATH. MODE is
-/// octal or empty, OWNER `user[:group]` or empty, SHA256 the expected hash of stdin.
+/// `write_one PATH MODE OWNER SHA256 [WAS]`: writes its stdin atomically to PATH. MODE is
+/// octal or empty, OWNER `user[:group]` or empty, SHA256 the expected hash of stdin, WAS
+/// (optional) the sha256 PATH must have right before it is replaced, `-` for none there;
+/// otherwise nothing is written and the exit code is [`NOT_AS_EXPECTED`].
 /// A subshell function: its `set -e`, traps and exit stay inside one file's write.
 /// The script defines `digest` (stdin -> `hash  -`) first: [`SMALL_DIGEST_FN`] or
 /// [`LARGE_DIGEST_FN`]. `place GOT` (also used by a large upload's finish) checks the
@@ -52,7 +56,14 @@ sync -- "$dir" 2>/dev/null || true
 write_one() (
 set -eu
 trap '' PIPE
-path=$1 mode=$2 owner=$3 want=$4
+path=$1 mode=$2 owner=$3 want=$4 was=${5-}
+if [ -n "$was" ]; then
+  if [ -e "$path" ] || [ -L "$path" ]; then now=$(sha256sum < "$path"); now=${now%% *}; else now=-; fi
+  if [ "$now" != "$was" ]; then
+    echo "it changed since the plan; left as it is" >&2
+    exit 66
+  fi
+fi
 # Builtins, not dirname/basename: a node's configuration is a dozen files per batch.
 case $path in
   */*) dir=${path%/*} base=${path##*/}; dir=${dir:-/} ;;
@@ -169,6 +180,16 @@ pub struct FileWrite<'a> {
     pub mode: Option<u32>,
     /// Owner to give the file (an existing file otherwise keeps its own).
     pub owner: Option<Owner>,
+    /// What the file must be right before it is replaced (`None`: anything).
+    pub was: Option<Was>,
+}
+
+/// What a file is, as a write checks it right before replacing it: a saved plan's
+/// guard against a change made after the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Was {
+    Absent,
+    Sha256(String),
 }
 
 /// A batch that stopped: the first `written` files were written, the next one failed.
@@ -190,6 +211,7 @@ pub(crate) async fn write_file_atomic<T: Transport + ?Sized>(
         bytes,
         mode,
         owner: owner.cloned(),
+        was: None,
     };
     write_files_atomic(t, &[file]).await.map_err(|e| e.error)
 }
@@ -223,7 +245,14 @@ pub(crate) async fn write_files_atomic<T: Transport + ?Sized>(
         return Ok(());
     }
     let path = files[written.min(files.len() - 1)].path;
-    let error = if out.status == ExitStatus::Code(HASH_MISMATCH) {
+    let error = if out.status == ExitStatus::Code(NOT_AS_EXPECTED) {
+        TransportError::Failed {
+            host: t.host().to_string(),
+            cmd: format!("write {path}"),
+            status: out.status,
+            stderr_tail: "stale plan: the file changed since the plan; left as it is".into(),
+        }
+    } else if out.status == ExitStatus::Code(HASH_MISMATCH) {
         TransportError::Failed {
             host: t.host().to_string(),
             cmd: format!("write {path}"),
@@ -267,8 +296,13 @@ fn batch_script(files: &[FileWrite<'_>]) -> std::result::Result<String, String> 
         let want = hex::encode(Sha256::digest(f.bytes));
         let mode = f.mode.map(|m| format!("{m:o}")).unwrap_or_default();
         let owner = f.owner.as_ref().map(Owner::spec).unwrap_or_default();
+        let was = match &f.was {
+            None => String::new(),
+            Some(Was::Absent) => " -".to_string(),
+            Some(Was::Sha256(d)) => format!(" {}", quote(d)?),
+        };
         script.push_str(&format!(
-            "base64 -d <<'APIM_B64' | write_one {} {} {} {want}\n",
+            "base64 -d <<'APIM_B64' | write_one {} {} {} {want}{was}\n",
             quote(f.path)?,
             quote(&mode)?,
             quote(&owner)?,

@@ -44,7 +44,7 @@ pub mod ssh;
 
 pub use cmd::{Cmd, QuoteError, Stdin, quote};
 pub use error::{Result, TransportError};
-pub use files::{BatchError, FileKind, FileStat, FileWrite, Owner, script_cmd};
+pub use files::{BatchError, FileKind, FileStat, FileWrite, Owner, Was, script_cmd};
 pub use local::LocalTransport;
 pub use output::{ExitStatus, Output};
 pub use ssh::{Auth, HostKeyPolicy, SshTarget, SshTransport, Timeouts};

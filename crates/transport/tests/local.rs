@@ -285,24 +285,28 @@ async fn a_batch_writes_every_file_in_one_command_line_free_of_content_and_hashe
             bytes: b"first",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &b,
             bytes: &secret,
             mode: Some(0o600),
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &empty,
             bytes: b"",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &a,
             bytes: b"second",
             mode: Some(0o640),
             owner: None,
+            was: None,
         },
     ];
     host.write_files_atomic(&files).await.unwrap();
@@ -340,18 +344,21 @@ async fn a_batch_stops_at_the_first_failure_and_says_how_far_it_got() {
             bytes: b"1",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &bad,
             bytes: b"2",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &after,
             bytes: b"3",
             mode: None,
             owner: None,
+            was: None,
         },
     ];
     let err = host().write_files_atomic(&files).await.unwrap_err();
@@ -363,4 +370,56 @@ async fn a_batch_stops_at_the_first_failure_and_says_how_far_it_got() {
     );
     assert_eq!(std::fs::read(&ok).unwrap(), b"1");
     assert!(!std::path::Path::new(&after).exists());
+}
+
+#[tokio::test]
+async fn a_write_told_what_the_file_was_refuses_a_file_that_is_otherwise() {
+    // Should: a write whose file is not the content (or absence) it was told stops that
+    // file and the rest of the batch with a "stale plan" error and leaves the file as it
+    // is; the right content or absence lets it through.
+    use apim_transport::{FileWrite, Was};
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a").to_str().unwrap().to_string();
+    let b = dir.path().join("b").to_str().unwrap().to_string();
+    std::fs::write(&a, b"edited by hand\n").unwrap();
+    let sha = |bytes: &[u8]| Was::Sha256(hex::encode(Sha256::digest(bytes)));
+    fn file<'a>(path: &'a str, bytes: &'a [u8], was: Option<Was>) -> FileWrite<'a> {
+        FileWrite {
+            path,
+            bytes,
+            mode: None,
+            owner: None,
+            was,
+        }
+    }
+    let h = host();
+    let e = h
+        .write_files_atomic(&[
+            file(&a, b"new\n", Some(sha(b"as planned\n"))),
+            file(&b, b"new\n", Some(Was::Absent)),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(e.written, 0);
+    assert!(e.error.to_string().contains("stale plan"), "{}", e.error);
+    assert_eq!(std::fs::read(&a).unwrap(), b"edited by hand\n");
+    assert!(!std::path::Path::new(&b).exists());
+    let e = h
+        .write_files_atomic(&[file(&a, b"new\n", Some(Was::Absent))])
+        .await
+        .unwrap_err();
+    assert!(e.error.to_string().contains("stale plan"), "{}", e.error);
+    h.write_files_atomic(&[
+        file(&a, b"new\n", Some(sha(b"edited by hand\n"))),
+        file(&b, b"new\n", Some(Was::Absent)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), b"new\n");
+    assert_eq!(std::fs::read(&b).unwrap(), b"new\n");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "temp files left"
+    );
 }
