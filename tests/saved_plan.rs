@@ -203,7 +203,16 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
     assert_eq!(plan_out(inv, &noop, &[]).status.code(), Some(0));
     assert_no_secret_in_file(&noop, &secrets);
     let before = conf_and_pid(&lab);
+    let started = std::time::Instant::now();
+    let plain = cli(&["apply", inv]);
+    let plain_took = started.elapsed();
+    assert_eq!(plain.status.code(), Some(0), "{}", text(&plain.stderr));
+    let started = std::time::Instant::now();
     let out = apply_plan(inv, &noop, &[]);
+    eprintln!(
+        "no-op apply: {plain_took:?}; no-op apply --plan: {:?}",
+        started.elapsed()
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         conf_and_pid(&lab),
