@@ -221,6 +221,22 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
     );
     outputs.push(out);
 
+    // The plan's --limit is part of it: the same one applies it, none is refused.
+    let limited = dir.join("limited.plan.json");
+    let out = plan_out(inv, &limited, &["--limit", "app1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--limit 'app1'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = apply_plan(inv, &limited, &["--limit", "app1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_refused(
+        &apply_plan(inv, &limited, &[]),
+        "another --limit (app1 in the plan, all now)",
+    );
+
     // Database and process state are held to the plan too: a table made by hand and a
     // server stopped by hand after the plan each make it stale, and nothing is changed.
     let converged_plan = dir.join("converged.plan.json");

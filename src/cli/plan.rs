@@ -52,8 +52,16 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
     })?;
     if let (Some(path), Some(saved)) = (&args.out, saved) {
         write_saved(path, &saved)?;
+        // The plan-shaping flags are part of the saved plan: the hint repeats them.
+        let mut shaping = String::new();
+        if !opts.limit.is_all() {
+            shaping.push_str(&format!(" --limit '{}'", opts.limit));
+        }
+        for check in &args.target.skip_preflight {
+            shaping.push_str(&format!(" --skip-preflight {check}"));
+        }
         shell.print_err(&format!(
-            "saved the plan to {}; apply exactly it with: apim-deploy apply {} --plan {}\n",
+            "saved the plan to {}; apply exactly it with: apim-deploy apply {} --plan {}{shaping}\n",
             path.display(),
             args.target.inventory.display(),
             path.display()

@@ -128,6 +128,8 @@ impl Printer {
         // owner and mode too, once asked) is held to the plan without naming it here.
         let answer = match answer {
             Answer::Missing => "absent".to_string(),
+            // File contents as they are: a Debug text of their bytes is four times longer.
+            Answer::Bytes(b) => self.print(&[b"bytes", b]),
             other => self.print(&[format!("{other:?}").as_bytes()]),
         };
         SavedFact {
