@@ -312,3 +312,72 @@ fn regex_replace_offset(xml: &str, value: &str) -> String {
         1,
     )
 }
+
+#[test]
+fn a_hand_edit_made_while_a_saved_plan_runs_is_kept_and_stops_that_write() {
+    // should: after the start's check, a file the run is about to replace is edited by
+    // hand (while the host's distribution upload, the step before, is under way): the
+    // write of that file fails as stale and the hand edit is on the host afterwards.
+    if !lab_tests_enabled("a_hand_edit_made_while_a_saved_plan_runs_is_kept_and_stops_that_write") {
+        return;
+    }
+    let lab = Deployable::up(Layout::AllInOne, 0.5);
+    // A distribution large enough that its upload leaves a window to edit in.
+    let big = apim_standin::write_dist(
+        &lab.state_dir().join("dist-big"),
+        &apim_standin::DistOptions {
+            size_mb: 192,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let inventory = lab.inventory_variant("big", |t| {
+        t.replace(
+            lab.dist.zip.path.to_str().unwrap(),
+            big.zip.path.to_str().unwrap(),
+        )
+        .replace(&lab.dist.zip.sha256, &big.zip.sha256)
+    });
+    let inv = inventory.to_str().unwrap();
+    let saved = lab.state_dir().join("fresh.plan.json");
+    let out = plan_out(inv, &saved, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    let apply = std::process::Command::new(env!("CARGO_BIN_EXE_apim-deploy"))
+        .args(["apply", inv, "--plan", saved.to_str().unwrap()])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The upload's temp file (`.NAME.apim-XXXXXX`) shows the run is past its checks.
+    let started = std::time::Instant::now();
+    let uploading = "find /opt -name '.*.zip.apim-*' -print -quit 2>/dev/null";
+    while exec(&lab, "app1", &["bash", "-c", uploading])
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the distribution upload never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    exec(
+        &lab,
+        "app1",
+        &["bash", "-c", "echo '# hand edit' >> /etc/hosts"],
+    );
+    let out = apply.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("stale plan: the file changed since the plan; left as it is"),
+        "{err}"
+    );
+    eprintln!("the write was refused with:\n{err}");
+    let hosts = exec(&lab, "app1", &["cat", "/etc/hosts"]);
+    assert!(hosts.ends_with("# hand edit\n"), "{hosts}");
+    assert!(!hosts.contains("apim-deploy databases"), "{hosts}");
+    assert_no_secret_in(&[&out.stdout, &out.stderr], &secrets(&lab));
+}
