@@ -306,6 +306,12 @@ fn blocked(run: &Run<'_>, step: &Step) -> Option<&'static str> {
         sh.pending.push(format!("{}: {}", step.target, step.task));
         return Some("interrupted before it started");
     }
+    if step.after_all
+        && step.verdict.is_change()
+        && !(sh.failures.is_empty() && sh.failed_hosts.is_empty())
+    {
+        return Some("a step before it failed (it runs only when all of them succeeded)");
+    }
     if sh.failed_hosts.contains(&step.host) {
         // A node left unfinished stops the roles that depend on it, as a failed one does.
         if let Some(role) = &step.role
@@ -316,6 +322,9 @@ fn blocked(run: &Run<'_>, step: &Step) -> Option<&'static str> {
         return Some("an earlier task failed on this host");
     }
     let role = step.role.as_ref()?;
+    if crate::schedule::restarts_a_server(step) && sh.failed_roles.contains(role) {
+        return Some("a server of its role failed (a rolling restart stops there)");
+    }
     let dependency_failed = step.module.is_service()
         && step.verdict.is_change()
         && run
@@ -743,6 +752,7 @@ mod tests {
                 owner: None,
             }],
             phase_index: phase,
+            after_all: false,
         }
     }
 

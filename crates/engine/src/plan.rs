@@ -40,6 +40,9 @@ pub struct Step {
     pub actions: Vec<Action>,
     #[serde(skip)]
     pub phase_index: usize,
+    /// Waits for every earlier step on every host and runs only if none failed.
+    #[serde(skip)]
+    pub after_all: bool,
 }
 
 /// The decided playbook: steps in execution order.
@@ -104,6 +107,11 @@ struct Pending<'a> {
     name: String,
     target: &'a Target,
     params: toml::Table,
+    /// Which of the task's loop items this is.
+    item: usize,
+    /// Rendered with the provisional `registered` values (rendered again if the
+    /// decisions export others).
+    read_registered: bool,
 }
 
 /// Plans a run: render, probe (one round trip per host), decide.
@@ -138,12 +146,28 @@ fn targets(run: &Run, scope: Scope) -> Vec<&Target> {
 fn render_all<'a>(pb: &'a Playbook, run: &'a Run) -> Result<Vec<Pending<'a>>, PlanError> {
     let renderer = Renderer::new();
     let mut out = Vec::new();
+    // What registering tasks export before their host is probed: later tasks are
+    // rendered with it, so their questions join the same probe.
+    let mut registered = serde_json::Map::new();
     for (phase_index, phase) in pb.phases.iter().enumerate() {
         for task in &phase.tasks {
             for target in targets(run, phase.scope) {
-                for Rendered { name, params } in
-                    render_task(&renderer, task, target, &run.redactor)?
-                {
+                let extra = registered_vars(&registered);
+                let rendered = render_task_with(&renderer, task, target, &run.redactor, &extra)?;
+                for (item, Rendered { name, params }) in rendered.into_iter().enumerate() {
+                    if let Some(key) = &task.register {
+                        let exports = modules::provisional_exports(task.module, &params)
+                            .map_err(|e| task_error(target, &name, &run.redactor, e.0))?
+                            .ok_or_else(|| {
+                                task_error(
+                                    target,
+                                    &name,
+                                    &run.redactor,
+                                    format!("module `{}` exports nothing to register", task.module),
+                                )
+                            })?;
+                        registered.insert(key.clone(), exports.into());
+                    }
                     out.push(Pending {
                         phase_index,
                         phase: &phase.name,
@@ -152,12 +176,29 @@ fn render_all<'a>(pb: &'a Playbook, run: &'a Run) -> Result<Vec<Pending<'a>>, Pl
                         name,
                         target,
                         params,
+                        item,
+                        read_registered: extra.is_some(),
                     });
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// The `registered` template variable, once a task has registered something.
+fn registered_vars(
+    registered: &serde_json::Map<String, serde_json::Value>,
+) -> Option<serde_json::Value> {
+    (!registered.is_empty()).then(|| serde_json::Value::Object(registered.clone()))
+}
+
+fn task_error(target: &Target, task: &str, redactor: &Redactor, message: String) -> PlanError {
+    PlanError::Task {
+        target: target.label.clone(),
+        task: task.to_string(),
+        message: redactor.mask(&message),
+    }
 }
 
 /// A task rendered for one target (once per loop item).
@@ -178,6 +219,29 @@ pub fn render_task(
     target: &Target,
     redactor: &Redactor,
 ) -> Result<Vec<Rendered>, PlanError> {
+    render_task_with(renderer, task, target, redactor, &None)
+}
+
+/// [`render_task`] with the `registered` variable of the tasks decided before.
+fn render_task_with(
+    renderer: &Renderer,
+    task: &Task,
+    target: &Target,
+    redactor: &Redactor,
+    registered: &Option<serde_json::Value>,
+) -> Result<Vec<Rendered>, PlanError> {
+    let with_registered;
+    let vars = match registered {
+        Some(r) => {
+            let mut vars = target.vars.clone();
+            if let serde_json::Value::Object(m) = &mut vars {
+                m.insert("registered".into(), r.clone());
+            }
+            with_registered = vars;
+            &with_registered
+        }
+        None => &target.vars,
+    };
     if !task.roles.is_empty() && !target.role.as_ref().is_some_and(|r| task.roles.contains(r)) {
         return Ok(vec![]);
     }
@@ -188,7 +252,7 @@ pub fn render_task(
     };
     if let Some(when) = &task.when
         && !renderer
-            .truthy(when, &target.vars)
+            .truthy(when, vars)
             .map_err(|e| fail(e.to_string()))?
     {
         return Ok(vec![]);
@@ -196,7 +260,7 @@ pub fn render_task(
     let items = match &task.loop_over {
         None => vec![None],
         Some(expr) => renderer
-            .list(expr, &target.vars)
+            .list(expr, vars)
             .map_err(|e| fail(e.to_string()))?
             .into_iter()
             .map(Some)
@@ -205,14 +269,14 @@ pub fn render_task(
     let mut out = Vec::new();
     for item in items {
         let (vars, name) = match item {
-            None => (target.vars.clone(), task.name.clone()),
+            None => (vars.clone(), task.name.clone()),
             Some(item) => {
                 let label = item
                     .get("name")
                     .and_then(|n| n.as_str())
                     .map(str::to_string)
                     .unwrap_or_else(|| item.to_string());
-                let mut vars = target.vars.clone();
+                let mut vars = vars.clone();
                 if let serde_json::Value::Object(m) = &mut vars {
                     m.insert("item".into(), item);
                 }
@@ -295,6 +359,59 @@ pub async fn probe_host(t: &dyn Transport, questions: &[Fact]) -> Result<probe::
     Ok(facts)
 }
 
+/// The exports of the registering tasks decided so far, and whether any differs from
+/// what the tasks were rendered with.
+#[derive(Default)]
+struct Registered {
+    values: serde_json::Map<String, serde_json::Value>,
+    differ: bool,
+}
+
+impl Registered {
+    fn record(
+        &mut self,
+        key: &str,
+        p: &Pending<'_>,
+        exports: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), PlanError> {
+        let provisional = modules::provisional_exports(p.task.module, &p.params)
+            .map_err(|e| PlanError::Task {
+                target: p.target.label.clone(),
+                task: p.name.clone(),
+                message: e.0,
+            })?
+            .unwrap_or_default();
+        self.differ |= exports != provisional;
+        self.values.insert(key.to_string(), exports.into());
+        Ok(())
+    }
+
+    /// Renders a task again with the decided exports when they differ from the
+    /// provisional ones. Its questions must not change: they were asked already.
+    fn render_again(&self, run: &Run, p: &mut Pending<'_>) -> Result<(), PlanError> {
+        if !self.differ || !p.read_registered {
+            return Ok(());
+        }
+        let vars = Some(serde_json::Value::Object(self.values.clone()));
+        let rendered = render_task_with(&Renderer::new(), p.task, p.target, &run.redactor, &vars)?;
+        let fail = |message: String| task_error(p.target, &p.name, &run.redactor, message);
+        let again = rendered
+            .into_iter()
+            .nth(p.item)
+            .ok_or_else(|| fail("its loop changed with the registered values".into()))?;
+        let asked = modules::questions(p.task.module, &p.params).map_err(|e| fail(e.0))?;
+        let now = modules::questions(p.task.module, &again.params).map_err(|e| fail(e.0))?;
+        if asked != now {
+            return Err(fail(
+                "what it asks its host depends on a registered value; only its parameters may"
+                    .into(),
+            ));
+        }
+        p.params = again.params;
+        Ok(())
+    }
+}
+
 fn decide_all(
     pb: &Playbook,
     run: &Run,
@@ -306,7 +423,12 @@ fn decide_all(
     let mut marked: std::collections::HashSet<String> = Default::default();
     let mut steps = Vec::new();
     let mut errors: Vec<(String, String, PlanError)> = Vec::new();
-    for p in pending {
+    let mut registered = Registered::default();
+    for mut p in pending {
+        if let Err(e) = registered.render_again(run, &mut p) {
+            errors.push((p.target.host.clone(), e.to_string(), e));
+            continue;
+        }
         let state = states.entry(p.target.host.clone()).or_default();
         let fail = |message: String| PlanError::Task {
             target: p.target.label.clone(),
@@ -340,6 +462,11 @@ fn decide_all(
                 continue;
             }
         };
+        if let Some(key) = &p.task.register
+            && let Err(e) = registered.record(key, &p, decision.exports.clone())
+        {
+            errors.push((p.target.host.clone(), e.to_string(), e));
+        }
         let mut actions = decision.actions;
         if decision.verdict.is_change() && p.scope == Scope::Node && !p.task.notify.is_empty() {
             notified
@@ -379,6 +506,7 @@ fn decide_all(
             warnings: decision.warnings,
             actions,
             phase_index: p.phase_index,
+            after_all: p.task.after_all,
         });
     }
     match errors.len() {

@@ -63,6 +63,15 @@ pub struct Task {
     /// Handlers to trigger for the target node when this task changes something.
     #[serde(default)]
     pub notify: Vec<String>,
+    /// The name under which later tasks read what this task's decision exports
+    /// (`registered.<name>.<key>`). Only a database-scope task may register: one
+    /// target, so one value per run.
+    #[serde(default)]
+    pub register: Option<String>,
+    /// Runs only after every step of earlier phases, on every host, has finished, and
+    /// only when none failed (to retire what the servers no longer use).
+    #[serde(default)]
+    pub after_all: bool,
     /// Module parameters; every string inside is rendered as a template.
     #[serde(default)]
     pub params: toml::Table,
@@ -119,6 +128,13 @@ impl Playbook {
         self.role_order().map_err(invalid)?;
         for phase in &self.phases {
             for task in &phase.tasks {
+                if task.register.is_some() && phase.scope != Scope::Database {
+                    return Err(invalid(format!(
+                        "task `{}` registers its exports, but only a task of a `database` phase may \
+                         (one target, so one value per run); phase `{}` has scope `{:?}`",
+                        task.name, phase.name, phase.scope
+                    )));
+                }
                 for r in &task.roles {
                     if !self.depends.contains_key(r) {
                         return Err(invalid(format!(
@@ -231,7 +247,9 @@ mod tests {
         .to_string();
         assert!(err.contains("unknown module `servce`"), "{err}");
         assert!(
-            err.contains("modules: copy, host_check, hosts_file, java, mysql, service"),
+            err.contains(
+                "modules: copy, host_check, hosts_file, java, mysql, mysql_account, service"
+            ),
             "{err}"
         );
         assert!(err.contains("line 8"), "{err}");

@@ -39,6 +39,9 @@ pub struct Schedule {
     waits: HashMap<usize, Vec<(String, usize)>>,
     /// Step index -> its bulk-transfer admission key.
     bulk: HashMap<usize, BulkKey>,
+    /// Step index -> the restart of the same role it follows.
+    after_step: HashMap<usize, usize>,
+    finished_steps: Mutex<std::collections::HashSet<usize>>,
     /// Steps not yet finished, per (role, phase).
     remaining: Mutex<HashMap<(String, usize), usize>>,
     progress: watch::Sender<u64>,
@@ -69,11 +72,10 @@ impl Schedule {
                 Some((_, seq)) => seq.push(i),
                 None => sequences.push((step.host.clone(), vec![i])),
             }
-            if let Some(role) = &step.role {
-                *remaining
-                    .entry((role.clone(), step.phase_index))
-                    .or_insert(0) += 1;
-            }
+            // Steps of no role count under "", for the steps that wait for all.
+            *remaining
+                .entry((step.role.clone().unwrap_or_default(), step.phase_index))
+                .or_insert(0) += 1;
         }
         for (_, seq) in &mut sequences {
             seq.sort_by_key(|&i| {
@@ -88,8 +90,17 @@ impl Schedule {
         }
         let mut waits = HashMap::new();
         let mut bulk = HashMap::new();
+        let mut after_step = HashMap::new();
+        let mut last_restart: HashMap<&str, usize> = HashMap::new();
         for (i, step) in plan.steps.iter().enumerate() {
-            if let Some(role) = &step.role {
+            if step.after_all {
+                let groups: Vec<(String, usize)> = remaining
+                    .keys()
+                    .filter(|(_, phase)| *phase < step.phase_index)
+                    .cloned()
+                    .collect();
+                waits.insert(i, groups);
+            } else if let Some(role) = &step.role {
                 let groups: Vec<(String, usize)> = pb
                     .ancestors(role)
                     .into_iter()
@@ -102,6 +113,14 @@ impl Schedule {
                 if !groups.is_empty() {
                     waits.insert(i, groups);
                 }
+            }
+            // A rolling restart: servers of one role go down one at a time, each
+            // after the one before it is healthy again (a first start needs no turn).
+            if let Some(role) = &step.role
+                && restarts_a_server(step)
+                && let Some(before) = last_restart.insert(role, i)
+            {
+                after_step.insert(i, before);
             }
             if step.verdict.is_change() && has_bulk_upload(step) {
                 let key = (
@@ -118,6 +137,8 @@ impl Schedule {
             sequences,
             waits,
             bulk,
+            after_step,
+            finished_steps: Mutex::new(Default::default()),
             remaining: Mutex::new(remaining),
             progress: watch::channel(0).0,
             admission,
@@ -126,17 +147,21 @@ impl Schedule {
 
     /// Waits until every step this one depends on has finished.
     pub async fn wait_for_dependencies(&self, index: usize) {
-        let Some(groups) = self.waits.get(&index) else {
+        let groups = self.waits.get(&index);
+        let before = self.after_step.get(&index);
+        if groups.is_none() && before.is_none() {
             return;
-        };
+        }
         let mut rx = self.progress.subscribe();
         loop {
             rx.borrow_and_update();
             let done = {
                 let remaining = self.remaining.lock().unwrap();
                 groups
-                    .iter()
+                    .into_iter()
+                    .flatten()
                     .all(|g| remaining.get(g).is_none_or(|n| *n == 0))
+                    && before.is_none_or(|b| self.finished_steps.lock().unwrap().contains(b))
             };
             if done || rx.changed().await.is_err() {
                 return;
@@ -146,15 +171,11 @@ impl Schedule {
 
     /// Records that a step finished (whatever its outcome) and wakes the waiters.
     pub fn finished(&self, step: &Step, index: usize) {
-        if let Some(role) = &step.role
-            && let Some(n) = self
-                .remaining
-                .lock()
-                .unwrap()
-                .get_mut(&(role.clone(), step.phase_index))
-        {
+        let group = (step.role.clone().unwrap_or_default(), step.phase_index);
+        if let Some(n) = self.remaining.lock().unwrap().get_mut(&group) {
             *n = n.saturating_sub(1);
         }
+        self.finished_steps.lock().unwrap().insert(index);
         if let Some(key) = self.bulk.get(&index) {
             self.admission.withdraw(key);
         }
@@ -169,6 +190,14 @@ impl Schedule {
             admission: &self.admission,
         })
     }
+}
+
+pub fn restarts_a_server(step: &Step) -> bool {
+    step.verdict.is_change()
+        && step
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Service(s) if s.restart))
 }
 
 fn has_bulk_upload(step: &Step) -> bool {
@@ -280,6 +309,7 @@ mod tests {
             warnings: vec![],
             actions: vec![],
             phase_index: phase,
+            after_all: false,
         }
     }
 
@@ -333,6 +363,24 @@ mod tests {
         );
         s.finished(&p.steps[5], 5);
         assert!(may_run(&s, 6));
+    }
+
+    #[test]
+    fn an_after_all_step_waits_for_every_earlier_step_of_every_host() {
+        let mut last = step("db", Some("database"), 3, "mysql_account");
+        last.after_all = true;
+        let p = plan(vec![
+            step("app1", None, 0, "copy"),            // 0: no role
+            step("db", Some("database"), 1, "mysql"), // 1
+            step("app1", Some("auth"), 2, "service"), // 2
+            last,                                     // 3
+        ]);
+        let s = Schedule::new(&playbook(), &p, 1);
+        for done in 0..3 {
+            assert!(!may_run(&s, 3), "runs before step {done} finished");
+            s.finished(&p.steps[done], done);
+        }
+        assert!(may_run(&s, 3));
     }
 
     #[test]

@@ -192,9 +192,14 @@ const MODULE_PARAMS: &[(&str, &str)] = &[
     ),
     (
         "mysql",
-        "admin_user = 'root'\nadmin_password = 'pw'\napp_user = 'app'\napp_password = 'q'\n\
-         databases = [{ name = 'appdb', script = 's.sql', sentinel = 'ORDERS', grant_hosts = ['10.0.0.%'] },\n\
-                      { name = 'userdb', script = 'u.sql', sentinel = 'USERS', grant_hosts = ['10.0.0.1'] }]",
+        "admin_user = 'root'\nadmin_password = 'pw'\n\
+         databases = [{ name = 'appdb', script = 's.sql', sentinel = 'ORDERS' },\n\
+                      { name = 'userdb', script = 'u.sql', sentinel = 'USERS' }]",
+    ),
+    (
+        "mysql_account",
+        "admin_user = 'root'\nadmin_password = 'pw'\nuser = 'app'\npassword = 'q'\n\
+         grants = [{ database = 'appdb', hosts = ['10.0.0.%', '10.0.0.1'] }]",
     ),
     (
         "unpack",

@@ -24,6 +24,7 @@ pub mod host_check;
 pub mod hosts_file;
 pub mod java;
 pub mod mysql;
+pub mod mysql_account;
 pub mod service;
 pub mod unpack;
 pub mod user;
@@ -39,6 +40,7 @@ pub enum Kind {
     HostsFile,
     Java,
     Mysql,
+    MysqlAccount,
     Service,
     Unpack,
     User,
@@ -47,12 +49,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every module, in the order the playbook documentation lists them.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Copy,
         Kind::HostCheck,
         Kind::HostsFile,
         Kind::Java,
         Kind::Mysql,
+        Kind::MysqlAccount,
         Kind::Service,
         Kind::Unpack,
         Kind::User,
@@ -67,6 +70,7 @@ impl Kind {
             Kind::HostsFile => "hosts_file",
             Kind::Java => "java",
             Kind::Mysql => "mysql",
+            Kind::MysqlAccount => "mysql_account",
             Kind::Service => "service",
             Kind::Unpack => "unpack",
             Kind::User => "user",
@@ -188,6 +192,9 @@ pub struct Decision {
     pub actions: Vec<Action>,
     /// What the operator should know but that stops nothing (a skewed clock).
     pub warnings: Vec<String>,
+    /// Values later tasks read as `registered.<task's register>.<key>` (which login
+    /// the servers use): decided facts of one host that other hosts' tasks need.
+    pub exports: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Decision {
@@ -198,6 +205,7 @@ impl Decision {
             sql: vec![],
             actions: vec![],
             warnings: vec![],
+            exports: Default::default(),
         }
     }
     pub fn skipped(reason: impl Into<String>) -> Self {
@@ -213,6 +221,7 @@ impl Decision {
             sql: vec![],
             actions,
             warnings: vec![],
+            exports: Default::default(),
         }
     }
 }
@@ -255,11 +264,26 @@ pub fn questions(module: Kind, table: &toml::Table) -> Result<Vec<Fact>, ModuleE
         Kind::HostsFile => hosts_file::questions(&params(module, table)?),
         Kind::Java => java::questions(&params(module, table)?),
         Kind::Mysql => mysql::questions(&params(module, table)?),
+        Kind::MysqlAccount => mysql_account::questions(&params(module, table)?),
         Kind::Service => service::questions(&params(module, table)?),
         Kind::Unpack => unpack::questions(&params(module, table)?),
         Kind::User => user::questions(&params(module, table)?),
         Kind::Xml => xml::questions(&params(module, table)?),
     }
+}
+
+/// What a task exports before its host is probed, so the tasks that read it can be
+/// rendered (and their questions asked) in the same round trip; `None` for a module
+/// that exports nothing. The planner renders those tasks again when the decision
+/// exports something else.
+pub fn provisional_exports(
+    module: Kind,
+    table: &toml::Table,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ModuleError> {
+    Ok(match module {
+        Kind::MysqlAccount => Some(mysql_account::provisional_exports(&params(module, table)?)),
+        _ => None,
+    })
 }
 
 /// Decides a task against the planned state of its host. A `service` task is
@@ -272,6 +296,7 @@ pub fn decide(module: Kind, ctx: &TaskCtx, state: &mut HostState) -> Result<Deci
         Kind::HostsFile => hosts_file::decide(&params(module, ctx.params)?, ctx, state),
         Kind::Java => java::decide(&params(module, ctx.params)?, state),
         Kind::Mysql => mysql::decide(&params(module, ctx.params)?, ctx, state),
+        Kind::MysqlAccount => mysql_account::decide(&params(module, ctx.params)?, state),
         Kind::Service => Err(ModuleError::new(
             "a `service` task is decided by the planner, with the changes made to its node",
         )),

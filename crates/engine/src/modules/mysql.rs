@@ -1,5 +1,5 @@
-//! `mysql`: the three databases created, seeded exactly once, and the
-//! application user granted on them, by the `mysql` client on the database host.
+//! `mysql`: the databases created and seeded exactly once, by the `mysql` client on
+//! the database host (the application's login and grants are `mysql_account`'s).
 //!
 //! * Credentials travel in the script on stdin and reach the client through a
 //!   process-substituted option file (a pipe, never a file on disk, never a
@@ -7,9 +7,7 @@
 //! * The dbscripts are not re-runnable (facts §5): a database is seeded only when
 //!   it holds no table at all, and one that holds tables but not its sentinel is
 //!   reported as partially seeded instead of being sourced again.
-//! * `sql_mode` is relaxed for the seeding session (zero-date defaults), and users
-//!   are made with `CREATE USER IF NOT EXISTS` + `GRANT` (MySQL 8 removed
-//!   `GRANT ... IDENTIFIED BY`).
+//! * `sql_mode` is relaxed for the seeding session (zero-date defaults).
 //! * Identifiers are validated; string values are escaped for SQL.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,8 +28,6 @@ pub struct Params {
     pub port: u16,
     pub admin_user: String,
     pub admin_password: String,
-    pub app_user: String,
-    pub app_password: String,
     #[serde(default)]
     pub charset: Option<String>,
     pub databases: Vec<Database>,
@@ -45,10 +41,6 @@ pub struct Database {
     pub script: String,
     /// A table whose presence proves the script ran.
     pub sentinel: String,
-    /// Host parts of the application user's accounts on this database: the addresses of
-    /// the nodes that use it, or a configured pattern (least privilege: a node gets no
-    /// account on a database it never opens).
-    pub grant_hosts: Vec<String>,
 }
 
 fn default_host() -> String {
@@ -58,11 +50,10 @@ fn default_port() -> u16 {
     3306
 }
 
-/// What the probe learned: schema -> tables, and (user, host, db) grants.
+/// What the probe learned: schema -> tables.
 #[derive(Debug, Default)]
 struct DbFacts {
     schemas: BTreeMap<String, BTreeSet<String>>,
-    grants: BTreeSet<(String, String, String)>,
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
@@ -72,12 +63,17 @@ pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
 
 /// The client invocation, with credentials in a process-substituted option file.
 fn client(p: &Params) -> String {
+    admin_client(&p.host, p.port, &p.admin_user, &p.admin_password)
+}
+
+/// The client logged in as `user`: the password reaches it through a pipe that
+/// `printf` (a shell builtin: no command line) fills, never a file or an argument.
+pub(super) fn admin_client(host: &str, port: u16, user: &str, password: &str) -> String {
     format!(
         "mysql --defaults-extra-file=<(printf '%s\\n' '[client]' {user} {pass}) --protocol=TCP -h {host} -P {port}",
-        user = quote(&format!("user={}", option_value(&p.admin_user))),
-        pass = quote(&format!("password={}", option_value(&p.admin_password))),
-        host = quote(&p.host),
-        port = p.port,
+        user = quote(&format!("user={}", option_value(user))),
+        pass = quote(&format!("password={}", option_value(password))),
+        host = quote(host),
     )
 }
 
@@ -89,8 +85,7 @@ fn probe(p: &Params) -> String {
         client = client(p),
         sql = quote(&format!(
             "SELECT 'S', SCHEMA_NAME, '' FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({list}) \
-             UNION ALL SELECT 'T', TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({list}) \
-             UNION ALL SELECT 'G', CONCAT(User, '@', Host), Db FROM mysql.db WHERE Db IN ({list})"
+             UNION ALL SELECT 'T', TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({list})"
         ))
     )
 }
@@ -108,12 +103,6 @@ fn parse_probe(out: &str) -> DbFacts {
                     .entry(schema.to_string())
                     .or_default()
                     .insert(table.to_string());
-            }
-            ["G", user_host, db] => {
-                if let Some((u, h)) = user_host.rsplit_once('@') {
-                    f.grants
-                        .insert((u.to_string(), h.to_string(), db.to_string()));
-                }
             }
             _ => {}
         }
@@ -192,41 +181,9 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
         sql_run.push_str(&String::from_utf8_lossy(&script));
         sql_run.push('\n');
     }
-    for (host, dbs) in grants_by_host(p) {
-        let missing: Vec<&str> = dbs
-            .into_iter()
-            .filter(|db| {
-                !facts
-                    .grants
-                    .contains(&(p.app_user.clone(), host.to_string(), db.to_string()))
-            })
-            .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        let account = format!("{}@{}", sql_str(&p.app_user), sql_str(host));
-        why.push(format!("user {}@{host} will be granted access", p.app_user));
-        sql_shown.push(format!(
-            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '********';"
-        ));
-        sql_run.push_str(&format!(
-            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {};\n",
-            sql_str(&p.app_password)
-        ));
-        for db in missing {
-            let grant = format!("GRANT ALL ON `{db}`.* TO {account};");
-            sql_shown.push(grant.clone());
-            sql_run.push_str(&grant);
-            sql_run.push('\n');
-        }
-    }
     if why.is_empty() {
         let names: Vec<&str> = p.databases.iter().map(|d| d.name.as_str()).collect();
-        return Ok(Decision::ok(format!(
-            "{} seeded; {} granted to the nodes that use them",
-            names.join(", "),
-            p.app_user
-        )));
+        return Ok(Decision::ok(format!("{} seeded", names.join(", "))));
     }
     let delimiter = heredoc_delimiter(&sql_run);
     let script = format!(
@@ -236,26 +193,12 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
     let mut d = Decision::change(
         why.join("; "),
         vec![Action::Script {
-            describe: "create, seed and grant the databases".into(),
+            describe: "create and seed the databases".into(),
             script,
         }],
     );
     d.sql = sql_shown;
     Ok(d)
-}
-
-/// Each account host with the databases it must be granted, in first-seen order.
-fn grants_by_host(p: &Params) -> Vec<(&str, Vec<&str>)> {
-    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
-    for db in &p.databases {
-        for host in &db.grant_hosts {
-            match out.iter_mut().find(|(h, _)| h == host) {
-                Some((_, dbs)) => dbs.push(&db.name),
-                None => out.push((host, vec![&db.name])),
-            }
-        }
-    }
-    out
 }
 
 fn validate(p: &Params) -> Result<(), ModuleError> {
@@ -276,10 +219,7 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
     if let Some(c) = &p.charset {
         ident("charset", c)?;
     }
-    for (what, v) in [
-        ("admin user", &p.admin_user),
-        ("application user", &p.app_user),
-    ] {
+    for (what, v) in [("admin user", &p.admin_user)] {
         if v.is_empty()
             || v.len() > 80
             || !v
@@ -291,21 +231,7 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
             )));
         }
     }
-    for h in p.databases.iter().flat_map(|d| &d.grant_hosts) {
-        if h.is_empty()
-            || !h
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-%:".contains(c))
-        {
-            return Err(ModuleError::new(format!(
-                "mysql: grant host {h:?} is not allowed (an address, a name, or a pattern with %)"
-            )));
-        }
-    }
-    for (what, v) in [
-        ("admin password", &p.admin_password),
-        ("application password", &p.app_password),
-    ] {
+    for (what, v) in [("admin password", &p.admin_password)] {
         if v.contains('\n') || v.contains('\0') {
             return Err(ModuleError::new(format!(
                 "mysql: the {what} contains a newline or NUL"
@@ -321,12 +247,12 @@ fn option_value(v: &str) -> String {
 }
 
 /// A SQL string literal.
-fn sql_str(v: &str) -> String {
+pub(super) fn sql_str(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// A here-document delimiter that does not occur in the body.
-fn heredoc_delimiter(body: &str) -> String {
+pub(super) fn heredoc_delimiter(body: &str) -> String {
     let mut n = 0u32;
     loop {
         let d = format!("APIM_SQL_{n}");
@@ -342,43 +268,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn probe_output_is_parsed_into_schemas_tables_and_grants() {
-        let f = parse_probe("S\tappdb\t\nT\tappdb\tORDERS\nG\tapp@10.0.0.%\tappdb\n");
+    fn probe_output_is_parsed_into_schemas_and_tables() {
+        let f = parse_probe("S\tappdb\t\nT\tappdb\tORDERS\nS\tempty\t\nnoise\n");
         assert!(f.schemas["appdb"].contains("ORDERS"));
-        assert!(
-            f.grants
-                .contains(&("app".into(), "10.0.0.%".into(), "appdb".into()))
-        );
-    }
-
-    #[test]
-    fn each_host_is_granted_only_the_databases_its_nodes_use() {
-        let db = |name: &str, hosts: &[&str]| Database {
-            name: name.into(),
-            script: "s.sql".into(),
-            sentinel: "T".into(),
-            grant_hosts: hosts.iter().map(|h| h.to_string()).collect(),
-        };
-        let p = Params {
-            host: default_host(),
-            port: 3306,
-            admin_user: "a".into(),
-            admin_password: "p".into(),
-            app_user: "app".into(),
-            app_password: "q".into(),
-            charset: None,
-            databases: vec![
-                db("appdb", &["10.0.0.1", "10.0.0.2"]),
-                db("userdb", &["10.0.0.1"]),
-            ],
-        };
-        assert_eq!(
-            grants_by_host(&p),
-            vec![
-                ("10.0.0.1", vec!["appdb", "userdb"]),
-                ("10.0.0.2", vec!["appdb"])
-            ]
-        );
+        assert!(f.schemas["empty"].is_empty());
     }
 
     #[test]
