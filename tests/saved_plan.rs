@@ -221,20 +221,22 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
     );
     outputs.push(out);
 
-    // The plan's --limit is part of it: the same one applies it, none is refused.
+    // The plan's --limit is part of it: the same one applies it, none is refused. (Both
+    // hosts: a node's datasource needs the database task's login, so `app1` alone does
+    // not plan since the two-slot login.)
     let limited = dir.join("limited.plan.json");
-    let out = plan_out(inv, &limited, &["--limit", "app1"]);
+    let out = plan_out(inv, &limited, &["--limit", "app1,db"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("--limit 'app1'"),
+        text(&out.stderr).contains("--limit 'app1,db'"),
         "{}",
         text(&out.stderr)
     );
-    let out = apply_plan(inv, &limited, &["--limit", "app1"]);
+    let out = apply_plan(inv, &limited, &["--limit", "app1,db"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_refused(
         &apply_plan(inv, &limited, &[]),
-        "another --limit (app1 in the plan, all now)",
+        "another --limit (app1,db in the plan, all now)",
     );
 
     // Database and process state are held to the plan too: a table made by hand and a
@@ -251,7 +253,12 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
         ],
     );
     let out = apply_plan(inv, &converged_plan, &[]);
-    assert_refused(&out, "stale plan: db: what `db: create, seed and grant");
+    assert_refused(&out, "stale plan: db: what `db: ");
+    assert!(
+        text(&out.stderr).contains("` asked changed since the plan"),
+        "{}",
+        text(&out.stderr)
+    );
     outputs.push(out);
     exec(
         &lab,
