@@ -443,6 +443,7 @@ mod tests {
                     owner: None,
                 }],
                 phase_index: 0,
+                after_all: false,
             }],
             facts: BTreeMap::from([("h1".to_string(), facts)]),
         }
