@@ -297,7 +297,10 @@ module = "xml"
 params = { file = "{{ dir }}/c.xml", ops = [], owner = "svc", group = "svc", mode = "0644" }
 "#;
         let e = Playbook::parse(text, "t.toml").unwrap_err().to_string();
-        assert!(e.contains("`first` and `second` both patch {{ dir }}/c.xml"), "{e}");
+        assert!(
+            e.contains("`first` and `second` both patch {{ dir }}/c.xml"),
+            "{e}"
+        );
         assert!(e.contains("mode \"0600\" against owner"), "{e}");
         let agreed = text.replace(
             r#"ops = [], owner = "svc", group = "svc", mode = "0644" }
