@@ -94,6 +94,16 @@ fn secret_files_are_the_service_users_alone_and_owner_or_mode_drift_is_planned_a
         "the drift is real"
     );
 
+    // `status` shows it as drift on the running nodes (it asks the same planner).
+    let status = cli(&["status", &inv]);
+    assert_eq!(status.status.code(), Some(2), "{}", text(&status.stderr));
+    let shown = text(&status.stdout);
+    assert!(
+        shown.contains("owner root:root → wso2carbon:wso2carbon, mode 0600 → 0644"),
+        "{shown}"
+    );
+    assert!(shown.contains("mode 0644 → 0600"), "{shown}");
+
     // The server runs as the service user: it cannot open the jar, so no driver, so the
     // start fails (fast: the missing driver is one of the playbook's fatal lines).
     let restart = cli(&["restart", &inv, "--limit", "app2"]);
