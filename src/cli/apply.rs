@@ -95,6 +95,10 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();
+        // Watched from the start: `prepare` takes the run lock before it plans, and a
+        // Ctrl-C while it plans must end the run as one during the steps does (exit 130),
+        // not kill the process by the signal's default action.
+        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
         let mut prepared = deploy::prepare(&opts).await?;
         for step in &prepared.plan.steps {
             for w in &step.warnings {
@@ -102,7 +106,6 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
             }
         }
         let reporter = report::reporter(shell.clone(), args.diff);
-        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
         let outcome = deploy::apply(&mut prepared, reporter, &opts, started).await;
         watcher.abort();
         if !outcome.pending.is_empty() {

@@ -149,8 +149,18 @@ impl Transport for Guarded {
         r
     }
 
-    async fn upload(&self, local: &Path, remote: &str, expected_sha256: &str) -> Result<()> {
-        let r = self.inner.upload(local, remote, expected_sha256).await;
+    async fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        expected_sha256: &str,
+        mode: Option<u32>,
+        owner: Option<&Owner>,
+    ) -> Result<()> {
+        let r = self
+            .inner
+            .upload(local, remote, expected_sha256, mode, owner)
+            .await;
         let now = match r.is_ok() {
             true => Was::Sha256(expected_sha256.to_string()),
             // Cut short, it left the old file or none: unknown, so not checked.

@@ -196,6 +196,7 @@ fn describe_fact(fact: &Fact, asked_by: Option<&String>, redactor: &Redactor) ->
     match (fact, asked_by) {
         (Fact::File(p), _) => p.clone(),
         (Fact::Sha256(p), _) => format!("{p} (digest)"),
+        (Fact::Attrs(p), _) => format!("{p} (owner and mode)"),
         (Fact::Shell(_), Some(task)) => format!("what `{}` asked", redactor.mask(task)),
         // Only the command's first word: the rest may hold a credential in a form
         // the masking does not know (an option file's `password=...` line, cut short).

@@ -406,6 +406,7 @@ mod tests {
             local: file.to_path_buf(),
             remote: "/opt/dist.zip".into(),
             sha256: "0".repeat(64),
+            mode: None,
             owner: None,
         }];
         s

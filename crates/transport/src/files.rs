@@ -294,8 +294,7 @@ fn batch_script(files: &[FileWrite<'_>]) -> std::result::Result<String, String> 
     let mut script = format!("{SMALL_DIGEST_FN}\n{WRITE_ONE_FN}\n");
     for f in files {
         let want = hex::encode(Sha256::digest(f.bytes));
-        let mode = f.mode.map(|m| format!("{m:o}")).unwrap_or_default();
-        let owner = f.owner.as_ref().map(Owner::spec).unwrap_or_default();
+        let placed = Placed::new(f.mode, f.owner.as_ref());
         let was = match &f.was {
             None => String::new(),
             Some(Was::Absent) => " -".to_string(),
@@ -304,8 +303,8 @@ fn batch_script(files: &[FileWrite<'_>]) -> std::result::Result<String, String> 
         script.push_str(&format!(
             "base64 -d <<'APIM_B64' | write_one {} {} {} {want}{was}\n",
             quote(f.path)?,
-            quote(&mode)?,
-            quote(&owner)?,
+            quote(&placed.mode)?,
+            quote(&placed.owner)?,
         ));
         let encoded = Base64::encode_string(f.bytes);
         for line in encoded.as_bytes().chunks(76) {
@@ -341,10 +340,11 @@ if [ "${last%% *}" != "$len" ]; then
   exit 1
 fi"#;
 
-/// `$1` = temp file, `$2` = path, `$3` = expected sha256: checks the assembled temp file,
-/// then takes the place of the path as `write_one` does.
+/// `$1` = temp file, `$2` = path, `$3` = expected sha256, `$4` = mode, `$5` = owner (as
+/// `write_one`'s): checks the assembled temp file, then takes the place of the path as
+/// `write_one` does.
 const FINISH_SCRIPT: &str = r#"set -eu
-tmp=$1 path=$2 want=$3 mode= owner=
+tmp=$1 path=$2 want=$3 mode=$4 owner=$5
 case $path in */*) dir=${path%/*}; dir=${dir:-/} ;; *) dir=. ;; esac
 trap 'rm -f -- "$tmp"' EXIT
 got=$(digest <"$tmp")
@@ -356,7 +356,10 @@ pub(crate) async fn upload<T: Transport + ?Sized>(
     local: &Path,
     remote: &str,
     expected_sha256: &str,
+    mode: Option<u32>,
+    owner: Option<&Owner>,
 ) -> Result<()> {
+    let placed = Placed::new(mode, owner);
     let open_error = |source| TransportError::Io {
         host: t.host().to_string(),
         what: format!("open {} for upload", local.display()),
@@ -366,9 +369,9 @@ pub(crate) async fn upload<T: Transport + ?Sized>(
     let size = file.metadata().await.map_err(open_error)?.len();
     let want = expected_sha256.to_ascii_lowercase();
     let out = if size >= PARALLEL_UPLOAD_MIN {
-        upload_parts(t, local, size, remote, &want).await?
+        upload_parts(t, local, size, remote, &want, &placed).await?
     } else {
-        t.exec(&upload_cmd(remote, &want).stdin_reader(file))
+        t.exec(&upload_cmd(remote, &want, &placed).stdin_reader(file))
             .await?
     };
     if out.status == ExitStatus::Code(HASH_MISMATCH) {
@@ -399,6 +402,7 @@ async fn upload_parts<T: Transport + ?Sized>(
     size: u64,
     remote: &str,
     want: &str,
+    placed: &Placed,
 ) -> Result<Output> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let what = format!("upload {} to {remote}", local.display());
@@ -448,14 +452,30 @@ exec mktemp -- "$dir/.$base.apim-XXXXXX""#,
         return Ok(out);
     }
     let finish = format!("{LARGE_DIGEST_FN}\n{WRITE_ONE_FN}\n{FINISH_SCRIPT}");
-    t.exec(&script_cmd(&finish, &[&tmp, remote, want])).await
+    let args = [tmp.as_str(), remote, want, &placed.mode, &placed.owner];
+    t.exec(&script_cmd(&finish, &args)).await
 }
 
-/// The upload: `write_one` on the streamed stdin. The archive's hash is public (pinned in
-/// the inventory), so it may travel as an argument.
-fn upload_cmd(path: &str, sha256: &str) -> Cmd {
+/// The mode and owner arguments of `write_one` (empty: not set).
+struct Placed {
+    mode: String,
+    owner: String,
+}
+
+impl Placed {
+    fn new(mode: Option<u32>, owner: Option<&Owner>) -> Self {
+        Placed {
+            mode: mode.map(|m| format!("{m:o}")).unwrap_or_default(),
+            owner: owner.map(Owner::spec).unwrap_or_default(),
+        }
+    }
+}
+
+/// The upload: `write_one` on the streamed stdin. The archive's hash, mode and owner are
+/// not secrets (the hash is pinned in the inventory), so they may travel as arguments.
+fn upload_cmd(path: &str, sha256: &str, placed: &Placed) -> Cmd {
     let source = format!("{LARGE_DIGEST_FN}\n{WRITE_ONE_FN}\nwrite_one \"$@\"");
-    script_cmd(&source, &[path, "", "", sha256])
+    script_cmd(&source, &[path, &placed.mode, &placed.owner, sha256])
 }
 
 pub(crate) async fn stat<T: Transport + ?Sized>(t: &T, path: &str) -> Result<Option<FileStat>> {

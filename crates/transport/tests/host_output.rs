@@ -87,7 +87,11 @@ fn every_operation(out: Output, files: usize) -> Vec<String> {
                 Ok(()) => "ok".into(),
                 Err(e) => format!("{} {}", e.written, e.error),
             },
-            format!("{:?}", host.upload(local.path(), "/opt/a.zip", "ABC").await),
+            format!(
+                "{:?}",
+                host.upload(local.path(), "/opt/a.zip", "ABC", None, None)
+                    .await
+            ),
             format!(
                 "{:?}",
                 host.exec_ok(&Cmd::new("true"))

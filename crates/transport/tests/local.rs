@@ -187,11 +187,14 @@ async fn upload_verifies_hash_and_renames() {
     let sha = hex::encode(Sha256::digest(&data));
     let dst = dir.path().join("dst.bin");
     let d = dst.to_str().unwrap();
-    host().upload(&src, d, &sha).await.unwrap();
+    host().upload(&src, d, &sha, None, None).await.unwrap();
     assert_eq!(std::fs::read(&dst).unwrap(), data);
 
     std::fs::write(&dst, b"previous").unwrap();
-    let err = host().upload(&src, d, &"0".repeat(64)).await.unwrap_err();
+    let err = host()
+        .upload(&src, d, &"0".repeat(64), None, None)
+        .await
+        .unwrap_err();
     match &err {
         TransportError::HashMismatch { actual, .. } => assert_eq!(actual, &sha),
         other => panic!("expected HashMismatch, got {other}"),
@@ -422,4 +425,44 @@ async fn a_write_told_what_the_file_was_refuses_a_file_that_is_otherwise() {
         2,
         "temp files left"
     );
+}
+
+#[tokio::test]
+async fn an_upload_lands_with_its_final_owner_and_mode_new_or_replacing() {
+    // Should: a new file and a file that was root 0600 both end up nobody:nogroup 0644,
+    // for a small upload and a large one sent in parts (each path sets them on the temp
+    // file before the rename), and nothing is left beside the target.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::with_group("nobody", "nogroup");
+    for (name, len) in [("small.jar", 4096usize), ("large.zip", 17 << 20)] {
+        let src = dir.path().join(format!("src-{name}"));
+        let data: Vec<u8> = (0..len as u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let sha = hex::encode(Sha256::digest(&data));
+        let existing = dir.path().join(format!("old-{name}"));
+        std::fs::write(&existing, b"old").unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let new = dir.path().join(format!("new-{name}"));
+        for dst in [&existing, &new] {
+            let d = dst.to_str().unwrap();
+            host()
+                .upload(&src, d, &sha, Some(0o644), Some(&owner))
+                .await
+                .unwrap();
+            let st = host().stat(d).await.unwrap().unwrap();
+            assert_eq!(
+                (st.user.as_str(), st.group.as_str(), st.mode),
+                ("nobody", "nogroup", 0o644),
+                "{d}"
+            );
+            assert_eq!(std::fs::read(dst).unwrap(), data);
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("apim-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
