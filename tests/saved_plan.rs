@@ -243,6 +243,19 @@ fn a_saved_plan_applies_exactly_or_is_refused_as_stale_or_foreign() {
     // server stopped by hand after the plan each make it stale, and nothing is changed.
     let converged_plan = dir.join("converged.plan.json");
     assert_eq!(plan_out(inv, &converged_plan, &[]).status.code(), Some(0));
+    // A file's owner and mode too: chmod by hand after the plan is stale, and kept.
+    let datasources = format!("{KM}/repository/conf/datasources/master-datasources.xml");
+    let mode = |lab: &TestLab| exec(lab, "app1", &["stat", "-c", "%a", &datasources]);
+    let planned_mode = mode(&lab);
+    exec(&lab, "app1", &["chmod", "0640", &datasources]);
+    let out = apply_plan(inv, &converged_plan, &[]);
+    assert_refused(
+        &out,
+        &format!("stale plan: app1: {datasources} (owner and mode) changed since the plan"),
+    );
+    outputs.push(out);
+    assert_eq!(mode(&lab).trim(), "640", "a stale plan repaired the mode");
+    exec(&lab, "app1", &["chmod", planned_mode.trim(), &datasources]);
     exec(
         &lab,
         "db",
