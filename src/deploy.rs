@@ -8,11 +8,13 @@ use std::sync::Arc;
 use crate::connect::{self, Hosts};
 use crate::engine::Run;
 use crate::engine::execute::{self, ExecOptions, Outcome};
+use crate::engine::guarded;
 use crate::engine::limit::Limit;
 use crate::engine::lock::{self, Holder, RunLock};
 use crate::engine::plan::{self, Plan};
 use crate::engine::playbook::Playbook;
 use crate::engine::report::{Event, Reporter};
+use crate::engine::saved::SavedPlan;
 use crate::engine::traced::Traced;
 use crate::inventory::{Inventory, Secrets};
 use crate::topology::Topology;
@@ -30,6 +32,8 @@ pub struct DeployOptions {
     pub exec: ExecOptions,
     /// Take the run lock (a run that changes things) or only look at it (`None`).
     pub lock: Option<LockRequest>,
+    /// A saved plan the fresh plan must equal (`apply --plan`), else nothing runs.
+    pub saved: Option<SavedPlan>,
 }
 
 /// How a run that changes things takes the run lock.
@@ -86,6 +90,59 @@ pub struct Prepared {
     pub lock: Option<RunLock>,
     /// Other runs holding the lock on some host while this one planned.
     pub in_progress: std::collections::BTreeMap<String, Holder>,
+    /// What the plan was made from, as a saved plan records it.
+    pub inputs: std::collections::BTreeMap<String, String>,
+}
+
+/// What a saved plan is made from, by name: the inventory and playbook files, the
+/// distribution, the flags that shape a plan, and the version of this program (a
+/// newer one may decide differently). The files hold no secret (secrets are
+/// references in the inventory), so plain digests of them give nothing away.
+pub fn plan_inputs(
+    opts: &DeployOptions,
+    inventory: &Inventory,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use sha2::{Digest, Sha256};
+    let digest = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+    };
+    let playbook = match &opts.playbook {
+        Some(p) => digest(&read(p)?),
+        None => digest(wso2::PLAYBOOK.as_bytes()),
+    };
+    let skipped: Vec<&str> = opts
+        .settings
+        .skip_checks
+        .iter()
+        .map(String::as_str)
+        .collect();
+    Ok([
+        ("apim-deploy version", env!("CARGO_PKG_VERSION").to_string()),
+        ("inventory", digest(&read(&opts.inventory)?)),
+        ("playbook", playbook),
+        (
+            "distribution",
+            inventory.distribution.sha256.as_str().to_string(),
+        ),
+        (
+            "--limit",
+            match opts.limit.is_all() {
+                true => "all".to_string(),
+                false => opts.limit.to_string(),
+            },
+        ),
+        (
+            "--skip-preflight",
+            match skipped.is_empty() {
+                true => "none".to_string(),
+                false => skipped.join(","),
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect())
 }
 
 /// Load, verify, connect, probe and plan. Changes nothing anywhere.
@@ -100,6 +157,11 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         .check_limit(&opts.limit)
         .map_err(anyhow::Error::msg)?;
     run.limit(&opts.limit);
+    let inputs = plan_inputs(opts, &inventory)?;
+    // A plan for other inputs is refused before any host is contacted.
+    if let Some(saved) = &opts.saved {
+        saved.check_inputs(&inputs, &run.redactor)?;
+    }
     let wanted = run.host_names();
     if wanted.is_empty() {
         anyhow::bail!("--limit {} matches no host, role or node", opts.limit);
@@ -128,13 +190,25 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         None => (None, runs_in_progress(&hosts, &topology).await),
     };
     let started = std::time::Instant::now();
-    let plan = match plan::make_plan(&playbook, &run, &hosts).await {
+    // With the lock held, nothing else changes the hosts between this check and
+    // the changes; a saved plan that no longer matches what is there stops here.
+    let planned = plan::make_plan(&playbook, &run, &hosts)
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|plan| match &opts.saved {
+            Some(saved) => {
+                saved.check_plan(&plan, &run.redactor)?;
+                Ok(plan)
+            }
+            None => Ok(plan),
+        });
+    let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
             if let Some(l) = lock {
                 l.release().await;
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     tracing::info!(
@@ -149,6 +223,7 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         plan,
         lock,
         in_progress,
+        inputs,
     })
 }
 
@@ -196,10 +271,15 @@ pub async fn apply(
         hosts: p.hosts.len(),
         nodes: p.run.nodes.len(),
     });
+    // A saved plan's run checks each file right before it replaces it, too.
+    let hosts = match &opts.saved {
+        Some(_) => guarded::guard_all(&p.hosts, &p.plan),
+        None => p.hosts.clone(),
+    };
     let outcome = execute::execute(
         &p.playbook,
         &p.plan,
-        &p.hosts,
+        &hosts,
         reporter.clone(),
         &p.run.redactor,
         &opts.exec,

@@ -921,7 +921,7 @@ fn intended_edits(w: &World, n: &N) -> BTreeMap<&'static str, Vec<String>> {
 }
 
 /// Compares every file under the node's directory with the distribution: only the
-/// intended files differ; in them every other element, attribute and comment is as it
+/// intended files differ, and only the secret-bearing ones in mode (0600); in them every other element, attribute and comment is as it
 /// was, and every line that changed belongs to an intended element. Files that are not
 /// in the distribution are only the tool's markers, the driver, and the server's runtime
 /// files (pid file, logs, tmp).
@@ -931,9 +931,13 @@ fn check_only_intended_changes(w: &World, lab: &Lab, n: &N) {
     for (rel, (bytes, mode)) in &w.archive {
         let path = root.join(rel);
         let meta = fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {rel}: {e}", n.label()));
+        // The files holding a secret are the service user's alone; every other file
+        // keeps the distribution's mode.
+        let holds_secret = [DATASOURCES, API_MANAGER, USER_MGT].contains(&rel.as_str());
+        let want = if holds_secret { 0o600 } else { mode & 0o777 };
         assert_eq!(
             meta.permissions().mode() & 0o777,
-            mode & 0o777,
+            want,
             "{}: mode of {rel}",
             n.label()
         );

@@ -739,3 +739,59 @@ fn check_reads_the_artifacts_and_key_unless_offline() {
         .assert()
         .success();
 }
+
+#[test]
+fn weak_secrets_are_warnings_named_by_key_never_by_value() {
+    // should: exit 0, one warning per weak secret on stderr and in `warnings` of --json,
+    // naming the inventory key; the values appear nowhere; strong secrets are not named.
+    let run = |json: bool| {
+        let mut cmd = Command::cargo_bin("apim-deploy").unwrap();
+        cmd.env("APIM_DB_ADMIN_PASSWORD", "ChangeMe")
+            .env("APIM_DB_APP_PASSWORD", "Sh0rt!")
+            .env("APIM_ADMIN_PASSWORD", "a-long-strong-one-9f2c")
+            .env("NO_COLOR", "1")
+            .args(["check", "--offline"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.arg(example("all-in-one.toml")).assert().success();
+        let out = out.get_output();
+        (
+            String::from_utf8(out.stdout.clone()).unwrap(),
+            String::from_utf8(out.stderr.clone()).unwrap(),
+        )
+    };
+    let (out, err) = run(false);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        err.contains("warning: database.admin_password is a WSO2 or MySQL default"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: database.app_password is shorter than 8 characters"),
+        "{err}"
+    );
+    assert!(!err.contains("admin.password"), "{err}");
+    let (json_out, json_err) = run(true);
+    let doc: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    let listed: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed[0].starts_with("database.admin_password "),
+        "{listed:?}"
+    );
+    assert!(
+        listed[1].starts_with("database.app_password "),
+        "{listed:?}"
+    );
+    for text in [&out, &err, &json_out, &json_err] {
+        assert!(!text.contains("Sh0rt!"), "a secret printed:\n{text}");
+        assert!(!text.contains("ChangeMe"), "a secret printed:\n{text}");
+    }
+}

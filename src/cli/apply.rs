@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::deploy::{self, DeployOptions};
+use crate::engine::saved::SavedPlan;
 use crate::engine::shell::Shell;
 use crate::engine::{limit, report};
 
@@ -61,6 +62,10 @@ pub struct Args {
     /// Seconds to wait for another run's lock before giving up (0: stop at once).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     pub lock_timeout: u64,
+    /// Do exactly the plan `plan --out FILE` saved, or nothing if anything it saw has
+    /// changed since ("stale plan:"); give the plan's --limit and --skip-preflight.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 impl Args {
@@ -73,6 +78,14 @@ impl Args {
             command: deploy::this_command(),
             wait: std::time::Duration::from_secs(self.lock_timeout),
         });
+        if let Some(path) = &self.plan {
+            let bytes = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("cannot read the saved plan {}: {e}", path.display())
+            })?;
+            o.saved = Some(
+                SavedPlan::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            );
+        }
         Ok(o)
     }
 }
@@ -82,6 +95,10 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();
+        // Watched from the start: `prepare` takes the run lock before it plans, and a
+        // Ctrl-C while it plans must end the run as one during the steps does (exit 130),
+        // not kill the process by the signal's default action.
+        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
         let mut prepared = deploy::prepare(&opts).await?;
         for step in &prepared.plan.steps {
             for w in &step.warnings {
@@ -89,7 +106,6 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
             }
         }
         let reporter = report::reporter(shell.clone(), args.diff);
-        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
         let outcome = deploy::apply(&mut prepared, reporter, &opts, started).await;
         watcher.abort();
         if !outcome.pending.is_empty() {

@@ -5,7 +5,9 @@
 //! collisions). Problems of all three are reported together. On success it prints the
 //! nodes with their directories, offsets and ports, then who talks to whom; `--json`
 //! prints the [`Topology`] instead. The topology holds no secrets, so neither output can.
-//! Exit status: 0 valid, 1 invalid.
+//! Secrets that are a WSO2 or MySQL default, or shorter than 8 characters, are warnings
+//! (stderr, and `warnings` in `--json`), named by their inventory key, never by value.
+//! Exit status: 0 valid (warnings or not), 1 invalid.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +61,10 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
+    let warnings = match &selected {
+        Ok(_) if !args.skip_secrets => weak_secrets(&args.inventory),
+        _ => Vec::new(),
+    };
     match selected {
         Ok(topology) if shell.is_json() => {
             // Each node as the playbook's templates see it (`node.*`), so what `check`
@@ -66,9 +72,14 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
             let mut doc = serde_json::to_value(&topology)?;
             doc["nodes"] = topology.nodes.iter().map(crate::wso2::node_vars).collect();
             doc["schema"] = CHECK_SCHEMA.into();
-            shell.print_json(&doc)?
+            doc["warnings"] = warnings.clone().into();
+            shell.print_json(&doc)?;
+            warnings.iter().for_each(|w| shell.warn(w));
         }
-        Ok(topology) => shell.print(&report(&topology))?,
+        Ok(topology) => {
+            shell.print(&report(&topology))?;
+            warnings.iter().for_each(|w| shell.warn(w));
+        }
         Err(error) => {
             shell.print_err(&error.render(shell.err_color()));
             return Ok(ExitCode::from(1));
@@ -106,6 +117,15 @@ fn local_files(inventory: &std::path::Path) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Secrets that resolve to a default or a short value: warnings, as a deployment with
+/// them works (the lab's own may be short), but anyone who guesses them gets in.
+fn weak_secrets(inventory: &std::path::Path) -> Vec<String> {
+    match crate::inventory::Inventory::load_with(inventory, Secrets::Skip) {
+        Ok(inv) => inv.weak_secret_warnings(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The topology narrowed to what `--limit` picks (all of it when the limit is empty).

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::deploy;
 use crate::engine::modules::Verdict;
 use crate::engine::plan::Plan;
+use crate::engine::saved::SavedPlan;
 use crate::engine::shell::{Shell, Style};
 
 /// Only what changes the plan: `apply`'s `--forks`, `--transfers`, `--diff` (a plan
@@ -18,6 +19,10 @@ pub struct Args {
     /// Print the plan as one JSON document (schema apim-deploy.plan/1: docs/plan-json.md).
     #[arg(long)]
     pub json: bool,
+    /// Also save the plan to FILE, for `apply INVENTORY --plan FILE` to do exactly that
+    /// (schema apim-deploy.saved-plan/1, no secret in it: docs/saved-plans.md).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
@@ -25,7 +30,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
     // when a run is in progress.
     let opts = args.target.options()?;
     let rt = tokio::runtime::Runtime::new()?;
-    let plan = rt.block_on(async {
+    let (plan, saved) = rt.block_on(async {
         let prepared = deploy::prepare(&opts).await?;
         for t in prepared.hosts.values() {
             t.close().await;
@@ -35,8 +40,33 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<ExitCode> {
                 "warning: {host}: a run is in progress: {holder}; this plan may be out of date when it ends\n"
             ));
         }
-        anyhow::Ok(prepared.plan)
+        let saved = match &args.out {
+            Some(_) => Some(SavedPlan::new(
+                &prepared.plan,
+                prepared.inputs.clone(),
+                &prepared.run.redactor,
+            )?),
+            None => None,
+        };
+        anyhow::Ok((prepared.plan, saved))
     })?;
+    if let (Some(path), Some(saved)) = (&args.out, saved) {
+        write_saved(path, &saved)?;
+        // The plan-shaping flags are part of the saved plan: the hint repeats them.
+        let mut shaping = String::new();
+        if !opts.limit.is_all() {
+            shaping.push_str(&format!(" --limit '{}'", opts.limit));
+        }
+        for check in &args.target.skip_preflight {
+            shaping.push_str(&format!(" --skip-preflight {check}"));
+        }
+        shell.print_err(&format!(
+            "saved the plan to {}; apply exactly it with: apim-deploy apply {} --plan {}{shaping}\n",
+            path.display(),
+            args.target.inventory.display(),
+            path.display()
+        ));
+    }
     if shell.is_json() {
         shell.print_json(&plan.to_json())?;
     } else {
@@ -101,4 +131,15 @@ pub fn plan_text(shell: &Shell, plan: &Plan) -> String {
         if n == 0 { " Nothing to do." } else { "" }
     );
     out
+}
+
+/// Writes a saved plan beside its final name, then renames it there: a reader never
+/// sees half a plan.
+fn write_saved(path: &std::path::Path, saved: &SavedPlan) -> anyhow::Result<()> {
+    let fail =
+        |e: std::io::Error| anyhow::anyhow!("cannot save the plan to {}: {e}", path.display());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, saved.to_bytes()).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
 }

@@ -601,6 +601,20 @@ impl Inventory {
             .collect()
     }
 
+    /// Warnings about secrets that resolve to a well-known default (`admin`, `root`, ...)
+    /// or to fewer than [`secret::MIN_STRONG_CHARS`] characters, naming each by its field,
+    /// never by its value. A reference that does not resolve is
+    /// [`Inventory::secret_problems`]'s, not a warning.
+    pub fn weak_secret_warnings(&self) -> Vec<String> {
+        self.secret_refs()
+            .into_iter()
+            .filter_map(|(field, reference)| {
+                let value = reference.get_ref().resolve().ok()?;
+                secret::weakness(value.expose()).map(|why| format!("{field} {why}"))
+            })
+            .collect()
+    }
+
     /// Every secret reference with its dotted field name.
     pub fn secret_refs(&self) -> Vec<(&'static str, &Spanned<SecretRef>)> {
         let mut refs = vec![

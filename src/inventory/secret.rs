@@ -26,6 +26,39 @@ pub(crate) const SECRET_FORMS_HELP: &str = "write `{ env = \"VAR\" }` (read from
      variable VAR), `{ file = \"/absolute/path\" }` (a file of mode 0600 holding the secret) or \
      `{ command = [\"pass\", \"show\", \"apim/db\"] }` (a program that prints it)";
 
+/// Below this many characters a secret is weak (a warning from `check`).
+pub const MIN_STRONG_CHARS: usize = 8;
+
+/// Values that come with the products or are the first guess of anyone who tries: WSO2's
+/// `admin`/`admin` and `wso2carbon` keystore password, MySQL's `root` and empty password.
+/// Compared without regard to case.
+const WELL_KNOWN: &[&str] = &[
+    "",
+    "admin",
+    "administrator",
+    "wso2carbon",
+    "wso2",
+    "root",
+    "mysql",
+    "password",
+    "changeme",
+    "secret",
+];
+
+/// Why `value` is a weak secret (`is a WSO2 or MySQL default value`, `is shorter than 8
+/// characters`), or `None`. The reason never contains the value.
+pub fn weakness(value: &str) -> Option<String> {
+    if WELL_KNOWN.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+        return Some("is a WSO2 or MySQL default or a well-known password: choose another".into());
+    }
+    if value.chars().count() < MIN_STRONG_CHARS {
+        return Some(format!(
+            "is shorter than {MIN_STRONG_CHARS} characters: choose a longer one"
+        ));
+    }
+    None
+}
+
 /// Where a secret comes from. Holds no secret material, so it may be printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -332,6 +365,30 @@ fn env_var_name<E: de::Error>(name: String) -> Result<String, E> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn defaults_and_short_values_are_weak_and_the_reason_never_holds_the_value() {
+        for value in [
+            "admin",
+            "ADMIN",
+            "wso2carbon",
+            "root",
+            "password",
+            "",
+            "mysql",
+        ] {
+            let why = weakness(value).unwrap_or_else(|| panic!("{value:?} is weak"));
+            assert!(why.contains("default"), "{value:?}: {why}");
+        }
+        let why = weakness("x7#kQ2").unwrap();
+        assert!(
+            why.contains("shorter than 8") && !why.contains("x7#kQ2"),
+            "{why}"
+        );
+        assert_eq!(weakness("s3cret-Pa55word"), None);
+        // Characters, not bytes: eight accented letters are eight.
+        assert_eq!(weakness("éééééééé"), None);
+    }
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apim_transport::{Cmd, FileWrite, Owner, Transport};
+use apim_transport::{Cmd, FileWrite, Transport};
 
 use super::modules::{Action, Verdict};
 use super::plan::{Plan, Step};
@@ -545,7 +545,8 @@ fn file_write(action: &Action) -> Option<FileWrite<'_>> {
             path,
             bytes,
             mode: *mode,
-            owner: owner.as_ref().map(Owner::user),
+            owner: owner.clone(),
+            was: None,
         }),
         _ => None,
     }
@@ -564,6 +565,7 @@ async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), StepError>
             local,
             remote,
             sha256,
+            mode,
             owner,
         } => {
             let parent = remote.rsplit_once('/').map_or("/", |(p, _)| p);
@@ -571,13 +573,9 @@ async fn run_action(t: &dyn Transport, action: &Action) -> Result<(), StepError>
             t.exec_ok(&Cmd::new("mkdir").arg("-p").arg(parent))
                 .await
                 .map_err(lost)?;
-            t.upload(local, remote, sha256).await.map_err(lost)?;
-            if let Some(o) = owner {
-                t.exec_ok(&Cmd::new("chown").arg(format!("{o}:")).arg(remote))
-                    .await
-                    .map_err(lost)?;
-            }
-            Ok(())
+            t.upload(local, remote, sha256, *mode, owner.as_ref())
+                .await
+                .map_err(lost)
         }
         Action::Script { script, .. } => run_script(t, script, None).await,
         Action::Service(s) => {
@@ -766,6 +764,7 @@ mod tests {
         let plan = Plan {
             playbook: "t".into(),
             steps,
+            facts: Default::default(),
         };
         let local = Arc::new(LocalTransport::new().named("local")) as Arc<dyn Transport>;
         let hosts: Hosts = hosts

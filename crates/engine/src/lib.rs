@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod execute;
+pub mod guarded;
 pub mod limit;
 pub mod lock;
 pub mod modules;
@@ -19,6 +20,7 @@ pub mod preflight;
 pub mod probe;
 pub mod redact;
 pub mod report;
+pub mod saved;
 pub mod schedule;
 pub mod shell;
 pub mod state;

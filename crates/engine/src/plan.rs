@@ -50,6 +50,9 @@ pub struct Step {
 pub struct Plan {
     pub playbook: String,
     pub steps: Vec<Step>,
+    /// What each host's probe answered: the facts every step was decided on.
+    #[serde(skip)]
+    pub facts: BTreeMap<String, probe::Facts>,
 }
 
 impl Plan {
@@ -127,7 +130,9 @@ pub async fn make_plan(
             (h, state)
         })
         .collect();
-    decide_all(pb, run, pending, &mut states)
+    let mut plan = decide_all(pb, run, pending, &mut states)?;
+    plan.facts = states.into_iter().map(|(h, s)| (h, s.facts)).collect();
+    Ok(plan)
 }
 
 fn targets(run: &Run, scope: Scope) -> Vec<&Target> {
@@ -321,6 +326,7 @@ async fn probe_all(
     hosts: &HashMap<String, Arc<dyn Transport>>,
 ) -> Result<HashMap<String, probe::Facts>, PlanError> {
     let mut questions: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
+    let mut askers: BTreeMap<String, BTreeMap<Fact, String>> = BTreeMap::new();
     for p in pending {
         let qs = modules::questions(p.task.module, &p.params).map_err(|e| PlanError::Task {
             target: p.target.label.clone(),
@@ -328,7 +334,11 @@ async fn probe_all(
             message: e.to_string(),
         })?;
         let list = questions.entry(p.target.host.clone()).or_default();
+        let asked_by = askers.entry(p.target.host.clone()).or_default();
         for q in qs {
+            asked_by
+                .entry(q.clone())
+                .or_insert_with(|| format!("{}: {}", p.target.label, p.name));
             if !list.contains(&q) {
                 list.push(q);
             }
@@ -348,10 +358,12 @@ async fn probe_all(
     let mut all = HashMap::new();
     while let Some(joined) = set.join_next().await {
         let (host, result) = joined.expect("probe task panicked");
-        all.insert(
-            host.clone(),
-            result.map_err(|message| PlanError::Probe { host, message })?,
-        );
+        let mut facts = result.map_err(|message| PlanError::Probe {
+            host: host.clone(),
+            message,
+        })?;
+        facts.asked_by = askers.remove(&host).unwrap_or_default();
+        all.insert(host, facts);
     }
     Ok(all)
 }
@@ -531,6 +543,7 @@ fn decide_all(
         0 => Ok(Plan {
             playbook: pb.name.clone(),
             steps,
+            facts: BTreeMap::new(),
         }),
         1 => Err(errors.pop().expect("one error").2),
         _ => Err(PlanError::Many(

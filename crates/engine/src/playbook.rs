@@ -147,6 +147,42 @@ impl Playbook {
                 }
             }
         }
+        self.file_attrs_agree().map_err(invalid)?;
+        Ok(())
+    }
+
+    /// Tasks that patch one file must want the same owner, group and mode for it: if
+    /// they did not, each run would undo the other's and report a change forever. Files
+    /// are compared by their (unrendered) path template.
+    fn file_attrs_agree(&self) -> Result<(), String> {
+        let attr = |t: &Task, key: &str| t.params.get(key).map(|v| v.to_string());
+        let mut first: BTreeMap<String, (&Task, [Option<String>; 3])> = BTreeMap::new();
+        let tasks = self.phases.iter().flat_map(|p| &p.tasks);
+        for task in tasks.filter(|t| t.module == super::modules::Kind::Xml) {
+            let Some(file) = task.params.get("file").and_then(|f| f.as_str()) else {
+                continue;
+            };
+            let wanted = ["owner", "group", "mode"].map(|k| attr(task, k));
+            match first.get(file) {
+                None => {
+                    first.insert(file.to_string(), (task, wanted));
+                }
+                Some((other, theirs)) if *theirs != wanted => {
+                    let show = |w: &[Option<String>; 3]| {
+                        let [o, g, m] = w.clone().map(|v| v.unwrap_or_else(|| "(unset)".into()));
+                        format!("owner {o}, group {g}, mode {m}")
+                    };
+                    return Err(format!(
+                        "tasks `{}` and `{}` both patch {file} but want different owners or modes ({} against {}): give every task on one file the same `owner`, `group` and `mode`",
+                        other.name,
+                        task.name,
+                        show(theirs),
+                        show(&wanted)
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         Ok(())
     }
 
@@ -253,6 +289,44 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("line 8"), "{err}");
+    }
+
+    #[test]
+    fn tasks_on_one_file_that_disagree_on_its_mode_fail_the_load() {
+        // should: the error names both tasks, the file and both settings.
+        let text = r#"
+name = "t"
+[depends]
+a = []
+[[phase]]
+name = "p"
+scope = "node"
+[[phase.task]]
+name = "first"
+module = "xml"
+params = { file = "{{ dir }}/c.xml", ops = [], owner = "svc", group = "svc", mode = "0600" }
+[[phase.task]]
+name = "other file"
+module = "xml"
+params = { file = "{{ dir }}/d.xml", ops = [], owner = "svc", group = "svc", mode = "0644" }
+[[phase.task]]
+name = "second"
+module = "xml"
+params = { file = "{{ dir }}/c.xml", ops = [], owner = "svc", group = "svc", mode = "0644" }
+"#;
+        let e = Playbook::parse(text, "t.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("`first` and `second` both patch {{ dir }}/c.xml"),
+            "{e}"
+        );
+        assert!(e.contains("mode \"0600\" against owner"), "{e}");
+        let agreed = text.replace(
+            r#"ops = [], owner = "svc", group = "svc", mode = "0644" }
+"#,
+            r#"ops = [], owner = "svc", group = "svc", mode = "0600" }
+"#,
+        );
+        assert!(Playbook::parse(&agreed, "t.toml").is_ok());
     }
 
     #[test]

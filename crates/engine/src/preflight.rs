@@ -22,8 +22,9 @@ pub fn failed(check: &str, message: String) -> crate::modules::ModuleError {
 /// is on: prints `<mount point> <available KiB>`.
 pub fn free_space(path: &str) -> Fact {
     Fact::Shell(format!(
-        "d={}\nwhile [ ! -e \"$d\" ] && [ \"$d\" != / ]; do d=${{d%/*}}; [ -n \"$d\" ] || d=/; done\n\
+        "{}d={}\nwhile [ ! -e \"$d\" ] && [ \"$d\" != / ]; do d=${{d%/*}}; [ -n \"$d\" ] || d=/; done\n\
          df -Pk -- \"$d\" | while read -r _ _ _ avail _ mount; do [ \"$avail\" = Available ] || echo \"$mount $avail\"; done",
+        crate::probe::VOLATILE,
         quote(path)
     ))
 }

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 
+pub use apim_transport::FileStat;
+
 /// One question about a host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fact {
@@ -21,6 +23,20 @@ pub enum Fact {
     Sha256(String),
     /// The output and exit code of a read-only shell snippet.
     Shell(String),
+    /// The owner, group and mode of a regular file (absent when the path is not one).
+    Attrs(String),
+}
+
+/// The first line of a `Shell` question whose answer changes by itself (a clock,
+/// free space): a saved plan does not hold a later run to it. In the script it is
+/// a comment.
+pub const VOLATILE: &str = "# changes by itself\n";
+
+impl Fact {
+    /// Whether the answer changes by itself, without anyone changing the host.
+    pub fn is_volatile(&self) -> bool {
+        matches!(self, Fact::Shell(s) if s.starts_with(VOLATILE))
+    }
 }
 
 /// What the host answered.
@@ -30,6 +46,7 @@ pub enum Answer {
     Bytes(Vec<u8>),
     Digest(String),
     Output { rc: i32, stdout: Vec<u8> },
+    Attrs(FileStat),
 }
 
 /// The answers of one probe, keyed by the question.
@@ -39,6 +56,8 @@ pub struct Facts {
     /// The controller's clock (Unix seconds) halfway through the probe's round trip,
     /// to compare with a clock a host reports.
     pub asked_at: Option<f64>,
+    /// Which task asked each question first (`target: task`), for messages.
+    pub asked_by: BTreeMap<Fact, String>,
 }
 
 impl Facts {
@@ -67,6 +86,19 @@ impl Facts {
         }
     }
 
+    /// Every question with its answer, in question order.
+    pub fn answers(&self) -> impl Iterator<Item = (&Fact, &Answer)> {
+        self.answers.iter()
+    }
+
+    /// The probed owner, group and mode of a regular file.
+    pub fn attrs(&self, path: &str) -> Option<&FileStat> {
+        match self.answers.get(&Fact::Attrs(path.to_string())) {
+            Some(Answer::Attrs(st)) => Some(st),
+            _ => None,
+        }
+    }
+
     pub fn insert(&mut self, fact: Fact, answer: Answer) {
         self.answers.insert(fact, answer);
     }
@@ -79,8 +111,10 @@ impl Facts {
 /// Files are read together, by one `stat` and one `cat` for all of them (two processes
 /// per host, not two per file): `@@B <total> <index>:<size>...` then the contents, then
 /// `@@E 0`, which tells a file that changed size while it was read from a short read.
+/// Owners and modes likewise come from one `stat` for all the paths asked:
+/// `@@S <len> <index>...` then one stat line per index.
 pub fn script(questions: &[Fact]) -> String {
-    let mut s = String::from("export LC_ALL=C\nset -u\nfiles=(); found=()\n");
+    let mut s = String::from("export LC_ALL=C\nset -u\nfiles=(); found=(); stats=(); stated=()\n");
     for (i, q) in questions.iter().enumerate() {
         match q {
             Fact::File(path) => {
@@ -104,11 +138,29 @@ pub fn script(questions: &[Fact]) -> String {
                      printf '@@{i} C %s %s\\n%s' \"${{#o}}\" \"$rc\" \"$o\"\n"
                 ));
             }
+            Fact::Attrs(path) => {
+                let p = quote(path);
+                s.push_str(&format!(
+                    "if [ -f {p} ]; then stats+=({p}); stated+=({i}); \
+                     else printf '@@{i} M 0\\n'; fi\n"
+                ));
+            }
         }
     }
+    s.push_str(READ_STATS);
     s.push_str(READ_FILES);
     s
 }
+
+/// Owners and modes of the files found, in one batch (`stat -L`: a symlinked file is
+/// judged by what it points to, as its contents are). The line format is the one the
+/// transport's [`apim_transport::files::parse_stat`] reads.
+const READ_STATS: &str = r#"if [ "${#stats[@]}" -gt 0 ]; then
+  o=$(stat -L -c '%f %s %u %g %Y %U %G' -- "${stats[@]}") || { echo "a file vanished while the probe read it; run again" >&2; exit 1; }
+  o+=$'\n'
+  printf '@@S %s %s\n%s' "${#o}" "${stated[*]}" "$o"
+fi
+"#;
 
 /// The tail of every probe: the files found, in one batch.
 const READ_FILES: &str = r#"if [ "${#files[@]}" -gt 0 ]; then
@@ -138,6 +190,10 @@ pub fn parse(questions: &[Fact], mut out: &[u8]) -> Result<Facts, String> {
         out = &out[nl + 1..];
         if let Some(batch) = header.strip_prefix("@@B ") {
             out = parse_files(questions, batch, out, &mut facts)?;
+            continue;
+        }
+        if let Some(batch) = header.strip_prefix("@@S ") {
+            out = parse_stats(questions, batch, out, &mut facts)?;
             continue;
         }
         let mut parts = header.split(' ');
@@ -212,6 +268,42 @@ fn parse_files<'o>(
     }
     rest.strip_prefix(b"@@E 0\n".as_slice())
         .ok_or_else(|| "a file changed size while the probe read it; run again".to_string())
+}
+
+/// One batch of stat lines: `<len> <index>...`, then `<len>` bytes holding one line
+/// per index, in order. Returns the output after the batch.
+fn parse_stats<'o>(
+    questions: &[Fact],
+    batch: &str,
+    out: &'o [u8],
+    facts: &mut Facts,
+) -> Result<&'o [u8], String> {
+    let bad = || format!("bad probe stat batch header {batch:?}");
+    let mut parts = batch.split(' ');
+    let len: usize = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+    if out.len() < len {
+        return Err("probe stat batch is truncated".into());
+    }
+    let (body, rest) = out.split_at(len);
+    let body = std::str::from_utf8(body).map_err(|_| "probe stat batch is not text")?;
+    let mut lines = body.strip_suffix('\n').ok_or_else(bad)?.split('\n');
+    for item in parts {
+        let index: usize = item.parse().map_err(|_| bad())?;
+        let question = questions
+            .get(index)
+            .filter(|q| matches!(q, Fact::Attrs(_)))
+            .ok_or_else(|| format!("probe answered unknown stat question {index}"))?;
+        let line = lines
+            .next()
+            .ok_or_else(|| "a file vanished while the probe read it; run again".to_string())?;
+        let stat = apim_transport::files::parse_stat(line)
+            .map_err(|e| format!("bad probe stat line {line:?}: {e}"))?;
+        facts.insert(question.clone(), Answer::Attrs(stat));
+    }
+    if lines.next().is_some() {
+        return Err(bad());
+    }
+    Ok(rest)
 }
 
 /// `s` as one shell word, by the transport's quoting ([`apim_transport::quote`], the
@@ -306,6 +398,66 @@ mod tests {
         assert_eq!(facts.file(&b), Some(&b"second"[..]));
         assert_eq!(facts.get(&Fact::File(not_a_file)), Some(&Answer::Missing));
         assert_eq!(facts.shell("echo between"), Some((0, &b"between\n"[..])));
+    }
+
+    #[test]
+    fn owners_and_modes_come_back_from_one_stat() {
+        // should: each asked file's own mode and owner (hostile names included), a
+        // directory or missing path answered Missing, files and shells around them intact.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, mode: u32| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b"x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let secret = write("it's $(secret)\nfile", 0o600);
+        let public = write("public", 0o644);
+        let folder = dir.path().to_str().unwrap().to_string();
+        let qs = vec![
+            Fact::Attrs(secret.clone()),
+            Fact::File(public.clone()),
+            Fact::Attrs(folder.clone()),
+            Fact::Attrs(public.clone()),
+            Fact::Attrs(format!("{folder}/absent")),
+        ];
+        let facts = run_probe(&qs);
+        let me = |f: &str| std::fs::metadata(f).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        let secret_attrs = facts.attrs(&secret).unwrap();
+        assert_eq!(secret_attrs.mode, 0o600);
+        assert_eq!(secret_attrs.uid, me(&secret).unwrap());
+        assert_eq!(facts.attrs(&public).unwrap().mode, 0o644);
+        assert_eq!(facts.file(&public), Some(&b"x"[..]));
+        assert_eq!(
+            facts.get(&Fact::Attrs(folder.clone())),
+            Some(&Answer::Missing)
+        );
+        assert_eq!(
+            facts.get(&Fact::Attrs(format!("{folder}/absent"))),
+            Some(&Answer::Missing)
+        );
+    }
+
+    #[test]
+    fn a_stat_batch_that_does_not_match_its_questions_is_an_error() {
+        let qs = vec![Fact::Attrs("/a".into()), Fact::Attrs("/b".into())];
+        let line = "81a4 1 0 0 1 root root\n";
+        let one = format!("@@S {} 0 1\n{line}", line.len());
+        assert!(parse(&qs, one.as_bytes()).unwrap_err().contains("vanished"));
+        let three = format!("@@S {} 0 1\n{line}{line}{line}", 3 * line.len());
+        assert!(parse(&qs, three.as_bytes()).is_err());
+        let two = format!("@@S {} 0 1\n{line}{line}", 2 * line.len());
+        assert_eq!(
+            parse(&qs, two.as_bytes())
+                .unwrap()
+                .attrs("/b")
+                .unwrap()
+                .mode,
+            0o644
+        );
+        let on_a_file = format!("@@S {} 0\n{line}", line.len());
+        assert!(parse(&[Fact::File("/a".into())], on_a_file.as_bytes()).is_err());
     }
 
     #[test]

@@ -317,6 +317,7 @@ mod tests {
         Plan {
             playbook: "t".into(),
             steps,
+            facts: Default::default(),
         }
     }
 
@@ -405,6 +406,7 @@ mod tests {
             local: file.to_path_buf(),
             remote: "/opt/dist.zip".into(),
             sha256: "0".repeat(64),
+            mode: None,
             owner: None,
         }];
         s

@@ -12,12 +12,22 @@ use std::sync::Arc;
 use super::archive::Archive;
 use super::probe::Facts;
 
+/// A file's owner, group and mode; `None` where unknown (not on the host yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+}
+
 /// Planned state of one host.
 #[derive(Debug, Default)]
 pub struct HostState {
     pub facts: Facts,
     /// Files as they will be once the planned changes are made.
     files: BTreeMap<String, Option<Vec<u8>>>,
+    /// Owners and modes the planned changes give files.
+    attrs: BTreeMap<String, FileAttrs>,
     /// Directories that a planned unpack will fill from an archive.
     unpacked: Vec<(String, Arc<Archive>)>,
     /// Bytes the planned changes write, per mount point.
@@ -60,6 +70,34 @@ impl HostState {
     /// Records a planned write.
     pub fn write(&mut self, path: &str, bytes: Vec<u8>) {
         self.files.insert(path.to_string(), Some(bytes));
+    }
+
+    /// The owner, group and mode `path` will have after the changes planned so far:
+    /// what the probe found, with what planned changes set on top.
+    pub fn attrs(&self, path: &str) -> FileAttrs {
+        let mut now = self
+            .facts
+            .attrs(path)
+            .map(|st| FileAttrs {
+                user: Some(st.user.clone()),
+                group: Some(st.group.clone()),
+                mode: Some(st.mode),
+            })
+            .unwrap_or_default();
+        if let Some(planned) = self.attrs.get(path) {
+            now.user = planned.user.clone().or(now.user);
+            now.group = planned.group.clone().or(now.group);
+            now.mode = planned.mode.or(now.mode);
+        }
+        now
+    }
+
+    /// Records that a planned change gives `path` the attributes set in `attrs`.
+    pub fn set_attrs(&mut self, path: &str, attrs: FileAttrs) {
+        let entry = self.attrs.entry(path.to_string()).or_default();
+        entry.user = attrs.user.or(entry.user.take());
+        entry.group = attrs.group.or(entry.group.take());
+        entry.mode = attrs.mode.or(entry.mode);
     }
 
     /// Records that `dir` will be unpacked from `archive`.

@@ -132,9 +132,19 @@ impl Transport for Traced {
         r
     }
 
-    async fn upload(&self, local: &Path, remote: &str, expected_sha256: &str) -> Result<()> {
+    async fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        expected_sha256: &str,
+        mode: Option<u32>,
+        owner: Option<&Owner>,
+    ) -> Result<()> {
         let t = Instant::now();
-        let r = self.inner.upload(local, remote, expected_sha256).await;
+        let r = self
+            .inner
+            .upload(local, remote, expected_sha256, mode, owner)
+            .await;
         self.log(
             &format!("upload {} to {remote}", local.display()),
             t,

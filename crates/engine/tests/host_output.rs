@@ -12,9 +12,10 @@
 //! * The cases these found are regular regression tests below.
 
 use apim_engine::modules::{self, TaskCtx};
-use apim_engine::probe::{self, Answer, Fact, Facts};
+use apim_engine::probe::{self, Answer, Fact, Facts, FileStat};
 use apim_engine::redact::Redactor;
 use apim_engine::state::HostState;
+use apim_transport::FileKind;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------
@@ -40,7 +41,31 @@ fn question() -> impl Strategy<Value = Fact> {
         "/[a-z]{1,6}".prop_map(Fact::File),
         "/[a-z]{1,6}".prop_map(Fact::Sha256),
         "[a-z ]{1,12}".prop_map(Fact::Shell),
+        "/[a-z]{1,6}".prop_map(Fact::Attrs),
     ]
+}
+
+/// An owner, group and mode as `stat` reports them for a regular file.
+fn file_stat() -> impl Strategy<Value = FileStat> {
+    (
+        0u32..0o10000,
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<i64>(),
+        "[a-z_][a-z0-9_-]{0,8}|UNKNOWN",
+        "[a-z_][a-z0-9_-]{0,8}|UNKNOWN",
+    )
+        .prop_map(|(mode, size, uid, gid, mtime, user, group)| FileStat {
+            kind: FileKind::File,
+            size,
+            mode,
+            uid,
+            gid,
+            user,
+            group,
+            mtime,
+        })
 }
 
 /// An answer of the right kind for `q`.
@@ -59,6 +84,9 @@ fn answer_for(q: &Fact) -> BoxedStrategy<Answer> {
         Fact::Shell(_) => (any::<i32>(), host_bytes(12))
             .prop_map(|(rc, stdout)| Answer::Output { rc, stdout })
             .boxed(),
+        Fact::Attrs(_) => {
+            prop_oneof![Just(Answer::Missing), file_stat().prop_map(Answer::Attrs)].boxed()
+        }
     }
 }
 
@@ -72,10 +100,11 @@ fn answered() -> impl Strategy<Value = Vec<(Fact, Answer)>> {
 }
 
 /// What the probe script prints for these answers: single answers in question order,
-/// then the files found, in one batch.
+/// then the owners and modes found, in one batch, then the files found, in one batch.
 fn frame(answers: &[(Fact, Answer)]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut batch = Vec::new();
+    let mut stats = Vec::new();
     for (i, (_, a)) in answers.iter().enumerate() {
         match a {
             Answer::Missing => out.extend(format!("@@{i} M 0\n").into_bytes()),
@@ -87,7 +116,27 @@ fn frame(answers: &[(Fact, Answer)]) -> Vec<u8> {
                 out.extend(format!("@@{i} C {} {rc}\n", stdout.len()).into_bytes());
                 out.extend_from_slice(stdout);
             }
+            Answer::Attrs(st) => stats.push((i, st)),
         }
+    }
+    if !stats.is_empty() {
+        let lines: String = stats
+            .iter()
+            .map(|(_, st)| {
+                format!(
+                    "{:x} {} {} {} {} {} {}\n",
+                    0o100000 | st.mode,
+                    st.size,
+                    st.uid,
+                    st.gid,
+                    st.mtime,
+                    st.user,
+                    st.group
+                )
+            })
+            .collect();
+        let indices: Vec<String> = stats.iter().map(|(i, _)| i.to_string()).collect();
+        out.extend(format!("@@S {} {}\n{lines}", lines.len(), indices.join(" ")).into_bytes());
     }
     if !batch.is_empty() {
         let total: usize = batch.iter().map(|(_, b)| b.len()).sum();
@@ -187,6 +236,21 @@ const MODULE_PARAMS: &[(&str, &str)] = &[
          digest_cache = '/opt/.app.zip.sha256'\nurl = 'https://mirror/app.zip'",
     ),
     (
+        "copy",
+        "src = '/ctl/app.jar'\nsha256 = 'abcdef0123456789'\ndest = '/opt/app.jar'\n\
+         owner = 'svc'\ngroup = 'svc'\nmode = '0644'",
+    ),
+    (
+        "hosts_file",
+        "marker = 'cluster'\nentries = [{ address = '10.0.0.9', names = ['db'] }]\n\
+         owner = 'root'\ngroup = 'root'\nmode = '0644'",
+    ),
+    (
+        "xml",
+        "file = '/opt/app/conf/db.xml'\nowner = 'svc'\ngroup = 'svc'\nmode = '0600'\n\
+         ops = [{ op = 'set_text', path = '/Db/Password', value = 'pw', secret = true }]",
+    ),
+    (
         "hosts_file",
         "marker = 'cluster'\nentries = [{ address = '10.0.0.9', names = ['db', 'db.example'] }]",
     ),
@@ -262,6 +326,7 @@ fn any_answer() -> impl Strategy<Value = Answer> {
             stdout: d.into_bytes()
         }),
         digest_like().prop_map(|d| Answer::Bytes(d.into_bytes())),
+        file_stat().prop_map(Answer::Attrs),
     ]
 }
 

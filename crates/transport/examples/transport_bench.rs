@@ -125,7 +125,7 @@ async fn main() {
     let mut rates = Vec::new();
     for _ in 0..3 {
         let start = Instant::now();
-        host.upload(upload.as_ref(), "/opt/bench-upload.bin", sha256)
+        host.upload(upload.as_ref(), "/opt/bench-upload.bin", sha256, None, None)
             .await
             .expect("upload");
         rates.push(size / start.elapsed().as_secs_f64() / 1e6);

@@ -20,13 +20,17 @@ use crate::output::{ExitStatus, Output, stderr_tail};
 const ABSENT: i32 = 44;
 /// Exit code of [`WRITE_ONE_FN`] when the received content has the wrong hash.
 const HASH_MISMATCH: i32 = 65;
+/// Exit code of [`WRITE_ONE_FN`] when the file is not what the write was told it was.
+const NOT_AS_EXPECTED: i32 = 66;
 
 /// `$1` = path. Prints the file, or exits [`ABSENT`] when there is none.
 const READ_SCRIPT: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 44
 exec cat -- "$1""#;
 
-/// `write_one PATH MODE OWNER SHA256`: writes its stdin atomically to PATH. MODE is
-/// octal or empty, OWNER `user[:group]` or empty, SHA256 the expected hash of stdin.
+/// `write_one PATH MODE OWNER SHA256 [WAS]`: writes its stdin atomically to PATH. MODE is
+/// octal or empty, OWNER `user[:group]` or empty, SHA256 the expected hash of stdin, WAS
+/// (optional) the sha256 PATH must have right before it is replaced, `-` for none there;
+/// otherwise nothing is written and the exit code is [`NOT_AS_EXPECTED`].
 /// A subshell function: its `set -e`, traps and exit stay inside one file's write.
 /// The script defines `digest` (stdin -> `hash  -`) first: [`SMALL_DIGEST_FN`] or
 /// [`LARGE_DIGEST_FN`]. `place GOT` (also used by a large upload's finish) checks the
@@ -52,7 +56,14 @@ sync -- "$dir" 2>/dev/null || true
 write_one() (
 set -eu
 trap '' PIPE
-path=$1 mode=$2 owner=$3 want=$4
+path=$1 mode=$2 owner=$3 want=$4 was=${5-}
+if [ -n "$was" ]; then
+  if [ -e "$path" ] || [ -L "$path" ]; then now=$(sha256sum < "$path"); now=${now%% *}; else now=-; fi
+  if [ "$now" != "$was" ]; then
+    echo "it changed since the plan; left as it is" >&2
+    exit 66
+  fi
+fi
 # Builtins, not dirname/basename: a node's configuration is a dozen files per batch.
 case $path in
   */*) dir=${path%/*} base=${path##*/}; dir=${dir:-/} ;;
@@ -169,6 +180,16 @@ pub struct FileWrite<'a> {
     pub mode: Option<u32>,
     /// Owner to give the file (an existing file otherwise keeps its own).
     pub owner: Option<Owner>,
+    /// What the file must be right before it is replaced (`None`: anything).
+    pub was: Option<Was>,
+}
+
+/// What a file is, as a write checks it right before replacing it: a saved plan's
+/// guard against a change made after the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Was {
+    Absent,
+    Sha256(String),
 }
 
 /// A batch that stopped: the first `written` files were written, the next one failed.
@@ -190,6 +211,7 @@ pub(crate) async fn write_file_atomic<T: Transport + ?Sized>(
         bytes,
         mode,
         owner: owner.cloned(),
+        was: None,
     };
     write_files_atomic(t, &[file]).await.map_err(|e| e.error)
 }
@@ -223,7 +245,14 @@ pub(crate) async fn write_files_atomic<T: Transport + ?Sized>(
         return Ok(());
     }
     let path = files[written.min(files.len() - 1)].path;
-    let error = if out.status == ExitStatus::Code(HASH_MISMATCH) {
+    let error = if out.status == ExitStatus::Code(NOT_AS_EXPECTED) {
+        TransportError::Failed {
+            host: t.host().to_string(),
+            cmd: format!("write {path}"),
+            status: out.status,
+            stderr_tail: "stale plan: the file changed since the plan; left as it is".into(),
+        }
+    } else if out.status == ExitStatus::Code(HASH_MISMATCH) {
         TransportError::Failed {
             host: t.host().to_string(),
             cmd: format!("write {path}"),
@@ -265,13 +294,17 @@ fn batch_script(files: &[FileWrite<'_>]) -> std::result::Result<String, String> 
     let mut script = format!("{SMALL_DIGEST_FN}\n{WRITE_ONE_FN}\n");
     for f in files {
         let want = hex::encode(Sha256::digest(f.bytes));
-        let mode = f.mode.map(|m| format!("{m:o}")).unwrap_or_default();
-        let owner = f.owner.as_ref().map(Owner::spec).unwrap_or_default();
+        let placed = Placed::new(f.mode, f.owner.as_ref());
+        let was = match &f.was {
+            None => String::new(),
+            Some(Was::Absent) => " -".to_string(),
+            Some(Was::Sha256(d)) => format!(" {}", quote(d)?),
+        };
         script.push_str(&format!(
-            "base64 -d <<'APIM_B64' | write_one {} {} {} {want}\n",
+            "base64 -d <<'APIM_B64' | write_one {} {} {} {want}{was}\n",
             quote(f.path)?,
-            quote(&mode)?,
-            quote(&owner)?,
+            quote(&placed.mode)?,
+            quote(&placed.owner)?,
         ));
         let encoded = Base64::encode_string(f.bytes);
         for line in encoded.as_bytes().chunks(76) {
@@ -307,10 +340,11 @@ if [ "${last%% *}" != "$len" ]; then
   exit 1
 fi"#;
 
-/// `$1` = temp file, `$2` = path, `$3` = expected sha256: checks the assembled temp file,
-/// then takes the place of the path as `write_one` does.
+/// `$1` = temp file, `$2` = path, `$3` = expected sha256, `$4` = mode, `$5` = owner (as
+/// `write_one`'s): checks the assembled temp file, then takes the place of the path as
+/// `write_one` does.
 const FINISH_SCRIPT: &str = r#"set -eu
-tmp=$1 path=$2 want=$3 mode= owner=
+tmp=$1 path=$2 want=$3 mode=$4 owner=$5
 case $path in */*) dir=${path%/*}; dir=${dir:-/} ;; *) dir=. ;; esac
 trap 'rm -f -- "$tmp"' EXIT
 got=$(digest <"$tmp")
@@ -322,7 +356,10 @@ pub(crate) async fn upload<T: Transport + ?Sized>(
     local: &Path,
     remote: &str,
     expected_sha256: &str,
+    mode: Option<u32>,
+    owner: Option<&Owner>,
 ) -> Result<()> {
+    let placed = Placed::new(mode, owner);
     let open_error = |source| TransportError::Io {
         host: t.host().to_string(),
         what: format!("open {} for upload", local.display()),
@@ -332,9 +369,9 @@ pub(crate) async fn upload<T: Transport + ?Sized>(
     let size = file.metadata().await.map_err(open_error)?.len();
     let want = expected_sha256.to_ascii_lowercase();
     let out = if size >= PARALLEL_UPLOAD_MIN {
-        upload_parts(t, local, size, remote, &want).await?
+        upload_parts(t, local, size, remote, &want, &placed).await?
     } else {
-        t.exec(&upload_cmd(remote, &want).stdin_reader(file))
+        t.exec(&upload_cmd(remote, &want, &placed).stdin_reader(file))
             .await?
     };
     if out.status == ExitStatus::Code(HASH_MISMATCH) {
@@ -365,6 +402,7 @@ async fn upload_parts<T: Transport + ?Sized>(
     size: u64,
     remote: &str,
     want: &str,
+    placed: &Placed,
 ) -> Result<Output> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let what = format!("upload {} to {remote}", local.display());
@@ -414,14 +452,30 @@ exec mktemp -- "$dir/.$base.apim-XXXXXX""#,
         return Ok(out);
     }
     let finish = format!("{LARGE_DIGEST_FN}\n{WRITE_ONE_FN}\n{FINISH_SCRIPT}");
-    t.exec(&script_cmd(&finish, &[&tmp, remote, want])).await
+    let args = [tmp.as_str(), remote, want, &placed.mode, &placed.owner];
+    t.exec(&script_cmd(&finish, &args)).await
 }
 
-/// The upload: `write_one` on the streamed stdin. The archive's hash is public (pinned in
-/// the inventory), so it may travel as an argument.
-fn upload_cmd(path: &str, sha256: &str) -> Cmd {
+/// The mode and owner arguments of `write_one` (empty: not set).
+struct Placed {
+    mode: String,
+    owner: String,
+}
+
+impl Placed {
+    fn new(mode: Option<u32>, owner: Option<&Owner>) -> Self {
+        Placed {
+            mode: mode.map(|m| format!("{m:o}")).unwrap_or_default(),
+            owner: owner.map(Owner::spec).unwrap_or_default(),
+        }
+    }
+}
+
+/// The upload: `write_one` on the streamed stdin. The archive's hash, mode and owner are
+/// not secrets (the hash is pinned in the inventory), so they may travel as arguments.
+fn upload_cmd(path: &str, sha256: &str, placed: &Placed) -> Cmd {
     let source = format!("{LARGE_DIGEST_FN}\n{WRITE_ONE_FN}\nwrite_one \"$@\"");
-    script_cmd(&source, &[path, "", "", sha256])
+    script_cmd(&source, &[path, &placed.mode, &placed.owner, sha256])
 }
 
 pub(crate) async fn stat<T: Transport + ?Sized>(t: &T, path: &str) -> Result<Option<FileStat>> {

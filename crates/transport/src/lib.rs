@@ -44,7 +44,7 @@ pub mod ssh;
 
 pub use cmd::{Cmd, QuoteError, Stdin, quote};
 pub use error::{Result, TransportError};
-pub use files::{BatchError, FileKind, FileStat, FileWrite, Owner, script_cmd};
+pub use files::{BatchError, FileKind, FileStat, FileWrite, Owner, Was, script_cmd};
 pub use local::LocalTransport;
 pub use output::{ExitStatus, Output};
 pub use ssh::{Auth, HostKeyPolicy, SshTarget, SshTransport, Timeouts};
@@ -116,11 +116,19 @@ pub trait Transport: Send + Sync {
     }
 
     /// Streams a local file to `remote` (never held whole in memory) under a temp
-    /// name, checks `sha256sum` on the far side against `expected_sha256`, then
-    /// renames it into place. A mismatch is [`TransportError::HashMismatch`] and
-    /// leaves `remote` untouched.
-    async fn upload(&self, local: &Path, remote: &str, expected_sha256: &str) -> Result<()> {
-        files::upload(self, local, remote, expected_sha256).await
+    /// name, checks `sha256sum` on the far side against `expected_sha256`, gives the
+    /// temp file `mode` and `owner` (as [`Transport::write_file_atomic`] does), then
+    /// renames it into place: the file never exists at `remote` with other ones. A
+    /// mismatch is [`TransportError::HashMismatch`] and leaves `remote` untouched.
+    async fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        expected_sha256: &str,
+        mode: Option<u32>,
+        owner: Option<&Owner>,
+    ) -> Result<()> {
+        files::upload(self, local, remote, expected_sha256, mode, owner).await
     }
 
     /// Metadata of `path` (not following a final symlink), or `None` when absent.

@@ -75,6 +75,7 @@ fn every_operation(out: Output, files: usize) -> Vec<String> {
             bytes: b"x",
             mode: (i == 1).then_some(0o640),
             owner: (i == 2).then(|| Owner::with_group("svc", "svc")),
+            was: None,
         })
         .collect();
     rt.block_on(async {
@@ -86,7 +87,11 @@ fn every_operation(out: Output, files: usize) -> Vec<String> {
                 Ok(()) => "ok".into(),
                 Err(e) => format!("{} {}", e.written, e.error),
             },
-            format!("{:?}", host.upload(local.path(), "/opt/a.zip", "ABC").await),
+            format!(
+                "{:?}",
+                host.upload(local.path(), "/opt/a.zip", "ABC", None, None)
+                    .await
+            ),
             format!(
                 "{:?}",
                 host.exec_ok(&Cmd::new("true"))

@@ -187,11 +187,14 @@ async fn upload_verifies_hash_and_renames() {
     let sha = hex::encode(Sha256::digest(&data));
     let dst = dir.path().join("dst.bin");
     let d = dst.to_str().unwrap();
-    host().upload(&src, d, &sha).await.unwrap();
+    host().upload(&src, d, &sha, None, None).await.unwrap();
     assert_eq!(std::fs::read(&dst).unwrap(), data);
 
     std::fs::write(&dst, b"previous").unwrap();
-    let err = host().upload(&src, d, &"0".repeat(64)).await.unwrap_err();
+    let err = host()
+        .upload(&src, d, &"0".repeat(64), None, None)
+        .await
+        .unwrap_err();
     match &err {
         TransportError::HashMismatch { actual, .. } => assert_eq!(actual, &sha),
         other => panic!("expected HashMismatch, got {other}"),
@@ -285,24 +288,28 @@ async fn a_batch_writes_every_file_in_one_command_line_free_of_content_and_hashe
             bytes: b"first",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &b,
             bytes: &secret,
             mode: Some(0o600),
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &empty,
             bytes: b"",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &a,
             bytes: b"second",
             mode: Some(0o640),
             owner: None,
+            was: None,
         },
     ];
     host.write_files_atomic(&files).await.unwrap();
@@ -340,18 +347,21 @@ async fn a_batch_stops_at_the_first_failure_and_says_how_far_it_got() {
             bytes: b"1",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &bad,
             bytes: b"2",
             mode: None,
             owner: None,
+            was: None,
         },
         FileWrite {
             path: &after,
             bytes: b"3",
             mode: None,
             owner: None,
+            was: None,
         },
     ];
     let err = host().write_files_atomic(&files).await.unwrap_err();
@@ -363,4 +373,96 @@ async fn a_batch_stops_at_the_first_failure_and_says_how_far_it_got() {
     );
     assert_eq!(std::fs::read(&ok).unwrap(), b"1");
     assert!(!std::path::Path::new(&after).exists());
+}
+
+#[tokio::test]
+async fn a_write_told_what_the_file_was_refuses_a_file_that_is_otherwise() {
+    // Should: a write whose file is not the content (or absence) it was told stops that
+    // file and the rest of the batch with a "stale plan" error and leaves the file as it
+    // is; the right content or absence lets it through.
+    use apim_transport::{FileWrite, Was};
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a").to_str().unwrap().to_string();
+    let b = dir.path().join("b").to_str().unwrap().to_string();
+    std::fs::write(&a, b"edited by hand\n").unwrap();
+    let sha = |bytes: &[u8]| Was::Sha256(hex::encode(Sha256::digest(bytes)));
+    fn file<'a>(path: &'a str, bytes: &'a [u8], was: Option<Was>) -> FileWrite<'a> {
+        FileWrite {
+            path,
+            bytes,
+            mode: None,
+            owner: None,
+            was,
+        }
+    }
+    let h = host();
+    let e = h
+        .write_files_atomic(&[
+            file(&a, b"new\n", Some(sha(b"as planned\n"))),
+            file(&b, b"new\n", Some(Was::Absent)),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(e.written, 0);
+    assert!(e.error.to_string().contains("stale plan"), "{}", e.error);
+    assert_eq!(std::fs::read(&a).unwrap(), b"edited by hand\n");
+    assert!(!std::path::Path::new(&b).exists());
+    let e = h
+        .write_files_atomic(&[file(&a, b"new\n", Some(Was::Absent))])
+        .await
+        .unwrap_err();
+    assert!(e.error.to_string().contains("stale plan"), "{}", e.error);
+    h.write_files_atomic(&[
+        file(&a, b"new\n", Some(sha(b"edited by hand\n"))),
+        file(&b, b"new\n", Some(Was::Absent)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), b"new\n");
+    assert_eq!(std::fs::read(&b).unwrap(), b"new\n");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "temp files left"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_lands_with_its_final_owner_and_mode_new_or_replacing() {
+    // Should: a new file and a file that was root 0600 both end up nobody:nogroup 0644,
+    // for a small upload and a large one sent in parts (each path sets them on the temp
+    // file before the rename), and nothing is left beside the target.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::with_group("nobody", "nogroup");
+    for (name, len) in [("small.jar", 4096usize), ("large.zip", 17 << 20)] {
+        let src = dir.path().join(format!("src-{name}"));
+        let data: Vec<u8> = (0..len as u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let sha = hex::encode(Sha256::digest(&data));
+        let existing = dir.path().join(format!("old-{name}"));
+        std::fs::write(&existing, b"old").unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let new = dir.path().join(format!("new-{name}"));
+        for dst in [&existing, &new] {
+            let d = dst.to_str().unwrap();
+            host()
+                .upload(&src, d, &sha, Some(0o644), Some(&owner))
+                .await
+                .unwrap();
+            let st = host().stat(d).await.unwrap().unwrap();
+            assert_eq!(
+                (st.user.as_str(), st.group.as_str(), st.mode),
+                ("nobody", "nogroup", 0o644),
+                "{d}"
+            );
+            assert_eq!(std::fs::read(dst).unwrap(), data);
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("apim-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -99,13 +99,15 @@ async fn file_operations_over_ssh() {
         .collect();
     std::fs::write(&src, &data).unwrap();
     let sha = hex::encode(Sha256::digest(&data));
-    host.upload(&src, "/opt/blob", &sha).await.unwrap();
+    host.upload(&src, "/opt/blob", &sha, None, None)
+        .await
+        .unwrap();
     assert_eq!(
         std::fs::read(lab.host_path("app1", "/opt/blob").unwrap()).unwrap(),
         data
     );
     let err = host
-        .upload(&src, "/opt/blob2", &"ab".repeat(32))
+        .upload(&src, "/opt/blob2", &"ab".repeat(32), None, None)
         .await
         .unwrap_err();
     assert!(matches!(err, TransportError::HashMismatch { .. }), "{err}");

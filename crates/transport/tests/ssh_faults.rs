@@ -116,7 +116,7 @@ async fn interrupted_upload_never_replaces_the_file() {
         let host = std::sync::Arc::new(SshTransport::connect(target.clone()).await.unwrap());
         let uploading = {
             let (host, src, sha) = (host.clone(), src.clone(), sha.clone());
-            tokio::spawn(async move { host.upload(&src, "/opt/app.zip", &sha).await })
+            tokio::spawn(async move { host.upload(&src, "/opt/app.zip", &sha, None, None).await })
         };
         wait_for_partial_temp_file(&opt).await;
         match cut {

@@ -33,7 +33,9 @@ async fn large_upload_is_streamed_and_verified() {
         .unwrap();
     let before = peak_rss_bytes();
 
-    host.upload(&src, "/opt/wso2am.zip", &sha).await.unwrap();
+    host.upload(&src, "/opt/wso2am.zip", &sha, None, None)
+        .await
+        .unwrap();
 
     let peak = peak_rss_bytes();
     eprintln!(

@@ -11,11 +11,16 @@
 //! With `url`, the host downloads the file itself (curl or wget) instead of
 //! receiving it from the controller, for hosts that reach a mirror; the download
 //! is checked against the same pinned sha256 before it replaces anything.
+//!
+//! With `owner`, `group` and `mode`, the file's owner and mode are part of its desired
+//! state (`file_attrs`): a file with the right bytes and the wrong owner or mode is
+//! repaired by a `chown`/`chmod`, and a new copy gets them before it takes its place.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::file_attrs::Wanted;
 use super::{Action, Decision, ModuleError};
 use crate::preflight;
 use crate::probe::{Fact, quote};
@@ -31,6 +36,11 @@ pub struct Params {
     pub dest: String,
     #[serde(default)]
     pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Octal, e.g. `"0644"`.
+    #[serde(default)]
+    pub mode: Option<String>,
     /// Where the host records the digest it verified (for large files).
     #[serde(default)]
     pub digest_cache: Option<String>,
@@ -66,15 +76,28 @@ fn record_digest(dest: &str, cache: &str, sha256: &str) -> String {
     )
 }
 
+impl Params {
+    fn wanted(&self) -> Result<Wanted, ModuleError> {
+        Wanted::parse(
+            "copy",
+            self.owner.as_deref(),
+            self.group.as_deref(),
+            self.mode.as_deref(),
+        )
+    }
+}
+
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
-    Ok(vec![
+    let mut facts = vec![
         match &p.digest_cache {
             Some(cache) => Fact::Shell(cached_digest_probe(&p.dest, cache)),
             None => Fact::Sha256(p.dest.clone()),
         },
         preflight::free_space(&p.dest),
         preflight::commands(TOOLS),
-    ])
+    ];
+    facts.extend(p.wanted()?.questions(&p.dest));
+    Ok(facts)
 }
 
 /// What a copy may need on the host: a hasher to verify what arrived, and a
@@ -118,12 +141,24 @@ fn host_digest(p: &Params, state: &HostState) -> Result<Option<String>, ModuleEr
 }
 
 pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError> {
+    let wanted = p.wanted()?;
     match host_digest(p, state)? {
-        Some(d) if d.eq_ignore_ascii_case(&p.sha256) => Ok(Decision::ok(format!(
-            "{} has sha256 {}",
-            p.dest,
-            short(&p.sha256)
-        ))),
+        Some(d) if d.eq_ignore_ascii_case(&p.sha256) => match wanted.drift(&p.dest, state) {
+            None => Ok(Decision::ok(format!(
+                "{} has sha256 {}",
+                p.dest,
+                short(&p.sha256)
+            ))),
+            Some(drift) => {
+                wanted.plan(&p.dest, state);
+                let mut actions = vec![wanted.repair(&p.dest)];
+                // A chown or chmod moves the ctime the recorded digest is stamped with.
+                if let Some(cache) = &p.digest_cache {
+                    actions.push(record(&p.dest, cache, &p.sha256.to_lowercase()));
+                }
+                Ok(Decision::change(format!("{}: {drift}", p.dest), actions))
+            }
+        },
         found => {
             let why = match found {
                 Some(d) => format!(
@@ -140,32 +175,43 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
             let mut actions = vec![match p.url.as_deref().filter(|u| !u.is_empty()) {
                 Some(url) => Action::Script {
                     describe: format!("download {} on the host", p.dest),
-                    script: download(url, &p.dest, &sha256, p.owner.as_deref()),
+                    script: download(url, &p.dest, &sha256, &wanted),
                 },
                 None => Action::Upload {
                     local: p.src.clone(),
                     remote: p.dest.clone(),
                     sha256: sha256.clone(),
-                    owner: p.owner.clone(),
+                    mode: wanted.mode,
+                    owner: wanted.transport_owner(),
                 },
             }];
             if let Some(cache) = &p.digest_cache {
-                actions.push(Action::Script {
-                    describe: format!("record the sha256 of {}", p.dest),
-                    script: record_digest(&p.dest, cache, &sha256),
-                });
+                actions.push(record(&p.dest, cache, &sha256));
             }
+            wanted.plan(&p.dest, state);
             Ok(Decision::change(why, actions))
         }
     }
 }
 
+fn record(dest: &str, cache: &str, sha256: &str) -> Action {
+    Action::Script {
+        describe: format!("record the sha256 of {dest}"),
+        script: record_digest(dest, cache, sha256),
+    }
+}
+
 /// The host fetches `url` to a temp name beside `dest`, checks the pinned sha256,
-/// then renames it into place: a failed or wrong download replaces nothing.
-fn download(url: &str, dest: &str, sha256: &str, owner: Option<&str>) -> String {
-    let chown = owner
-        .map(|o| format!("chown {}: \"$t\"\n", quote(o)))
-        .unwrap_or_default();
+/// gives it its owner and mode, then renames it into place: a failed or wrong
+/// download replaces nothing.
+fn download(url: &str, dest: &str, sha256: &str, wanted: &Wanted) -> String {
+    let mut chown = String::new();
+    if let Some(spec) = wanted.chown_spec() {
+        chown.push_str(&format!("chown -- {} \"$t\"\n", quote(&spec)));
+    }
+    if let Some(m) = wanted.mode {
+        chown.push_str(&format!("chmod -- {} \"$t\"\n", quote(&format!("{m:04o}"))));
+    }
     format!(
         r#"set -eu
 d={dest}; u={url}; want={sha}
@@ -223,5 +269,83 @@ mod tests {
         let changed = sh(&format!("sha256sum {} | cut -c1-64", quote(f))).1;
         assert_ne!(changed, real);
         assert_eq!(sh(&cached_digest_probe(f, c)), (0, changed));
+    }
+
+    fn jar_host(digest: &str, user: &str, mode: u32) -> HostState {
+        use crate::probe::{Answer, Facts, FileStat};
+        let mut facts = Facts::default();
+        facts.insert(
+            Fact::Sha256("/opt/lib/db.jar".into()),
+            Answer::Digest(digest.into()),
+        );
+        facts.insert(
+            Fact::Attrs("/opt/lib/db.jar".into()),
+            Answer::Attrs(FileStat {
+                kind: apim_transport::FileKind::File,
+                size: 5,
+                mode,
+                uid: 0,
+                gid: 0,
+                user: user.into(),
+                group: user.into(),
+                mtime: 0,
+            }),
+        );
+        HostState::new(facts)
+    }
+
+    fn jar() -> Params {
+        Params {
+            src: "/ctl/db.jar".into(),
+            sha256: "ab".repeat(32),
+            dest: "/opt/lib/db.jar".into(),
+            owner: Some("svc".into()),
+            group: Some("svc".into()),
+            mode: Some("0644".into()),
+            digest_cache: None,
+            url: None,
+        }
+    }
+
+    #[test]
+    fn a_jar_with_the_right_bytes_left_root_0600_is_a_change_repaired_in_place() {
+        // should: the run frozen between upload and chown leaves this; the plan must name
+        // owner and mode and repair them, without sending the file again.
+        let mut state = jar_host(&"ab".repeat(32), "root", 0o600);
+        let d = decide(&jar(), &mut state).unwrap();
+        assert_eq!(
+            d.verdict.reason(),
+            "/opt/lib/db.jar: owner root:root → svc:svc, mode 0600 → 0644"
+        );
+        let [Action::Script { script, .. }] = &d.actions[..] else {
+            panic!("{:?}", d.actions)
+        };
+        assert!(script.contains("chown -- svc:svc /opt/lib/db.jar\nchmod -- 0644 /opt/lib/db.jar"));
+        let ok = decide(&jar(), &mut jar_host(&"ab".repeat(32), "svc", 0o644)).unwrap();
+        assert!(!ok.verdict.is_change(), "{:?}", ok.verdict);
+    }
+
+    #[test]
+    fn a_new_copy_is_uploaded_with_its_owner_and_mode() {
+        let mut state = jar_host(&"cd".repeat(32), "root", 0o600);
+        let d = decide(&jar(), &mut state).unwrap();
+        let [Action::Upload { mode, owner, .. }] = &d.actions[..] else {
+            panic!("{:?}", d.actions)
+        };
+        assert_eq!(*mode, Some(0o644));
+        assert_eq!(
+            owner,
+            &Some(apim_transport::Owner::with_group("svc", "svc"))
+        );
+    }
+
+    #[test]
+    fn a_download_gets_its_owner_and_mode_before_it_takes_its_place() {
+        let w = Wanted::parse("copy", Some("svc"), Some("svc"), Some("0644")).unwrap();
+        let script = download("https://m/x.jar", "/opt/x.jar", &"ab".repeat(32), &w);
+        let chown = script.find("chown -- svc:svc \"$t\"").expect(&script);
+        let chmod = script.find("chmod -- 0644 \"$t\"").expect(&script);
+        let mv = script.find("mv -f \"$t\"").expect(&script);
+        assert!(chown < mv && chmod < mv, "{script}");
     }
 }

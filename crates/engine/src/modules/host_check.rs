@@ -34,10 +34,11 @@ fn default_skew() -> u64 {
 /// runs as it; the current session's when the account does not exist yet).
 fn probe(p: &Params) -> String {
     format!(
-        "u={}\necho \"clock $(date +%s)\"\n\
+        "{}u={}\necho \"clock $(date +%s)\"\n\
          if [ \"$u\" != root ] && id -u -- \"$u\" >/dev/null 2>&1; then\n\
            echo \"nofile $(runuser -u \"$u\" -- sh -c 'ulimit -n' 2>/dev/null)\"\n\
          else echo \"nofile $(ulimit -n)\"; fi",
+        crate::probe::VOLATILE,
         quote(&p.user)
     )
 }

@@ -1,8 +1,11 @@
 //! `hosts_file`: an idempotent managed block in /etc/hosts. Lines outside the
 //! block are never touched; the block is replaced whole, or appended once.
+//! With `owner`, `group` and `mode` (for /etc/hosts: root, root, 0644) the file's
+//! owner and mode are part of its desired state (`file_attrs`).
 
 use serde::Deserialize;
 
+use super::file_attrs::Wanted;
 use super::{Action, Decision, ModuleError, TaskCtx, file_diff};
 use crate::probe::Fact;
 use crate::state::HostState;
@@ -15,6 +18,24 @@ pub struct Params {
     /// Names the block's marker lines (`# BEGIN <marker>` / `# END <marker>`).
     pub marker: String,
     pub entries: Vec<Entry>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Octal, e.g. `"0644"`.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+impl Params {
+    fn wanted(&self) -> Result<Wanted, ModuleError> {
+        Wanted::parse(
+            "hosts_file",
+            self.owner.as_deref(),
+            self.group.as_deref(),
+            self.mode.as_deref(),
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,7 +50,9 @@ fn default_path() -> String {
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
-    Ok(vec![Fact::File(p.path.clone())])
+    let mut facts = vec![Fact::File(p.path.clone())];
+    facts.extend(p.wanted()?.questions(&p.path));
+    Ok(facts)
 }
 
 pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decision, ModuleError> {
@@ -42,25 +65,39 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
             }
         }
     }
+    let wanted = p.wanted()?;
+    let drift = wanted.drift(&p.path, state);
     let old = state.read(&p.path).unwrap_or_default();
     let text = String::from_utf8_lossy(&old).into_owned();
     let new = with_block(&text, &p.marker, &block_lines(p));
     if new == text {
+        if let Some(drift) = drift {
+            wanted.plan(&p.path, state);
+            return Ok(Decision::change(
+                format!("{}: {drift}", p.path),
+                vec![wanted.repair(&p.path)],
+            ));
+        }
         return Ok(Decision::ok(format!(
             "{} already maps {}",
             p.path,
             names(p)
         )));
     }
+    let mut reason = format!("{} will map {}", p.path, names(p));
+    if let Some(drift) = drift {
+        reason.push_str(&format!("; {drift}"));
+    }
     let mut d = Decision::change(
-        format!("{} will map {}", p.path, names(p)),
+        reason,
         vec![Action::Write {
             path: p.path.clone(),
             bytes: new.clone().into_bytes(),
-            mode: None,
-            owner: None,
+            mode: wanted.mode,
+            owner: wanted.transport_owner(),
         }],
     );
+    wanted.plan(&p.path, state);
     d.diffs
         .push(file_diff(&p.path, &old, new.as_bytes(), ctx.redactor));
     state.write(&p.path, new.into_bytes());

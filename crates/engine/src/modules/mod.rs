@@ -20,6 +20,7 @@ use super::redact::Redactor;
 use super::state::HostState;
 
 pub mod copy;
+pub mod file_attrs;
 pub mod host_check;
 pub mod hosts_file;
 pub mod java;
@@ -153,20 +154,22 @@ pub struct FileDiff {
 /// A change the executor makes on a host.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// Write a file atomically; a new file gets `mode` and `owner`.
+    /// Write a file atomically, with `mode` and `owner` set before it takes its
+    /// place (where `None`, an existing file keeps its own).
     Write {
         path: String,
         bytes: Vec<u8>,
-        /// The mode of a new file (an existing file keeps its own).
         mode: Option<u32>,
-        owner: Option<String>,
+        owner: Option<apim_transport::Owner>,
     },
-    /// Stream a local file to the host, verified by sha256 there.
+    /// Stream a local file to the host, verified by sha256 there, with `mode` and
+    /// `owner` set before it takes its place.
     Upload {
         local: PathBuf,
         remote: String,
         sha256: String,
-        owner: Option<String>,
+        mode: Option<u32>,
+        owner: Option<apim_transport::Owner>,
     },
     /// Run a bash script (sent on stdin: secrets inside never reach a command line).
     Script { describe: String, script: String },

@@ -8,7 +8,7 @@
 //! when they differ, writes a fresh salt and the new digest.
 //!
 //! The digest is `base64(sha256(password + salt))` where the salt is the base64 text of
-//! 16 random bytes, the scheme of a JDBC user store with a SHA-256 digest and salted
+//! 16 bytes, the scheme of a JDBC user store with a SHA-256 digest and salted
 //! passwords. It is computed here: the password never travels to the database host, and
 //! the probe returns the stored salt and digest, which stay in memory (never printed).
 //! A missing row is left alone: the application creates it on its first start.
@@ -62,11 +62,16 @@ pub fn digest(password: &str, salt: &str) -> String {
     Base64::encode_string(&h.finalize())
 }
 
-fn new_salt() -> Result<String, ModuleError> {
-    let mut bytes = [0u8; SALT_BYTES];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ModuleError::new(format!("no random salt from the system: {e}")))?;
-    Ok(Base64::encode_string(&bytes))
+/// The salt a new digest gets: derived from the salt it replaces and the password, so
+/// the plan is a value (`apply --plan` finds the same action) while each rotation still
+/// gets a fresh salt. It tells no more than the digest stored beside it.
+fn next_salt(old_salt: &str, password: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"next salt\0");
+    h.update(old_salt.as_bytes());
+    h.update(b"\0");
+    h.update(password.as_bytes());
+    Base64::encode_string(&h.finalize()[..SALT_BYTES])
 }
 
 pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
@@ -154,7 +159,7 @@ pub fn decide(p: &Params, state: &mut HostState) -> Result<Decision, ModuleError
             "{who}: the stored password is the wanted one"
         )));
     }
-    let salt = new_salt()?;
+    let salt = next_salt(&salt, &p.password);
     let set = |digest: &str, salt: &str| {
         format!(
             "UPDATE `{db}`.`{table}` SET `{pw}` = {digest}, `{sc}` = {salt} WHERE {cond};",
@@ -218,9 +223,13 @@ mod tests {
         };
         assert_eq!(digest("admin", "c2FsdA=="), want);
         assert_eq!(want.len(), 44);
-        let salt = new_salt().unwrap();
+        let salt = next_salt("c2FsdA==", "admin");
         assert_eq!(salt.len(), 24);
-        assert_ne!(salt, new_salt().unwrap());
+        assert_ne!(
+            salt,
+            next_salt(&salt, "admin"),
+            "each rotation a fresh salt"
+        );
     }
 
     fn params() -> Params {

@@ -193,6 +193,11 @@ def load_xml(log, relative):
         return ET.parse(path).getroot()
     except FileNotFoundError:
         log.error(C_CORE, "Cannot read %s: file not found" % path)
+    except PermissionError:
+        # The server runs as the service user: a file it may not read stops it as the
+        # JVM's FileInputStream would.
+        log.error(C_CORE, "Cannot read %s: java.io.FileNotFoundException: %s (Permission denied)"
+                  % (path, path))
     except ET.ParseError as err:
         log.error(C_CORE, "Error while parsing %s: %s" % (path, err))
     raise FatalStartup()
@@ -611,7 +616,7 @@ def check_datasource(node, source, purpose, cls, probes, script):
                   "jdbc:mysql:// and jdbc:h2: URLs" % (where, purpose))
         raise StartupFailed()
     host, port, database = match.group(2), int(match.group(3) or 3306), match.group(4)
-    if not driver_available(source.driver):
+    if not driver_available(log, source.driver):
         fail_pool(log, cls, where, purpose,
                   "java.lang.ClassNotFoundException: %s (no jar in repository/components/lib "
                   "provides it)" % (source.driver or "(no driverClassName)"))
@@ -650,8 +655,9 @@ def fail_pool(log, cls, where, purpose, message):
     raise StartupFailed()
 
 
-def driver_available(driver_class):
-    """True when a jar in repository/components/lib holds the driver class."""
+def driver_available(log, driver_class):
+    """True when a jar in repository/components/lib holds the driver class. A jar the
+    server's user cannot open is logged as the JVM reports it, then skipped."""
     if not driver_class:
         return False
     entry = driver_class.replace(".", "/") + ".class"
@@ -663,12 +669,17 @@ def driver_available(driver_class):
     for name in names:
         if not name.endswith(".jar"):
             continue
+        path = os.path.join(lib, name)
         try:
-            with zipfile.ZipFile(os.path.join(lib, name)) as jar:
+            with zipfile.ZipFile(path) as jar:
                 if entry in jar.namelist():
                     return True
+        except PermissionError:
+            log.error(C_CORE, "Invalid jar file %s: java.io.FileNotFoundException: %s "
+                      "(Permission denied)" % (path, path))
         except (OSError, zipfile.BadZipFile):
-            continue
+            log.error(C_CORE, "Invalid jar file %s: java.util.zip.ZipException: error in "
+                      "opening zip file" % path)
     return False
 
 
