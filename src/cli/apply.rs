@@ -82,6 +82,8 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let started = std::time::Instant::now();
+        // Before the plan: a Ctrl-C while planning ends the run before its first step.
+        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
         let mut prepared = deploy::prepare(&opts).await?;
         for step in &prepared.plan.steps {
             for w in &step.warnings {
@@ -89,7 +91,6 @@ pub fn exec(args: Args, shell: &Arc<Shell>) -> anyhow::Result<ExitCode> {
             }
         }
         let reporter = report::reporter(shell.clone(), args.diff);
-        let watcher = watch_interrupts(opts.exec.interrupted.clone(), shell.clone());
         let outcome = deploy::apply(&mut prepared, reporter, &opts, started).await;
         watcher.abort();
         if !outcome.pending.is_empty() {
