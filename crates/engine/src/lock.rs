@@ -56,6 +56,9 @@ pub struct Holder {
     pub holder_pid: Option<u32>,
     /// Seconds since the holder last heard from its run.
     pub heartbeat_age: Option<u64>,
+    /// Its run holds every host it needs (not a run still trying, which may give
+    /// this host back in a moment).
+    pub whole: bool,
 }
 
 impl Holder {
@@ -104,6 +107,7 @@ impl Holder {
                 "since" => h.since = v.to_string(),
                 "holder" => h.holder_pid = v.parse().ok(),
                 "age" => h.heartbeat_age = v.parse().ok(),
+                "whole" => h.whole = v == "1",
                 _ => {}
             }
         }
@@ -165,12 +169,10 @@ fn holder_script(dir: &str, me: &Holder, wait: Duration) -> String {
         r#"set -u
 dir={dir}; f="$dir/lock"
 root=${{dir%/*}}; had_root=0; had_dir=0
+# Builtins only until the lock is taken, but for flock: a fork costs more than
+# the rest of the script on a busy host, and every run waits for this.
 [ -d "$root" ] && had_root=1; [ -d "$dir" ] && had_dir=1
-mkdir -p "$dir" || exit 1
-# This run's SSH connection, as every command it runs here inherits it (sudo
-# drops the variable: then it is the parent's).
-conn=${{SSH_CONNECTION:-}}
-[ -n "$conn" ] || conn=$(tr '\0' '\n' < "/proc/$PPID/environ" 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
+[ "$had_dir" = 1 ] || mkdir -p "$dir" || exit 1
 # A run that finds no install root leaves none behind (it removes the lock file
 # it created), so a holder checks that the file it locked is still the one at
 # the path, or starts again.
@@ -179,14 +181,20 @@ while :; do
   if ! flock -n 9; then
     if [ {wait} = 0 ] || ! flock -w {wait} 9; then cat "$f"; exit {BUSY}; fi
   fi
-  [ "$(stat -Lc %i /proc/$$/fd/9)" = "$(stat -c %i "$f" 2>/dev/null)" ] && break
+  [ "/proc/$$/fd/9" -ef "$f" ] && break
   exec 9>&-
 done
-printf '%s\n'{fields} "since=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "holder=$$" > "$f"
+TZ=UTC printf -v since '%(%Y-%m-%dT%H:%M:%SZ)T' -1
+printf '%s\n'{fields} "since=$since" "holder=$$" > "$f"
 echo {locked}
+# This run's SSH connection, as every command it runs here inherits it (sudo
+# drops the variable: then it is the parent's).
+conn=${{SSH_CONNECTION:-}}
+[ -n "$conn" ] || conn=$(tr '\0' '\n' < "/proc/$PPID/environ" 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
 clean=0
 while IFS= read -r -t {limit} line; do
   [ "$line" = release ] && {{ clean=1; break; }}
+  [ "$line" = whole ] && echo whole=1 >> "$f"
   touch "$f"
 done
 if [ "$clean" = 0 ]; then
@@ -289,8 +297,15 @@ pub async fn break_stale(t: &dyn Transport, dir: &str) -> Result<Option<Holder>,
         ));
     }
     let pid = holder.holder_pid.unwrap_or(0);
+    // Killed, the holder cannot empty the file: do it once the lock is free.
     let script = format!(
-        "kill -KILL {pid} 2>/dev/null; for i in $(seq 50); do [ -d /proc/{pid} ] || exit 0; sleep 0.1; done; exit 1"
+        "kill -KILL {pid} 2>/dev/null; f={f}\n\
+         for i in $(seq 50); do\n\
+           if [ ! -d /proc/{pid} ]; then exec 9>>\"$f\"; flock -n 9 && : > \"$f\"; exit 0; fi\n\
+           sleep 0.1\n\
+         done\n\
+         exit 1",
+        f = quote(&lock_file(dir)),
     );
     t.exec_ok(&Cmd::new("bash").arg("-c").arg(script))
         .await
@@ -331,10 +346,17 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// Holds `held` with a heartbeat to each holder.
+    /// Holds `held` with a heartbeat to each holder, after telling each that the
+    /// run holds every host (so another run that finds one stops at once).
     fn start(held: Vec<HostLock>) -> RunLock {
         let beats: Vec<Beat> = held.iter().map(|h| h.heartbeat.clone()).collect();
         let beat = tokio::spawn(async move {
+            for b in &beats {
+                if let Some(s) = b.lock().await.as_mut() {
+                    let _ = s.write_all(b"whole\n").await;
+                    let _ = s.flush().await;
+                }
+            }
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
                 for b in &beats {
@@ -374,8 +396,8 @@ impl Drop for RunLock {
 }
 
 /// How long a run that was not asked to wait still waits, host by host, when
-/// its first attempt met another run: long enough for a run that raced it to
-/// give back the hosts it took in its own first attempt.
+/// its first attempt met a run that did not hold every host yet: long enough
+/// for a run that raced it to give back the hosts it took in its first attempt.
 const CONTENTION_WAIT: Duration = Duration::from_secs(2);
 
 /// Locks every host in `hosts` as `me`, all or nothing; waits up to `wait` for
@@ -383,8 +405,10 @@ const CONTENTION_WAIT: Duration = Duration::from_secs(2);
 ///
 /// First every host at once, without waiting: the common case (nobody else
 /// runs) costs one round trip, whatever the number of hosts. If any host is
-/// held, this run gives back what it took and then takes the hosts one after
-/// the other in name order, waiting on each. Two runs that race cannot both
+/// held, this run gives back what it took. A holder whose run holds all its
+/// hosts (`whole=1` in the file) stops this run at once, unless it may wait;
+/// otherwise this run takes the hosts one after the other in name order,
+/// waiting on each. Two runs that race cannot both
 /// win (each host's `flock` has one holder), and cannot both lose: whichever
 /// takes the first host they share in name order waits for the rest, which the
 /// other gives back (after its first attempt) or never takes (in name order it
@@ -414,14 +438,17 @@ pub async fn acquire(
         return Ok(RunLock::start(held));
     }
     release_all(held).await;
-    if let Some((host, Refusal::Failed(message))) = refused
-        .into_iter()
-        .find(|(_, r)| matches!(r, Refusal::Failed(_)))
-    {
-        return Err(LockError::Failed {
-            host: host.clone(),
-            message,
-        });
+    for (host, refusal) in refused {
+        let host = host.clone();
+        match refusal {
+            Refusal::Failed(message) => return Err(LockError::Failed { host, message }),
+            // A run that holds every host is not racing this one: do not wait for it
+            // unless asked to.
+            Refusal::Held(holder) if holder.whole && wait.is_zero() => {
+                return Err(LockError::Busy { host, holder });
+            }
+            Refusal::Held(_) => {}
+        }
     }
     let deadline = started + wait.max(CONTENTION_WAIT);
     let mut held = Vec::new();

@@ -536,17 +536,18 @@ fn fail_unless(cond: &str, cleanup: Option<&str>, message: &str) -> String {
 /// Marks the row that says why a session stopped.
 const STOPPED: &str = "stopped: ";
 
-/// The whole session: the client's output is kept and, when it fails, printed
-/// on stderr with the reason it printed itself (if any) on the last line.
+/// The whole session. The client's output goes to stderr, with the reason a
+/// session stopped itself (if any) moved to the last line, where the failure
+/// report looks.
 fn session_script(p: &Params, sql: &str) -> String {
     let delimiter = heredoc_delimiter(sql);
     format!(
-        "set -eu\n\
-         out=$({client} --batch -N 2>&1 <<'{delimiter}'\n{sql}\n{delimiter}\n) && exit 0\n\
-         printf '%s\\n' \"$out\" | grep -v '^{STOPPED}' >&2 || true\n\
-         printf '%s\\n' \"$out\" | sed -n 's/^{STOPPED}/mysql: /p' >&2\n\
-         exit 1\n",
+        "set -eu -o pipefail\n\
+         {client} --batch -N 2>&1 <<'{delimiter}' | awk '/^{STOPPED}/ {{ why = why \"mysql: \" substr($0, {from}) \"\\n\"; next }} \
+         {{ print > \"/dev/stderr\" }} END {{ printf \"%s\", why > \"/dev/stderr\" }}'\n\
+         {sql}\n{delimiter}\n",
         client = client(p),
+        from = STOPPED.len() + 1,
     )
 }
 
