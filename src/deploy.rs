@@ -182,11 +182,17 @@ pub async fn prepare(opts: &DeployOptions) -> anyhow::Result<Prepared> {
         started.elapsed().as_millis()
     );
     // The lock comes before the plan: the plan must see what the previous run left.
+    let started = std::time::Instant::now();
     let (lock, in_progress) = match &opts.lock {
-        Some(request) => (
-            Some(take_lock(&hosts, &topology, request).await?),
-            Default::default(),
-        ),
+        Some(request) => {
+            let lock = take_lock(&hosts, &topology, request).await?;
+            tracing::info!(
+                "locked {} host(s) in {}ms",
+                hosts.len(),
+                started.elapsed().as_millis()
+            );
+            (Some(lock), Default::default())
+        }
         None => (None, runs_in_progress(&hosts, &topology).await),
     };
     let started = std::time::Instant::now();
@@ -291,7 +297,9 @@ pub async fn apply(
         duration_ms: started.elapsed().as_millis() as u64,
     });
     if let Some(l) = p.lock.take() {
+        let releasing = std::time::Instant::now();
         l.release().await;
+        tracing::info!("released the lock in {}ms", releasing.elapsed().as_millis());
     }
     for t in p.hosts.values() {
         t.close().await;

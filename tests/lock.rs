@@ -283,3 +283,214 @@ fn a_first_ctrl_c_lets_running_steps_finish_and_exits_130_listing_what_is_pendin
     assert!(next.status.success(), "{}", text(&next.stderr));
     assert_one_server_per_node(&lab, "app1");
 }
+
+/// The holder's pid on `host`, from its lock file.
+fn holder_pid(lab: &TestLab, host: &str) -> String {
+    lock_text(lab, host)
+        .lines()
+        .find_map(|l| l.strip_prefix("holder="))
+        .unwrap_or_else(|| panic!("{host}: no holder in the lock file"))
+        .to_string()
+}
+
+fn alive(lab: &TestLab, host: &str, pid: &str) -> bool {
+    lab.exec(host, &["kill", "-0", pid])
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn a_host_cut_off_mid_run_lets_go_of_its_lock_and_the_next_apply_proceeds() {
+    // should: the controller's connection to app1 cut mid-run (all of app1's traffic
+    // dropped): the holder on app1 stops hearing the heartbeat and releases the lock on
+    // the host within its limit (20 s) plus slack, its process gone; once the network is
+    // back, `apply` proceeds without `unlock` and converges.
+    if !lab_tests_enabled("a_host_cut_off_mid_run_lets_go_of_its_lock_and_the_next_apply_proceeds")
+    {
+        return;
+    }
+    let lab = Deployable::up(Layout::AllInOne, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
+    let first = spawn_apply(inv, &[]);
+    wait_for_holder(&lab, "app1", first.id(), Duration::from_secs(60));
+    let holder = holder_pid(&lab, "app1");
+    lab.cut("app1").unwrap();
+    let cut = Instant::now();
+    while !lock_text(&lab, "app1").is_empty() {
+        assert!(
+            cut.elapsed() < Duration::from_secs(30),
+            "app1 still locked {:?} after the cut:\n{}",
+            cut.elapsed(),
+            lock_text(&lab, "app1")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let released = cut.elapsed();
+    eprintln!("app1 released its lock {released:?} after the cut");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !alive(&lab, "app1", &holder),
+        "the holder outlived its release"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    lab.heal("app1").unwrap();
+    let next = cli(&["apply", inv]);
+    assert!(next.status.success(), "{}", text(&next.stderr));
+    assert_one_server_per_node(&lab, "app1");
+    let again = cli(&["plan", inv]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+}
+
+#[test]
+fn with_a_lock_timeout_the_second_apply_waits_for_the_first_and_then_converges() {
+    // should: `apply --lock-timeout 60` started while another run holds the lock takes
+    // it only once that run has ended (the lock file names the first run until then),
+    // and converges: both exit 0, one server per node, `plan` exits 0.
+    if !lab_tests_enabled(
+        "with_a_lock_timeout_the_second_apply_waits_for_the_first_and_then_converges",
+    ) {
+        return;
+    }
+    let lab = Deployable::up(Layout::AllInOne, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
+    let mut first = spawn_apply(inv, &[]);
+    wait_for_holder(&lab, "app1", first.id(), Duration::from_secs(60));
+    let second = spawn_apply(inv, &["--lock-timeout", "60"]);
+    let theirs = format!("pid={}\n", second.id());
+    let first_status = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            !lock_text(&lab, "app1").contains(&theirs),
+            "the second run took the lock while the first ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(first_status.success(), "the first apply failed");
+    wait_for_holder(&lab, "app1", second.id(), Duration::from_secs(10));
+    let out = second.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_one_server_per_node(&lab, "app1");
+    let again = cli(&["plan", inv]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+}
+
+#[test]
+fn unlock_breaks_a_lock_whose_holder_stopped_acting_after_showing_whose_it_was() {
+    // should: a holder that stops acting (SIGSTOP: it keeps its flock but hears no
+    // heartbeat) outlives its run: the next `apply` stops naming that run; `unlock` keeps
+    // the lock while it was heard from within the heartbeat limit, then breaks it, naming
+    // the run (pid, command), and the holder is gone; `apply` then proceeds.
+    if !lab_tests_enabled(
+        "unlock_breaks_a_lock_whose_holder_stopped_acting_after_showing_whose_it_was",
+    ) {
+        return;
+    }
+    let lab = Deployable::up(Layout::AllInOne, 0.5);
+    let inv = lab.inventory.to_str().unwrap();
+    let first = spawn_apply(inv, &[]);
+    let first_pid = first.id();
+    wait_for_holder(&lab, "app1", first_pid, Duration::from_secs(60));
+    let holder = holder_pid(&lab, "app1");
+    exec(&lab, "app1", &["kill", "-STOP", &holder]);
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        lock_text(&lab, "app1").contains(&format!("pid={first_pid}\n")),
+        "the stopped holder should still hold the lock"
+    );
+
+    let blocked = cli(&["apply", inv]);
+    let err = text(&blocked.stderr);
+    assert_eq!(blocked.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("pid {first_pid}")), "{err}");
+
+    let early = cli(&["unlock", inv]);
+    assert_eq!(early.status.code(), Some(1), "{}", text(&early.stdout));
+    assert!(
+        text(&early.stdout).contains("held by a live run"),
+        "{}",
+        text(&early.stdout)
+    );
+    assert!(alive(&lab, "app1", &holder));
+
+    // Stale once the file has not been touched for longer than the heartbeat limit.
+    let file = lab.host_path("app1", LOCK).unwrap();
+    let silent = || {
+        std::fs::metadata(&file)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .elapsed()
+            .unwrap_or_default()
+    };
+    while silent() <= Duration::from_secs(21) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let unlock = cli(&["unlock", inv]);
+    let said = text(&unlock.stdout);
+    assert!(unlock.status.success(), "{said}{}", text(&unlock.stderr));
+    assert!(said.contains("app1: broke the stale lock of"), "{said}");
+    assert!(said.contains(&format!("pid {first_pid} (`")), "{said}");
+    assert!(said.contains("apply"), "{said}");
+    assert!(!alive(&lab, "app1", &holder), "the stale holder survived");
+    assert_eq!(lock_text(&lab, "app1"), "");
+
+    let next = cli(&["apply", inv]);
+    assert!(next.status.success(), "{}", text(&next.stderr));
+    assert_one_server_per_node(&lab, "app1");
+}
+
+#[test]
+fn two_applies_started_at_the_same_instant_never_both_win_nor_both_lose() {
+    // should: on a converged cluster with a pending restart (the winner holds the lock for
+    // seconds), two applies started together: exactly one exits 0 and the other exits 1
+    // within 10 s naming the lock, three rounds in a row; one server per node after each.
+    if !lab_tests_enabled("two_applies_started_at_the_same_instant_never_both_win_nor_both_lose") {
+        return;
+    }
+    let lab = Deployable::up(Layout::AllInOne, 4.0);
+    let inv = lab.inventory.to_str().unwrap();
+    let out = cli(&["apply", inv]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for round in 1..=3 {
+        exec(
+            &lab,
+            "app1",
+            &[
+                "bash",
+                "-c",
+                "echo x > /opt/wso2/KeyManager/.apim-deploy/restart-pending",
+            ],
+        );
+        let started = Instant::now();
+        let runs = [spawn_apply(inv, &[]), spawn_apply(inv, &[])].map(|r| {
+            std::thread::spawn(move || {
+                let out = r.wait_with_output().unwrap();
+                (out.status.code(), started.elapsed(), text(&out.stderr))
+            })
+        });
+        let mut outcomes: Vec<(Option<i32>, Duration, String)> =
+            runs.into_iter().map(|t| t.join().unwrap()).collect();
+        outcomes.sort_by_key(|o| o.0);
+        let [(won, _, won_err), (lost, lost_after, lost_err)] = &outcomes[..] else {
+            unreachable!()
+        };
+        assert_eq!(*won, Some(0), "round {round}: {won_err}\n---\n{lost_err}");
+        assert_eq!(*lost, Some(1), "round {round}: {lost_err}");
+        assert!(
+            lost_err.contains("another run holds the lock"),
+            "round {round}: {lost_err}"
+        );
+        assert!(
+            *lost_after < Duration::from_secs(10),
+            "round {round}: the loser stopped after {lost_after:?}"
+        );
+        eprintln!("round {round}: the loser stopped after {lost_after:?}");
+        assert_one_server_per_node(&lab, "app1");
+    }
+}

@@ -58,7 +58,7 @@ fn plan_on_a_fresh_lab_shows_every_change_and_touches_nothing() {
         "{shown}"
     );
     assert!(shown.contains("+                    <url>jdbc:mysql://apimgtdb.mysql-wso2.com:3306/apimgtdb?autoReconnect=true</url>"));
-    assert!(shown.contains("sql> CREATE DATABASE `apimgtdb` CHARACTER SET latin1;"));
+    assert!(shown.contains("sql> CREATE DATABASE IF NOT EXISTS `apimgtdb` CHARACTER SET latin1;"));
     assert!(shown.contains("Restarts, in order:\n  app1/keymanager"));
     assert!(
         !shown.contains('\x1b'),

@@ -2,18 +2,26 @@
 //!
 //! On every host a run touches, a small shell process holds `flock` on
 //! `<dir>/lock` for as long as the run lasts, and writes who holds it into
-//! that same file (user, controller host, controller pid, command, since when).
-//! The holder lives on a channel of the run's own SSH connection and reads
-//! a heartbeat on stdin, so the lock dies with the run whatever way the run
-//! ends: a clean release closes stdin; a controller killed outright (SIGKILL)
-//! closes its connection, and sshd closes the holder's stdin; a connection
-//! that goes silent (a cut network) stops the heartbeat, and the holder gives
-//! up after [`HEARTBEAT_LIMIT`]. The kernel drops a `flock` with its last
-//! holder, so no file is ever left claiming a lock nobody holds.
+//! that same file (user, controller host, controller pid, command, since when),
+//! then prints `locked` on its own channel. The holder lives on a channel of
+//! the run's own SSH connection and reads a heartbeat on stdin, so the lock dies
+//! with the run whatever way the run ends: a clean release says so on stdin; a
+//! controller killed outright (SIGKILL) closes its connection, and sshd closes
+//! the holder's stdin; a connection that goes silent (a cut network) stops the
+//! heartbeat, and the holder gives up after [`HEARTBEAT_LIMIT`]. A holder that
+//! gives up first ends the dead run's commands still running on the host (the
+//! processes of its SSH connection). The kernel drops a `flock` with its last
+//! holder, so no file is ever left claiming a lock nobody holds. A lock is
+//! stale only when its holder process itself stops acting (stopped by a signal,
+//! or hung in the kernel): it keeps its `flock` and stops touching the file.
+//! `unlock` breaks exactly that: a holder not heard from for longer than
+//! [`HEARTBEAT_LIMIT`], whose own timeout would have ended it by then.
 //!
-//! Hosts are locked one after the other in name order (every run uses the same
-//! order, so two runs cannot each hold a host the other waits for), and a run
-//! that cannot lock every host releases the ones it got: all or nothing.
+//! All hosts are tried at once without waiting (one round trip, whatever the
+//! number of hosts); if any is held, the run gives back what it took and takes
+//! the hosts one after the other in name order, waiting on each (see
+//! [`acquire`]): all or nothing, and two runs that race never both win nor both
+//! lose.
 //!
 //! Reading who holds a lock (for `plan` and `status`) never takes it: the
 //! holder's pid is in the file, and `/proc/<pid>/fd` tells whether it still
@@ -48,6 +56,9 @@ pub struct Holder {
     pub holder_pid: Option<u32>,
     /// Seconds since the holder last heard from its run.
     pub heartbeat_age: Option<u64>,
+    /// Its run holds every host it needs (not a run still trying, which may give
+    /// this host back in a moment).
+    pub whole: bool,
 }
 
 impl Holder {
@@ -96,6 +107,7 @@ impl Holder {
                 "since" => h.since = v.to_string(),
                 "holder" => h.holder_pid = v.parse().ok(),
                 "age" => h.heartbeat_age = v.parse().ok(),
+                "whole" => h.whole = v == "1",
                 _ => {}
             }
         }
@@ -136,22 +148,31 @@ pub fn lock_file(dir: &str) -> String {
 
 /// Exit status of the holder script when another process holds the lock.
 const BUSY: i32 = 75;
+/// The line the holder prints once it holds the lock and has written who it is.
+const LOCKED: &[u8] = b"locked";
 
 /// The holder: open the file (without truncating it: another holder's
-/// information stays readable), take the lock, write who we are, then hold it
-/// while the heartbeat comes in.
-fn holder_script(dir: &str, me: &Holder, token: &str, wait_secs: u64) -> String {
+/// information stays readable), take the lock (waiting up to `wait`), write who
+/// we are, say so on stdout, then hold it while the heartbeat comes in.
+fn holder_script(dir: &str, me: &Holder, wait: Duration) -> String {
     let fields: String = me
         .fields()
         .iter()
         .map(|(k, v)| format!(" {}", quote(&format!("{k}={}", one_line(v)))))
         .collect();
+    let wait = if wait.is_zero() {
+        "0".to_string()
+    } else {
+        format!("{:.3}", wait.as_secs_f64())
+    };
     format!(
         r#"set -u
 dir={dir}; f="$dir/lock"
 root=${{dir%/*}}; had_root=0; had_dir=0
+# Builtins only until the lock is taken, but for flock: a fork costs more than
+# the rest of the script on a busy host, and every run waits for this.
 [ -d "$root" ] && had_root=1; [ -d "$dir" ] && had_dir=1
-mkdir -p "$dir" || exit 1
+[ "$had_dir" = 1 ] || mkdir -p "$dir" || exit 1
 # A run that finds no install root leaves none behind (it removes the lock file
 # it created), so a holder checks that the file it locked is still the one at
 # the path, or starts again.
@@ -160,23 +181,45 @@ while :; do
   if ! flock -n 9; then
     if [ {wait} = 0 ] || ! flock -w {wait} 9; then cat "$f"; exit {BUSY}; fi
   fi
-  [ "$(stat -Lc %i /proc/$$/fd/9)" = "$(stat -c %i "$f" 2>/dev/null)" ] && break
+  [ "/proc/$$/fd/9" -ef "$f" ] && break
   exec 9>&-
 done
-printf '%s\n'{fields} "since=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "holder=$$" "token={token}" > "$f"
+TZ=UTC printf -v since '%(%Y-%m-%dT%H:%M:%SZ)T' -1
+printf '%s\n'{fields} "since=$since" "holder=$$" > "$f"
+echo {locked}
+# This run's SSH connection, as every command it runs here inherits it (sudo
+# drops the variable: then it is the parent's).
+conn=${{SSH_CONNECTION:-}}
+[ -n "$conn" ] || conn=$(tr '\0' '\n' < "/proc/$PPID/environ" 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
 clean=0
 while IFS= read -r -t {limit} line; do
   [ "$line" = release ] && {{ clean=1; break; }}
+  [ "$line" = whole ] && echo whole=1 >> "$f"
   touch "$f"
 done
 if [ "$clean" = 0 ]; then
   # The run is gone (killed, or cut off): its commands still running on this
-  # host (an unpack, a start) are this session's other processes. End them
-  # before the lock is free, so the next run never races a dead run's work.
-  s=$PPID
-  [ "$(cat "/proc/$s/comm" 2>/dev/null)" = sudo ] && s=$(ps -o ppid= -p "$s" | tr -d ' ')
+  # host (an unpack, a start, a seed) are the other processes of its SSH
+  # connection. End them before the lock is free, so the next run never races a
+  # dead run's work. sshd may have ended first and left them to init, so they
+  # are found by the connection in their environment, besides by their parent.
   tree() {{ local c; echo "$1"; for c in $(ps -o pid= --ppid "$1"); do tree "$c"; done; }}
-  victims=$(for c in $(ps -o pid= --ppid "$s"); do [ "$c" = $$ ] || tree "$c"; done)
+  keep=" $$ "; p=$PPID
+  while [ "${{p:-1}}" -gt 1 ]; do keep="$keep$p "; p=$(ps -o ppid= -p "$p" | tr -d ' '); done
+  roots() {{
+    if [ -n "$conn" ]; then
+      local ours
+      ours=$(grep -slzxF "SSH_CONNECTION=$conn" /proc/[0-9]*/environ | cut -d/ -f3 | tr '\n' ' ')
+      list=$(echo $ours | tr ' ' ,)
+      [ -n "$list" ] && ps -o pid=,ppid= -p "$list" | while read -r c pc; do
+        case " $ours " in *" $pc "*) ;; *) echo "$c" ;; esac
+      done
+    fi
+    s=$PPID
+    [ "$(cat "/proc/$s/comm" 2>/dev/null)" = sudo ] && s=$(ps -o ppid= -p "$s" | tr -d ' ')
+    ps -o pid= --ppid "$s" 2>/dev/null
+  }}
+  victims=$(for c in $(roots | sort -u); do case "$keep" in *" $c "*) ;; *) tree "$c" ;; esac; done)
   if [ -n "$victims" ]; then kill -STOP $victims 2>/dev/null; kill -KILL $victims 2>/dev/null; fi
 fi
 : > "$f"
@@ -188,7 +231,7 @@ fi
 true
 "#,
         dir = quote(dir),
-        wait = wait_secs,
+        locked = String::from_utf8_lossy(LOCKED),
         limit = HEARTBEAT_LIMIT.as_secs(),
     )
 }
@@ -254,8 +297,15 @@ pub async fn break_stale(t: &dyn Transport, dir: &str) -> Result<Option<Holder>,
         ));
     }
     let pid = holder.holder_pid.unwrap_or(0);
+    // Killed, the holder cannot empty the file: do it once the lock is free.
     let script = format!(
-        "kill -KILL {pid} 2>/dev/null; for i in $(seq 50); do [ -d /proc/{pid} ] || exit 0; sleep 0.1; done; exit 1"
+        "kill -KILL {pid} 2>/dev/null; f={f}\n\
+         for i in $(seq 50); do\n\
+           if [ ! -d /proc/{pid} ]; then exec 9>>\"$f\"; flock -n 9 && : > \"$f\"; exit 0; fi\n\
+           sleep 0.1\n\
+         done\n\
+         exit 1",
+        f = quote(&lock_file(dir)),
     );
     t.exec_ok(&Cmd::new("bash").arg("-c").arg(script))
         .await
@@ -271,6 +321,23 @@ struct HostLock {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl HostLock {
+    /// Tells the holder to let go and waits (briefly) until it has.
+    async fn release(self) {
+        if let Some(mut s) = self.heartbeat.lock().await.take() {
+            // Said out loud: a holder whose stdin merely ends takes its run for dead.
+            let _ = s.write_all(b"release\n").await;
+            let _ = s.shutdown().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+/// Releases every lock at once.
+async fn release_all(held: Vec<HostLock>) {
+    futures_util::future::join_all(held.into_iter().map(HostLock::release)).await;
+}
+
 /// The lock of one run on every host it touches; [`RunLock::release`] ends it.
 /// Dropping it ends it too: the holders' stdin closes.
 pub struct RunLock {
@@ -279,23 +346,39 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// Releases every host's lock and waits (briefly) until each is free.
-    pub async fn release(mut self) {
-        self.release_all().await;
+    /// Holds `held` with a heartbeat to each holder, after telling each that the
+    /// run holds every host (so another run that finds one stops at once).
+    fn start(held: Vec<HostLock>) -> RunLock {
+        let beats: Vec<Beat> = held.iter().map(|h| h.heartbeat.clone()).collect();
+        let beat = tokio::spawn(async move {
+            for b in &beats {
+                if let Some(s) = b.lock().await.as_mut() {
+                    let _ = s.write_all(b"whole\n").await;
+                    let _ = s.flush().await;
+                }
+            }
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                for b in &beats {
+                    if let Some(s) = b.lock().await.as_mut() {
+                        let _ = s.write_all(b"\n").await;
+                        let _ = s.flush().await;
+                    }
+                }
+            }
+        });
+        RunLock {
+            held,
+            beat: Some(beat),
+        }
     }
 
-    async fn release_all(&mut self) {
+    /// Releases every host's lock and waits (briefly) until each is free.
+    pub async fn release(mut self) {
         if let Some(b) = self.beat.take() {
             b.abort();
         }
-        for h in std::mem::take(&mut self.held) {
-            if let Some(mut s) = h.heartbeat.lock().await.take() {
-                // Said out loud: a holder whose stdin merely ends takes its run for dead.
-                let _ = s.write_all(b"release\n").await;
-                let _ = s.shutdown().await;
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(5), h.task).await;
-        }
+        release_all(std::mem::take(&mut self.held)).await;
     }
 }
 
@@ -312,9 +395,24 @@ impl Drop for RunLock {
     }
 }
 
-/// Locks every host in `hosts`, in name order, as `me`; waits up to `wait` for
-/// a busy host (0: not at all). On any failure the hosts already locked are
-/// released before the error returns: all or nothing.
+/// How long a run that was not asked to wait still waits, host by host, when
+/// its first attempt met a run that did not hold every host yet: long enough
+/// for a run that raced it to give back the hosts it took in its first attempt.
+const CONTENTION_WAIT: Duration = Duration::from_secs(2);
+
+/// Locks every host in `hosts` as `me`, all or nothing; waits up to `wait` for
+/// a busy host (0: not at all, but see [`CONTENTION_WAIT`]).
+///
+/// First every host at once, without waiting: the common case (nobody else
+/// runs) costs one round trip, whatever the number of hosts. If any host is
+/// held, this run gives back what it took. A holder whose run holds all its
+/// hosts (`whole=1` in the file) stops this run at once, unless it may wait;
+/// otherwise this run takes the hosts one after the other in name order,
+/// waiting on each. Two runs that race cannot both
+/// win (each host's `flock` has one holder), and cannot both lose: whichever
+/// takes the first host they share in name order waits for the rest, which the
+/// other gives back (after its first attempt) or never takes (in name order it
+/// is stuck waiting behind that first host).
 pub async fn acquire(
     hosts: &BTreeMap<String, Arc<dyn Transport>>,
     dir: &str,
@@ -322,105 +420,121 @@ pub async fn acquire(
     wait: Duration,
 ) -> Result<RunLock, LockError> {
     let started = Instant::now();
-    let mut lock = RunLock {
-        held: Vec::new(),
-        beat: None,
-    };
+    let attempts = hosts
+        .values()
+        .map(|t| lock_host(t.clone(), dir, me, Duration::ZERO));
+    let mut held = Vec::new();
+    let mut refused = Vec::new();
+    for (host, attempt) in hosts
+        .keys()
+        .zip(futures_util::future::join_all(attempts).await)
+    {
+        match attempt {
+            Ok(h) => held.push(h),
+            Err(r) => refused.push((host, r)),
+        }
+    }
+    if refused.is_empty() {
+        return Ok(RunLock::start(held));
+    }
+    release_all(held).await;
+    for (host, refusal) in refused {
+        let host = host.clone();
+        match refusal {
+            Refusal::Failed(message) => return Err(LockError::Failed { host, message }),
+            // A run that holds every host is not racing this one: do not wait for it
+            // unless asked to.
+            Refusal::Held(holder) if holder.whole && wait.is_zero() => {
+                return Err(LockError::Busy { host, holder });
+            }
+            Refusal::Held(_) => {}
+        }
+    }
+    let deadline = started + wait.max(CONTENTION_WAIT);
+    let mut held = Vec::new();
     for (host, t) in hosts {
-        let left = wait.saturating_sub(started.elapsed());
-        match lock_host(host, t.clone(), dir, me, left).await {
-            Ok(h) => lock.held.push(h),
-            Err(e) => {
-                lock.release_all().await;
-                return Err(e);
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lock_host(t.clone(), dir, me, left).await {
+            Ok(h) => held.push(h),
+            Err(refusal) => {
+                release_all(held).await;
+                let host = host.clone();
+                return Err(match refusal {
+                    Refusal::Failed(message) => LockError::Failed { host, message },
+                    Refusal::Held(holder) if wait.is_zero() => LockError::Busy { host, holder },
+                    Refusal::Held(holder) => LockError::TimedOut {
+                        host,
+                        holder,
+                        waited: wait.as_secs(),
+                    },
+                });
             }
         }
     }
-    let beats: Vec<Beat> = lock.held.iter().map(|h| h.heartbeat.clone()).collect();
-    lock.beat = Some(tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(HEARTBEAT).await;
-            for b in &beats {
-                if let Some(s) = b.lock().await.as_mut() {
-                    let _ = s.write_all(b"\n").await;
-                    let _ = s.flush().await;
-                }
-            }
-        }
-    }));
-    Ok(lock)
+    Ok(RunLock::start(held))
 }
 
-/// Starts the holder on one host and waits until the lock file carries this
-/// run's token (the lock is ours) or the holder ends (the lock is someone else's).
+/// Why one host was not locked.
+enum Refusal {
+    /// Another run holds it (after the wait, if any).
+    Held(Holder),
+    /// The holder could not run.
+    Failed(String),
+}
+
+/// Starts the holder on one host and waits until it says it holds the lock, or
+/// ends (the lock is someone else's, or the holder failed).
 async fn lock_host(
-    host: &str,
     t: Arc<dyn Transport>,
     dir: &str,
     me: &Holder,
     wait: Duration,
-) -> Result<HostLock, LockError> {
-    let token = format!("{}-{}", me.pid, random_token());
+) -> Result<HostLock, Refusal> {
     let (near, far) = tokio::io::duplex(256);
+    let (tap, mut said) = tokio::sync::mpsc::unbounded_channel();
     let cmd = Cmd::new("bash")
         .arg("-c")
-        .arg(holder_script(dir, me, &token, wait.as_secs()))
+        .arg(holder_script(dir, me, wait))
         .stdin_reader(far)
+        .stdout_tap(tap)
         .timeout(Duration::from_secs(365 * 24 * 3600));
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
-    let holder_t = t.clone();
     let task = tokio::spawn(async move {
-        let out = holder_t.exec(&cmd).await;
+        let out = t.exec(&cmd).await;
         let _ = done_tx.send(out);
     });
-    let failed = |message: String| LockError::Failed {
-        host: host.to_string(),
-        message,
-    };
-    let file = lock_file(dir);
-    let mine = format!("token={token}");
-    // The holder takes the lock within milliseconds: look early, then back off, so
-    // a run does not wait a fixed interval on every host it locks.
-    let mut pause = Duration::from_millis(5);
+    let mut heard = Vec::new();
+    let mut listening = true;
     loop {
         tokio::select! {
+            chunk = said.recv(), if listening => match chunk {
+                Some(chunk) => {
+                    heard.extend_from_slice(&chunk);
+                    if heard.split(|b| *b == b'\n').any(|line| line == LOCKED) {
+                        return Ok(HostLock {
+                            heartbeat: Arc::new(tokio::sync::Mutex::new(Some(near))),
+                            task,
+                        });
+                    }
+                }
+                None => listening = false,
+            },
             done = &mut done_rx => {
                 let out = done
-                    .map_err(|_| failed("the lock holder ended".into()))?
-                    .map_err(|e| failed(e.to_string()))?;
+                    .map_err(|_| Refusal::Failed("the lock holder ended".into()))?
+                    .map_err(|e| Refusal::Failed(e.to_string()))?;
                 if out.status == apim_transport::ExitStatus::Code(BUSY) {
-                    let holder = Holder::parse(&String::from_utf8_lossy(&out.stdout))
-                        .unwrap_or_default();
-                    return Err(if wait.is_zero() {
-                        LockError::Busy { host: host.to_string(), holder }
-                    } else {
-                        LockError::TimedOut { host: host.to_string(), holder, waited: wait.as_secs() }
-                    });
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    return Err(Refusal::Held(Holder::parse(&text).unwrap_or_default()));
                 }
-                return Err(failed(format!("{}: {}", out.status, out.stderr_text().trim())));
-            }
-            _ = tokio::time::sleep(pause) => {
-                pause = (pause * 2).min(Duration::from_millis(100));
-                let text = t.read_file(&file).await.map_err(|e| failed(e.to_string()))?;
-                if text.is_some_and(|b| String::from_utf8_lossy(&b).lines().any(|l| l == mine)) {
-                    return Ok(HostLock {
-                        heartbeat: Arc::new(tokio::sync::Mutex::new(Some(near))),
-                        task,
-                    });
-                }
+                return Err(Refusal::Failed(format!(
+                    "{}: {}",
+                    out.status,
+                    out.stderr_text().trim()
+                )));
             }
         }
     }
-}
-
-/// A token no other run picks, so a holder recognises its own lock file.
-fn random_token() -> String {
-    let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    hex::encode(b)
 }
 
 #[cfg(test)]
@@ -501,7 +615,7 @@ mod tests {
     #[test]
     fn a_lock_file_parses_and_reads_as_one_line() {
         let h = Holder::parse(
-            "user=ops\ncontroller=ci-7\npid=42\ncommand=apim-deploy apply x.toml\nsince=2026-12-02T10:00:00Z\nholder=9\ntoken=t\nage=3\n",
+            "user=ops\ncontroller=ci-7\npid=42\ncommand=apim-deploy apply x.toml\nsince=2026-12-02T10:00:00Z\nholder=9\nage=3\n",
         )
         .unwrap();
         assert_eq!(h.holder_pid, Some(9));

@@ -341,7 +341,7 @@ fn digest_like() -> impl Strategy<Value = String> {
         .prop_map(|(a, odd, b)| format!("{a}{odd}{b}"))
 }
 
-/// Rows shaped like the mysql probe's (`S|T|G \t name \t name`), with odd cells.
+/// Rows shaped like the mysql probe's (`S|T|G|L \t name \t name`), with odd cells.
 fn mysql_rows() -> impl Strategy<Value = Vec<u8>> {
     let cell = prop_oneof![
         "[a-z@%.]{0,6}",
@@ -349,7 +349,7 @@ fn mysql_rows() -> impl Strategy<Value = Vec<u8>> {
         Just("é€".into())
     ];
     let row = (
-        prop::sample::select(vec!["S", "T", "G", "X", ""]),
+        prop::sample::select(vec!["S", "T", "G", "L", "X", ""]),
         cell.clone(),
         cell,
     )

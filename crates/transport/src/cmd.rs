@@ -71,7 +71,12 @@ pub struct Cmd {
     cwd: Option<String>,
     env: Vec<(String, String)>,
     timeout: Option<Duration>,
+    stdout_tap: Option<StdoutTap>,
 }
+
+/// Where a command's stdout goes as it arrives, chunk by chunk, besides the
+/// [`crate::Output`] it ends with (for a command that reports before it ends).
+pub type StdoutTap = tokio::sync::mpsc::UnboundedSender<Vec<u8>>;
 
 impl Cmd {
     /// A command running `program` (looked up in the far side's PATH).
@@ -83,6 +88,7 @@ impl Cmd {
             cwd: None,
             env: Vec::new(),
             timeout: None,
+            stdout_tap: None,
         }
     }
 
@@ -153,6 +159,20 @@ impl Cmd {
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
         self
+    }
+
+    /// Sends each chunk of stdout to `tap` as it arrives (it is still collected
+    /// into the output): a long-running command can say when it is ready.
+    pub fn stdout_tap(mut self, tap: StdoutTap) -> Self {
+        self.stdout_tap = Some(tap);
+        self
+    }
+
+    /// Hands a chunk of stdout to the tap, if any (a closed tap is ignored).
+    pub(crate) fn tap_stdout(&self, chunk: &[u8]) {
+        if let Some(tap) = &self.stdout_tap {
+            let _ = tap.send(chunk.to_vec());
+        }
     }
 
     /// The argument vector as given.

@@ -42,7 +42,7 @@ pub mod local;
 pub mod output;
 pub mod ssh;
 
-pub use cmd::{Cmd, QuoteError, Stdin, quote};
+pub use cmd::{Cmd, QuoteError, Stdin, StdoutTap, quote};
 pub use error::{Result, TransportError};
 pub use files::{BatchError, FileKind, FileStat, FileWrite, Owner, Was, script_cmd};
 pub use local::LocalTransport;

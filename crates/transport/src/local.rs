@@ -82,8 +82,10 @@ impl LocalTransport {
         let (fed, (read_out, read_err), status) = {
             let mut feeding = std::pin::pin!(feed_stdin(cmd, stdin));
             let mut ended = std::pin::pin!(async {
-                let reads =
-                    tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+                let reads = tokio::join!(
+                    read_stdout(cmd, &mut stdout, &mut out),
+                    stderr.read_to_end(&mut err)
+                );
                 (reads, child.wait().await)
             });
             let mut fed = None;
@@ -117,6 +119,23 @@ impl LocalTransport {
             stderr: err,
             status,
         })
+    }
+}
+
+/// Reads stdout to its end into `out`, handing each chunk to the command's tap.
+async fn read_stdout(
+    cmd: &Cmd,
+    stdout: &mut (impl AsyncRead + Unpin),
+    out: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stdout.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(out.len());
+        }
+        cmd.tap_stdout(&chunk[..n]);
+        out.extend_from_slice(&chunk[..n]);
     }
 }
 

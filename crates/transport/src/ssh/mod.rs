@@ -304,7 +304,10 @@ async fn drive_channel(
             }
             msg = reader.wait() => match msg {
                 None => break,
-                Some(ChannelMsg::Data { data }) => got.stdout.extend_from_slice(&data),
+                Some(ChannelMsg::Data { data }) => {
+                    cmd.tap_stdout(&data);
+                    got.stdout.extend_from_slice(&data);
+                }
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => got.stderr.extend_from_slice(&data),
                 Some(ChannelMsg::ExitStatus { exit_status }) => got.status = Some(ExitStatus::Code(exit_status as i32)),
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => got.status = Some(ExitStatus::Signal(sig_name(&signal_name))),

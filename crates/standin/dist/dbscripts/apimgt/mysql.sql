@@ -119,6 +119,12 @@ CREATE TABLE IF NOT EXISTS IDP (
 INSERT INTO IDP (NAME, TENANT_ID, HOME_REALM_ID)
      VALUES ('LOCAL', -1234, 'localhost');
 
+-- Not in the product script: a gate halfway through, so a test can hold a seed
+-- here (the named lock below, taken by its own session) and kill it at a known
+-- point. Nobody else takes this lock, so the seed passes straight through.
+DO GET_LOCK('standin seed gate', 600);
+DO RELEASE_LOCK('standin seed gate');
+
 CREATE TABLE IF NOT EXISTS AM_SUBSCRIBER (
     SUBSCRIBER_ID INTEGER AUTO_INCREMENT,
     USER_ID VARCHAR(255) NOT NULL,
