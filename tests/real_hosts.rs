@@ -185,7 +185,8 @@ fn servers_run_on_the_jdk_found_and_start_failures_are_reported_in_seconds_with_
     exec(&lab, "app4", &["rm", &exit_early]);
 
     // 3. The server logs a fatal line and lingers: reported at once, and not left running.
-    // The store's own database account gets another password behind the tool's back.
+    // The store's own database account is locked behind the tool's back (a password
+    // changed by hand would be put back by the run: the login is the tool's to keep).
     let address = lab.host("app4").unwrap().address.to_string();
     exec(
         &lab,
@@ -193,7 +194,7 @@ fn servers_run_on_the_jdk_found_and_start_failures_are_reported_in_seconds_with_
         &[
             "mariadb",
             "-e",
-            &format!("ALTER USER 'wso2'@'{address}' IDENTIFIED BY 'not-what-the-store-has'"),
+            &format!("ALTER USER 'wso2'@'{address}' ACCOUNT LOCK"),
         ],
     );
     let (error, ms) = failed_start();
@@ -201,7 +202,7 @@ fn servers_run_on_the_jdk_found_and_start_failures_are_reported_in_seconds_with_
         error.starts_with("the server logged a fatal error and was stopped"),
         "{error}"
     );
-    assert!(error.contains("Access denied for user"), "{error}");
+    assert!(error.contains("Access denied"), "{error}");
     assert!(ms < 3_000, "reported after {ms} ms");
     assert_eq!(server_pid(&lab, "app4", store), None, "not left lingering");
     let procs = exec(
