@@ -4,6 +4,7 @@
 #
 #   scripts/bench-apply.sh                # both parts
 #   PARTS=four scripts/bench-apply.sh     # only the 4-host lab; PARTS=fifty: only the 50-host lab
+#   PARTS=rotation scripts/bench-apply.sh # the DB app password's rotation against a rolling restart
 #
 # Part "four": 4 app hosts (one role each) + db, the 150 MiB stand-in with a 3 s start delay.
 #   * fresh `apply`: wall time and controller peak RSS (/usr/bin/time -v);
@@ -12,6 +13,11 @@
 #     `server_input_channel_open` per channel: one channel is one command round trip).
 # Part "fifty": 50 app hosts (KM, GW, Pub, Store + 46 more gateways) + db, the small stand-in:
 #   fresh apply once (wall), then the no-op rerun RUNS times.
+#
+# Part "rotation": the 4-host lab, small stand-in with a 3 s start delay, converged. RUNS times:
+#   a plain `restart --rolling` (the yardstick: one rolling restart), then `apply` after a new
+#   DB app password was written to the lab's secret file (second login slot, servers switched in
+#   their rolling restart, the old slot dropped). The difference is what the rotation costs on top.
 #
 # Environment: PREFIX4 / PREFIX50 (lab prefixes, default 127.0.47 / 127.0.48), RUNS (5),
 # FORKS50 (nodes started at once in the 50-host fresh apply, 3), CARGO_TARGET_DIR (target).
@@ -132,6 +138,25 @@ part_fifty() {
   done
   echo "no-op rerun: ${walls[*]} s wall (median $(printf '%s\n' "${walls[@]}" | median)), peak RSS ${rss} KiB"
   "$BIN" lab down --state-dir "$STATE50" >/dev/null
+}
+
+part_rotation() {
+  echo "== DB app password rotation, 4 app hosts + db, small stand-in, start delay 3 s"
+  "$BIN" lab up --prefix "$PREFIX4" --state-dir "$STATE4" >/dev/null
+  replace_dist "$STATE4" --start-delay-secs 3
+  timed_apply "$STATE4/inventory.toml" /tmp/bench-rotation-fresh.log >/dev/null
+  local t0 t1 restart apply
+  for i in $(seq 1 "$RUNS"); do
+    t0=$(date +%s.%N)
+    "$BIN" restart "$STATE4/inventory.toml" --rolling >"/tmp/bench-rotation-restart-$i.log" 2>&1
+    t1=$(date +%s.%N)
+    restart=$(printf '%.2f' "$(echo "$t1 - $t0" | bc)")
+    # A fresh random password each time: the rotation goes to the other login slot.
+    head -c 18 /dev/urandom | base64 | tr -d '\n/+' >"$STATE4/secrets/db_app_password"
+    read -r apply _ < <(timed_apply "$STATE4/inventory.toml" "/tmp/bench-rotation-apply-$i.log")
+    echo "run $i: restart --rolling ${restart} s, rotation apply ${apply} s, difference $(printf '%.2f' "$(echo "$apply - $restart" | bc)") s"
+  done
+  "$BIN" lab down --state-dir "$STATE4" >/dev/null
 }
 
 echo "apim-deploy $(git rev-parse --short HEAD), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"

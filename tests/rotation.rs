@@ -213,7 +213,8 @@ fn assert_healthy_with_one_server_per_node(inv: &str, lab: &TestLab) {
 fn every_secret_rotates_on_a_running_cluster_without_an_outage_or_a_leak() {
     // should: the DB app password, the admin password and the DB admin password, changed
     // together on a converged two-gateway cluster: plan, plan --json, apply --diff
-    // --json, status and restart print none of the old or new values; at every instant
+    // --json, status and restart, with their logs from -v to -vvv, and a plan and an apply
+    // whose database probe fails, print none of the old or new values; at every instant
     // a gateway answers; afterwards the cluster is healthy, the old app password no
     // longer logs in, the user store takes the new admin password and not the old.
     if !lab_tests_enabled("every_secret_rotates_on_a_running_cluster_without_an_outage_or_a_leak") {
@@ -253,10 +254,12 @@ fn every_secret_rotates_on_a_running_cluster_without_an_outage_or_a_leak() {
     assert!(said.contains("secret changed"), "{said}");
     assert!(said.contains(&format!("{APP_USER}_2")), "{said}");
     let plan_json = run(&["plan", inv, "--json"]);
+    // The logs at every verbosity, the SSH library's packet trace included.
+    let plan_logs = run(&["plan", inv, "-vvv"]);
 
     let watch = GatewayWatch::start(gateways(&lab));
     let started = Instant::now();
-    let apply = run(&["apply", inv, "--diff", "--json"]);
+    let apply = run(&["apply", inv, "--diff", "--json", "-vv"]);
     let took = started.elapsed();
     let (gap, looks) = watch.finish();
     eprintln!(
@@ -269,9 +272,24 @@ fn every_secret_rotates_on_a_running_cluster_without_an_outage_or_a_leak() {
         "no gateway answered for {gap:?} during the rotation"
     );
 
-    let status = run(&["status", inv]);
-    let restart = run(&["restart", inv]);
+    let status = run(&["status", inv, "-vvv"]);
+    let restart = run(&["restart", inv, "-v"]);
     assert!(restart.status.success(), "{}", text(&restart.stdout));
+
+    // A probe that fails with a credential in its script: a wrong database admin password
+    // (hostile too) makes the database host's questions fail; neither the plan nor the
+    // apply that stops on it may echo any value, at the highest verbosity.
+    let wrong_db_admin = "wrong'\"&<u>$(touch /tmp/x4)`id`-Adm1n";
+    write_secret(&lab, "db_admin_password", wrong_db_admin);
+    let failing_plan = run(&["plan", inv, "-vvv"]);
+    let failing_apply = run(&["apply", inv, "-vvv"]);
+    assert_eq!(
+        failing_plan.status.code(),
+        Some(1),
+        "the wrong password must stop the plan"
+    );
+    assert_eq!(failing_apply.status.code(), Some(1), "and the apply");
+    write_secret(&lab, "db_admin_password", new_db_admin);
 
     let values: Vec<String> = [
         &old_app,
@@ -280,6 +298,7 @@ fn every_secret_rotates_on_a_running_cluster_without_an_outage_or_a_leak() {
         &new_app.to_string(),
         &new_admin.to_string(),
         &new_db_admin.to_string(),
+        &wrong_db_admin.to_string(),
     ]
     .into_iter()
     .cloned()
@@ -289,9 +308,12 @@ fn every_secret_rotates_on_a_running_cluster_without_an_outage_or_a_leak() {
         &[
             ("plan", &plan),
             ("plan --json", &plan_json),
-            ("apply --diff --json", &apply),
-            ("status", &status),
-            ("restart", &restart),
+            ("plan -vvv", &plan_logs),
+            ("apply --diff --json -vv", &apply),
+            ("status -vvv", &status),
+            ("restart -v", &restart),
+            ("plan -vvv with a failing probe", &failing_plan),
+            ("apply -vvv with a failing probe", &failing_apply),
         ],
     );
 
@@ -313,7 +335,7 @@ fn every_secret_rotates_on_a_running_cluster_without_an_outage_or_a_leak() {
     }
     assert!(store_accepts(&lab, new_admin));
     assert!(!store_accepts(&lab, &old_admin));
-    for marker in ["/tmp/x1", "/tmp/x2", "/tmp/x3"] {
+    for marker in ["/tmp/x1", "/tmp/x2", "/tmp/x3", "/tmp/x4"] {
         assert!(
             !Path::new(marker).exists(),
             "a secret ran as code: {marker}"
