@@ -65,11 +65,90 @@ pub struct Database {
     pub sentinel: String,
 }
 
-fn default_host() -> String {
+pub(super) fn default_host() -> String {
     "127.0.0.1".into()
 }
-fn default_port() -> u16 {
+pub(super) fn default_port() -> u16 {
     3306
+}
+
+/// Where and as whom a module reaches the database server: the same four parameters in
+/// every module that talks to it, so they are checked, used and named in errors one way.
+pub(super) struct ServerLogin<'a> {
+    /// The module, for its messages.
+    pub module: &'static str,
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub password: &'a str,
+}
+
+impl ServerLogin<'_> {
+    pub fn validate(&self) -> Result<(), ModuleError> {
+        let user_ok = !self.user.is_empty()
+            && self.user.len() <= 80
+            && self
+                .user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !user_ok {
+            return Err(ModuleError::new(format!(
+                "{}: admin user {:?} is not allowed (letters, digits, _ . -)",
+                self.module, self.user
+            )));
+        }
+        if self.password.contains(['\n', '\0']) {
+            return Err(ModuleError::new(format!(
+                "{}: the admin password contains a newline or NUL",
+                self.module
+            )));
+        }
+        Ok(())
+    }
+
+    /// The client logged in: the password reaches it through a pipe that `printf` (a
+    /// shell builtin: no command line) fills, never a file or an argument.
+    pub fn client(&self) -> String {
+        format!(
+            "mysql --defaults-extra-file=<(printf '%s\\n' '[client]' {user} {pass}) --protocol=TCP -h {host} -P {port}",
+            user = quote(&format!("user={}", option_value(self.user))),
+            pass = quote(&format!("password={}", option_value(self.password))),
+            host = quote(self.host),
+            port = self.port,
+        )
+    }
+
+    /// The client running `sql` from stdin (a here-document of the script, so
+    /// statements and the values in them stay off every command line).
+    pub fn with_sql(&self, sql: &str, flags: &str) -> String {
+        let delimiter = heredoc_delimiter(sql);
+        format!(
+            "{client} {flags} <<'{delimiter}' 2>&1\n{sql}\n{delimiter}\n",
+            client = self.client(),
+        )
+    }
+
+    /// The error of a probe that could not `what` (the client's own words in `out`).
+    pub fn refused(&self, what: &str, out: &str) -> ModuleError {
+        ModuleError::new(format!(
+            "{}: cannot {what} at {}:{} as {}: {}",
+            self.module,
+            self.host,
+            self.port,
+            self.user,
+            out.trim()
+        ))
+    }
+}
+
+fn login(p: &Params) -> ServerLogin<'_> {
+    ServerLogin {
+        module: "mysql",
+        host: &p.host,
+        port: p.port,
+        user: &p.admin_user,
+        password: &p.admin_password,
+    }
 }
 
 /// What the probe learned: schema -> tables, and which seeding locks a session holds
@@ -154,37 +233,6 @@ pub fn questions(p: &Params) -> Result<Vec<Fact>, ModuleError> {
     Ok(vec![Fact::Shell(probe(p))])
 }
 
-/// The client invocation, with credentials in a process-substituted option file.
-fn client(p: &Params) -> String {
-    admin_client(&p.host, p.port, &p.admin_user, &p.admin_password)
-}
-
-/// The client logged in as `user` running `sql` from stdin (a here-document of the
-/// script, so statements and the values in them stay off every command line).
-pub(super) fn client_with_sql(
-    (host, port): (&str, u16),
-    (user, password): (&str, &str),
-    sql: &str,
-    flags: &str,
-) -> String {
-    let delimiter = heredoc_delimiter(sql);
-    format!(
-        "{client} {flags} <<'{delimiter}' 2>&1\n{sql}\n{delimiter}\n",
-        client = admin_client(host, port, user, password),
-    )
-}
-
-/// The client logged in as `user`: the password reaches it through a pipe that
-/// `printf` (a shell builtin: no command line) fills, never a file or an argument.
-pub(super) fn admin_client(host: &str, port: u16, user: &str, password: &str) -> String {
-    format!(
-        "mysql --defaults-extra-file=<(printf '%s\\n' '[client]' {user} {pass}) --protocol=TCP -h {host} -P {port}",
-        user = quote(&format!("user={}", option_value(user))),
-        pass = quote(&format!("password={}", option_value(password))),
-        host = quote(host),
-    )
-}
-
 fn probe(p: &Params) -> String {
     let targets: Vec<String> = p.databases.iter().map(|d| sql_str(&d.name)).collect();
     let copies: Vec<String> = p
@@ -200,7 +248,7 @@ fn probe(p: &Params) -> String {
         .collect();
     format!(
         "{client} -N -B -e {sql} 2>&1",
-        client = client(p),
+        client = login(p).client(),
         sql = quote(&format!(
             "SELECT 'S', SCHEMA_NAME, '' FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({all}) \
              UNION ALL SELECT 'T', TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({all}) \
@@ -247,13 +295,7 @@ pub fn decide(p: &Params, ctx: &TaskCtx, state: &mut HostState) -> Result<Decisi
         ));
     }
     if rc != 0 {
-        return Err(ModuleError::new(format!(
-            "mysql: cannot log in to the database server at {}:{} as {}: {}",
-            p.host,
-            p.port,
-            p.admin_user,
-            ctx.redactor.mask(out.trim())
-        )));
+        return Err(login(p).refused("log in to the database server", &ctx.redactor.mask(&out)));
     }
     let facts = parse_probe(&out);
     let mut sql = Sql::default();
@@ -521,7 +563,7 @@ fn session_script(p: &Params, sql: &str) -> String {
          {client} --batch -N 2>&1 <<'{delimiter}' | awk '/^{STOPPED}/ {{ why = why \"mysql: \" substr($0, {from}) \"\\n\"; next }} \
          {{ print > \"/dev/stderr\" }} END {{ printf \"%s\", why > \"/dev/stderr\" }}'\n\
          {sql}\n{delimiter}\n",
-        client = client(p),
+        client = login(p).client(),
         from = STOPPED.len() + 1,
     )
 }
@@ -545,26 +587,7 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
     if let Some(c) = &p.charset {
         ident("charset", c)?;
     }
-    for (what, v) in [("admin user", &p.admin_user)] {
-        if v.is_empty()
-            || v.len() > 80
-            || !v
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        {
-            return Err(ModuleError::new(format!(
-                "mysql: {what} {v:?} is not allowed (letters, digits, _ . -)"
-            )));
-        }
-    }
-    for (what, v) in [("admin password", &p.admin_password)] {
-        if v.contains('\n') || v.contains('\0') {
-            return Err(ModuleError::new(format!(
-                "mysql: the {what} contains a newline or NUL"
-            )));
-        }
-    }
-    Ok(())
+    login(p).validate()
 }
 
 /// A database's seeding copy must be a name of its own that MySQL accepts.

@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
-use super::mysql::{client_with_sql, sql_str};
+use super::mysql::{ServerLogin, default_host, default_port, sql_str};
 use super::{Action, Decision, ModuleError};
 use crate::probe::Fact;
 use crate::state::HostState;
@@ -67,13 +67,6 @@ pub enum Stage {
     #[default]
     Switch,
     Retire,
-}
-
-fn default_host() -> String {
-    "127.0.0.1".into()
-}
-fn default_port() -> u16 {
-    3306
 }
 
 /// The longest name MySQL 5.7 and 8.0 take (MariaDB allows 80), less the slot suffix.
@@ -129,13 +122,18 @@ fn probe(p: &Params) -> String {
     run_sql(p, &sql, "-N -B")
 }
 
+fn login(p: &Params) -> ServerLogin<'_> {
+    ServerLogin {
+        module: "mysql_account",
+        host: &p.host,
+        port: p.port,
+        user: &p.admin_user,
+        password: &p.admin_password,
+    }
+}
+
 fn run_sql(p: &Params, sql: &str, flags: &str) -> String {
-    client_with_sql(
-        (&p.host, p.port),
-        (&p.admin_user, &p.admin_password),
-        sql,
-        flags,
-    )
+    login(p).with_sql(sql, flags)
 }
 
 fn parse(out: &str) -> Found {
@@ -163,13 +161,7 @@ fn probed(p: &Params, state: &HostState) -> Result<Found, ModuleError> {
         .ok_or_else(|| ModuleError::new("mysql_account: the account probe did not run"))?;
     let out = String::from_utf8_lossy(out);
     if rc != 0 {
-        return Err(ModuleError::new(format!(
-            "mysql_account: cannot read the accounts at {}:{} as {}: {}",
-            p.host,
-            p.port,
-            p.admin_user,
-            out.trim()
-        )));
+        return Err(login(p).refused("read the accounts", &out));
     }
     Ok(parse(&out))
 }
@@ -363,12 +355,6 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
             p.user
         )));
     }
-    if !name_ok(&p.admin_user, 80) {
-        return Err(ModuleError::new(format!(
-            "mysql_account: admin user {:?} is not allowed (letters, digits, _ . -)",
-            p.admin_user
-        )));
-    }
     for g in &p.grants {
         if g.database.is_empty()
             || !g
@@ -393,12 +379,7 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
             }
         }
     }
-    if p.admin_password.contains(['\n', '\0']) {
-        return Err(ModuleError::new(
-            "mysql_account: the admin password contains a newline or NUL",
-        ));
-    }
-    Ok(())
+    login(p).validate()
 }
 
 #[cfg(test)]

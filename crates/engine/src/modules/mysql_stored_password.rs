@@ -17,7 +17,7 @@ use base64ct::{Base64, Encoding};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::mysql::{client_with_sql, sql_str};
+use super::mysql::{ServerLogin, default_host, default_port, sql_str};
 use super::{Action, Decision, ModuleError};
 use crate::probe::Fact;
 use crate::state::HostState;
@@ -43,13 +43,6 @@ pub struct Params {
     pub filters: toml::Table,
     /// The password the store must accept.
     pub password: String,
-}
-
-fn default_host() -> String {
-    "127.0.0.1".into()
-}
-fn default_port() -> u16 {
-    3306
 }
 
 const SALT_BYTES: usize = 16;
@@ -106,13 +99,18 @@ fn probe(p: &Params) -> String {
     )
 }
 
+fn login(p: &Params) -> ServerLogin<'_> {
+    ServerLogin {
+        module: "mysql_stored_password",
+        host: &p.host,
+        port: p.port,
+        user: &p.admin_user,
+        password: &p.admin_password,
+    }
+}
+
 fn run_sql(p: &Params, sql: &str, flags: &str) -> String {
-    client_with_sql(
-        (&p.host, p.port),
-        (&p.admin_user, &p.admin_password),
-        sql,
-        flags,
-    )
+    login(p).with_sql(sql, flags)
 }
 
 /// The stored (salt, digest), `None` when the row does not exist (yet).
@@ -126,15 +124,7 @@ fn stored(p: &Params, state: &HostState) -> Result<Option<(String, String)>, Mod
         if out.contains("ERROR 1146") || out.contains("ERROR 1049") {
             return Ok(None);
         }
-        return Err(ModuleError::new(format!(
-            "mysql_stored_password: cannot read {}.{} at {}:{} as {}: {}",
-            p.database,
-            p.table,
-            p.host,
-            p.port,
-            p.admin_user,
-            out.trim()
-        )));
+        return Err(login(p).refused(&format!("read {}.{}", p.database, p.table), &out));
     }
     Ok(out.lines().find_map(|line| {
         let mut cols = line.split('\t');
@@ -202,12 +192,7 @@ fn validate(p: &Params) -> Result<(), ModuleError> {
     for column in p.filters.keys() {
         ident("filter column", column)?;
     }
-    if p.admin_password.contains(['\n', '\0']) {
-        return Err(ModuleError::new(
-            "mysql_stored_password: the admin password contains a newline or NUL",
-        ));
-    }
-    Ok(())
+    login(p).validate()
 }
 
 #[cfg(test)]
